@@ -1,0 +1,37 @@
+# The two commands in the README: `make demo` and `make test`. Both do all set-up.
+SHELL := /bin/bash
+VENV ?= $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+export FIFTYONE_PLUGINS_DIR ?= $(CURDIR)/.plugins
+export FIFTYONE_DO_NOT_TRACK := true
+DEMO_DB ?= fiftyone-genre-demo
+TEST_DB ?= fiftyone-genre-test
+DEMO_OUT ?= $(CURDIR)/demo_output
+
+.PHONY: setup setup-dev demo test lint app bench clean
+
+setup:
+	@VENV=$(VENV) bash scripts/setup.sh
+
+setup-dev:
+	@VENV=$(VENV) bash scripts/setup.sh --dev
+
+demo: setup
+	FIFTYONE_DATABASE_NAME=$(DEMO_DB) $(PY) -m fiftyone_genre.cli demo --out $(DEMO_OUT)
+
+# pytest exits 5 when it collected no tests; make treats that as a failure.
+test: setup-dev
+	FIFTYONE_DATABASE_NAME=$(TEST_DB) $(PY) -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/ruff check .
+
+lint: setup-dev
+	$(VENV)/bin/ruff check .
+
+app: setup
+	FIFTYONE_DATABASE_NAME=$(DEMO_DB) $(PY) -m fiftyone_genre.cli app
+
+bench: setup
+	FIFTYONE_DATABASE_NAME=$(TEST_DB) $(PY) benchmarks/bench_features.py
+
+clean:
+	rm -rf $(DEMO_OUT) test_output .pytest_cache .ruff_cache

@@ -1,0 +1,45 @@
+"""``fiftyone-genre``: one subcommand per stage, plus ``demo`` and ``synth``.
+
+Each stage's commands live in their own module here with a ``register(sub)``
+function; the commands only parse arguments and call the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: Modules under fiftyone_genre.cli that add subcommands, in data-flow order.
+COMMAND_MODULES = ("importing", "labels", "features", "training", "analysis", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fiftyone-genre",
+        description="Audio-visual video genre classification on FiftyOne datasets.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"fiftyone_genre.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, ValueError) as e:
+        # Library errors name the file/key; show them without a traceback.
+        print(f"fiftyone-genre {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from fiftyone_genre.cli import main
+
+sys.exit(main())

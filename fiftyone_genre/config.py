@@ -1,0 +1,282 @@
+"""One config object per stage, and the experiment YAML that holds them all.
+
+An experiment file (``training/*.yaml``) has one section per stage::
+
+    features: {backbone: mobilenet_v3_small, fps: 4.0, ...}
+    model:    {hidden_size: 256, ...}
+    train:    {epochs: 20, ...}
+    predict:  {...}
+    split:    {...}
+
+Every default lives here, once, and matches the paper unless it says why not.
+Files are read with ``yaml.safe_load``; an unknown key or a value of the wrong
+type fails with the file and the key named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fiftyone_genre import genres as g
+
+
+class ConfigError(ValueError):
+    """A config file or value is invalid; the message names the file and key."""
+
+
+@dataclass
+class FeaturesConfig:
+    """Decoding and CNN feature extraction (paper: 4 fps, InceptionV3 pool)."""
+
+    fps: float = 4.0
+    backbone: str = "inception_v3"
+    #: "pool" (global-pool vector) or "softmax" (fine-tuned frame classifier probabilities)
+    mode: str = "pool"
+    #: "DEFAULT" (torchvision weights API), "none" (random init) or a state-dict path
+    weights: str = "DEFAULT"
+    #: Input side in pixels; None means the backbone's own (299 for InceptionV3).
+    image_size: int | None = None
+    #: Fine-tuned frame classifier checkpoint, required for mode="softmax".
+    softmax_checkpoint: str | None = None
+    audio_sample_rate: int = 16000
+    n_mels: int = 64
+    #: Length of the mel window centred on each sampled frame time (seconds).
+    audio_window_s: float = 1.0
+    #: Audio CNN: "small_cnn" or a torchvision backbone name (1->3 channels).
+    audio_backbone: str = "small_cnn"
+    audio_weights: str = "none"
+    #: Seed for randomly initialised backbones, so every run and shard agrees.
+    init_seed: int = 0
+    batch_size: int = 32
+    #: Background decode workers feeding the CNN.
+    num_workers: int = 1
+    #: Decoder threads inside PyAV for each video.
+    decode_threads: int = 2
+    #: Where the per-sample feature files go; None -> <fo.config.default_dataset_dir>/genre_features
+    cache_dir: str | None = None
+    #: Cache key uses path+size+mtime ("stat") or a content hash ("hash").
+    cache_key: str = "stat"
+
+
+@dataclass
+class ModelConfig:
+    """The audio-visual CNN-LSTM (paper: one wide LSTM of ~2048 units)."""
+
+    #: "fused" | "visual" | "audio"
+    modality: str = "fused"
+    #: "concat" is the only fusion the paper's design needs; kept as a named choice.
+    fusion: str = "concat"
+    visual_proj: int = 512
+    audio_proj: int = 128
+    hidden_size: int = 2048
+    num_layers: int = 1
+    dropout: float = 0.5
+    #: Training-time probability of hiding one modality from a fused model, so
+    #: its single-modality predictions (genre_pred_visual/audio) are meaningful.
+    modality_dropout: float = 0.2
+
+
+@dataclass
+class TrainConfig:
+    """Windows, optimisation and stopping (paper: 40 steps = 10 s at 4 fps)."""
+
+    window: int = 40
+    #: Step between training windows; every window of every video is used.
+    stride: int = 20
+    #: Step between windows at evaluation/prediction time; None = window (no overlap).
+    eval_stride: int | None = None
+    batch_size: int = 32
+    epochs: int = 50
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    #: "cosine" | "plateau" | "none"
+    scheduler: str = "cosine"
+    #: Early stopping patience in epochs on validation macro-F1 (0 disables).
+    patience: int = 8
+    seed: int = 0
+    #: Class imbalance: "class_weights" | "sampler" | "none"
+    balance: str = "class_weights"
+    #: Video-level aggregation of window probabilities: "mean" | "length_weighted"
+    aggregate: str = "mean"
+    num_workers: int = 0
+    #: "auto" picks cuda when available.
+    device: str = "auto"
+    #: Frame-classifier fine-tuning (paper stage 1, for softmax features).
+    finetune_epochs: int = 3
+    finetune_lr: float = 1e-4
+
+
+@dataclass
+class PredictConfig:
+    """Where predictions land on the samples."""
+
+    pred_field: str = g.PRED_FIELD
+    timeline_field: str = g.TIMELINE_FIELD
+    embedding_field: str = g.EMBEDDING_FIELD
+    visual_field: str = g.PRED_VISUAL_FIELD
+    audio_field: str = g.PRED_AUDIO_FIELD
+    batch_size: int = 64
+    device: str = "auto"
+
+
+@dataclass
+class SplitConfig:
+    """Group-aware, genre-stratified split (paper: 80/10/10)."""
+
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 0
+    #: Keep the source dataset's official test fold as our test split.
+    keep_official_test: bool = False
+
+
+@dataclass
+class ExperimentConfig:
+    """Every stage's section: one file describes a whole experiment."""
+
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, source: str = "<dict>") -> ExperimentConfig:
+        return from_dict(cls, data or {}, source)
+
+
+_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("FeaturesConfig", "mode"): ("pool", "softmax"),
+    ("FeaturesConfig", "cache_key"): ("stat", "hash"),
+    ("ModelConfig", "modality"): ("fused", "visual", "audio"),
+    ("ModelConfig", "fusion"): ("concat",),
+    ("TrainConfig", "scheduler"): ("cosine", "plateau", "none"),
+    ("TrainConfig", "balance"): ("class_weights", "sampler", "none"),
+    ("TrainConfig", "aggregate"): ("mean", "length_weighted"),
+}
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A plain, YAML/JSON-safe dict (tuples become lists)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple | list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(obj))
+
+
+def _check_value(cls: type, name: str, hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _check_value(cls, name, inner[0], value, where)
+    if is_dataclass_type(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return from_dict(hint, value, where)
+    if origin is tuple:
+        if not isinstance(value, list | tuple) or (args and len(value) != len(args)):
+            raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
+        return tuple(_check_value(cls, name, a, v, where) for a, v in zip(args, value))
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is str:
+        if value is None:
+            raise ConfigError(f"{where}: expected a string, got null")
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        value = str(value)
+        choices = _CHOICES.get((cls.__name__, name))
+        if choices and value not in choices:
+            raise ConfigError(f"{where}: must be one of {', '.join(choices)}; got {value!r}")
+        return value
+    return value
+
+
+def is_dataclass_type(obj: Any) -> bool:
+    return isinstance(obj, type) and dataclasses.is_dataclass(obj)
+
+
+def from_dict(cls: type, data: dict[str, Any], source: str = "<dict>") -> Any:
+    """Build dataclass ``cls`` from ``data``, naming ``source`` and the key on error."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key(s) {', '.join(map(str, unknown))}; "
+            f"valid keys are {', '.join(sorted(names))}"
+        )
+    kwargs = {
+        k: _check_value(cls, k, hints[k], v, f"{source}: key '{k}'") for k, v in data.items()
+    }
+    return cls(**kwargs)
+
+
+def load_yaml(path: str | Path) -> Any:
+    """``yaml.safe_load`` a file; a parse error names the file and the position."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read file ({e.strerror or e})") from e
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+
+
+def load_experiment(path: str | Path | None = None, **overrides: Any) -> ExperimentConfig:
+    """Load an experiment YAML (or the defaults when ``path`` is None).
+
+    ``overrides`` are section dicts merged over the file, e.g.
+    ``load_experiment(p, train={"epochs": 2})``.
+    """
+    data: dict[str, Any] = {}
+    source = "<defaults>"
+    if path is not None:
+        source = str(path)
+        loaded = load_yaml(path)
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{source}: expected a mapping of sections, got {type(loaded).__name__}")
+        data = {k: dict(v or {}) if isinstance(v, dict) or v is None else v for k, v in loaded.items()}
+    for section, values in overrides.items():
+        if values:
+            data.setdefault(section, {})
+            data[section] = {**(data[section] or {}), **values}
+    return ExperimentConfig.from_dict(data, source)
+
+
+def section_from(path: str | Path | None, section: str) -> Any:
+    """One stage's section from an experiment file (defaults when ``path`` is None)."""
+    return getattr(load_experiment(path), section)

@@ -1,0 +1,73 @@
+"""The genre label strings and the sample field names: the single source of truth.
+
+Every other module (importers, remap, training, predict, the App operators)
+imports these names instead of spelling strings, so a typo cannot silently
+create a seventh class or a second ground-truth field.
+"""
+
+from __future__ import annotations
+
+ACTION = "Action"
+ANIMATION = "Animation"
+HORROR = "Horror"
+ROMANCE = "Romance"
+SPORTS = "Sports"
+SCIENCE_FICTION = "Science Fiction"
+
+#: The paper's six genres, in the canonical order used for class indices.
+GENRES: tuple[str, ...] = (ACTION, ANIMATION, HORROR, ROMANCE, SPORTS, SCIENCE_FICTION)
+
+# --- sample fields written by the importers (the common schema) ---
+SOURCE_FIELD = "source"  # str: "ucf101" | "hmdb51" | "hollywood2" | "yt8m" | "folder"
+SOURCE_LABEL_FIELD = "source_label"  # fo.Classification or fo.Classifications
+SOURCE_SPLIT_FIELD = "source_split"  # str: "train" | "test" | "unused"
+GROUP_FIELD = "group"  # str: unit that must never straddle splits
+ORIGINAL_PATH_FIELD = "original_filepath"  # str: set when media was re-encoded
+
+# --- fields written by later stages ---
+GENRE_FIELD = "genre"  # fo.Classification: the ground-truth genre (remap / relabel)
+SPLIT_FIELD = "split"  # str: "train" | "val" | "test"
+HAS_AUDIO_FIELD = "has_audio"  # bool: written by feature extraction
+ERRORS_FIELD = "genre_errors"  # list[str]: per-sample failures, "<stage>: <reason>"
+PRED_FIELD = "genre_pred"  # fo.Classification
+TIMELINE_FIELD = "genre_timeline"  # fo.TemporalDetections
+EMBEDDING_FIELD = "genre_embedding"  # vector
+PRED_VISUAL_FIELD = "genre_pred_visual"
+PRED_AUDIO_FIELD = "genre_pred_audio"
+
+# --- tags ---
+UNMAPPED_TAG = "genre:unmapped"
+CONFLICT_TAG = "genre:conflict"
+RELABELED_TAG = "genre:relabeled"
+ERROR_TAG = "genre:error"
+
+# --- dataset.info keys ---
+FEATURES_INFO_KEY = "genre_features"  # {cache_dir, config}
+RUN_INFO_KEY = "genre_run"  # predict run info
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+def record_error(sample, stage: str, reason: str) -> None:
+    """Append ``"<stage>: <reason>"`` to the sample's error list and tag it.
+
+    Failures are recorded on the sample (not raised) so one bad file never
+    stops a run over thousands; callers save the sample themselves.
+    """
+    errors = list(sample[ERRORS_FIELD] or []) if sample.has_field(ERRORS_FIELD) else []
+    message = f"{stage}: {reason}"
+    if message not in errors:
+        errors.append(message)
+    sample[ERRORS_FIELD] = errors
+    if ERROR_TAG not in sample.tags:
+        sample.tags.append(ERROR_TAG)
+
+
+def clear_errors(sample, stage: str) -> None:
+    """Drop this stage's earlier errors from a sample (a re-run that succeeds)."""
+    if not sample.has_field(ERRORS_FIELD) or not sample[ERRORS_FIELD]:
+        return
+    kept = [e for e in sample[ERRORS_FIELD] if not e.startswith(f"{stage}: ")]
+    sample[ERRORS_FIELD] = kept or None
+    if not kept and ERROR_TAG in sample.tags:
+        sample.tags.remove(ERROR_TAG)

@@ -1,0 +1,3 @@
+"""App operators for this stage (placeholder: filled in by the stage's issue)."""
+
+OPERATORS: list[type] = []

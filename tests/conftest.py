@@ -1,0 +1,51 @@
+"""Test isolation: our own FiftyOne database and plugins dir, never the user's.
+
+The environment is set before fiftyone is imported anywhere, so even a test
+run started without `make test` cannot touch the user's datasets.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+os.environ["FIFTYONE_DATABASE_NAME"] = os.environ.get("FIFTYONE_GENRE_TEST_DB", "fiftyone-genre-test")
+os.environ.setdefault("FIFTYONE_PLUGINS_DIR", str(REPO / ".plugins"))
+os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
+os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+if os.environ["FIFTYONE_DATABASE_NAME"] in ("fiftyone", ""):
+    raise RuntimeError("refusing to run tests against the default FiftyOne database")
+
+
+@pytest.fixture
+def dataset_name(request) -> str:
+    """A unique dataset name; the dataset is deleted after the test."""
+    name = f"test-{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"
+    yield name
+    import fiftyone as fo
+
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+
+
+@pytest.fixture
+def dataset(dataset_name):
+    """An empty, non-persistent video dataset with a unique name."""
+    import fiftyone as fo
+
+    return fo.Dataset(dataset_name)
+
+
+@pytest.fixture(scope="session")
+def test_output_dir() -> Path:
+    """Artifacts a person may want to look at after a run (screenshots, plots)."""
+    d = REPO / "test_output"
+    d.mkdir(exist_ok=True)
+    return d
