@@ -1,9 +1,52 @@
-"""CLI commands for this stage (placeholder: filled in by the stage's issue)."""
+"""`fiftyone-genre demo` (the whole pipeline on generated media) and `app`."""
 
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this stage's subcommands."""
+    p = sub.add_parser("demo", help="generate demo videos and run every stage end to end")
+    p.add_argument("--out", default="demo_output", help="output folder (media, cache, model, plots)")
+    p.add_argument("--dataset", default="genre-demo", help="FiftyOne dataset name")
+    p.add_argument("--config", default=None, help="experiment YAML (default: training/cpu_fast.yaml)")
+    p.add_argument("--clips-per-genre", type=int, default=24)
+    p.add_argument("--duration", type=float, default=6.0, help="seconds per generated clip")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ablate", action="store_true", help="also train visual-only and audio-only models")
+    p.set_defaults(func=_demo)
+
+    a = sub.add_parser("app", help="open the FiftyOne App on a dataset (with this plugin)")
+    a.add_argument("--dataset", default="genre-demo")
+    a.add_argument("--port", type=int, default=5151)
+    a.add_argument("--address", default="127.0.0.1")
+    a.set_defaults(func=_app)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from fiftyone_genre.demo import run_demo
+
+    run_demo(
+        args.out,
+        dataset_name=args.dataset,
+        config_path=args.config,
+        clips_per_genre=args.clips_per_genre,
+        duration=args.duration,
+        seed=args.seed,
+        ablate=args.ablate,
+    )
+    return 0
+
+
+def _app(args: argparse.Namespace) -> int:
+    import fiftyone as fo
+
+    if not fo.dataset_exists(args.dataset):
+        raise ValueError(
+            f"no dataset '{args.dataset}' in database '{fo.config.database_name}'; run `make demo` first"
+        )
+    print(f"plugins dir: {os.environ.get('FIFTYONE_PLUGINS_DIR', fo.config.plugins_dir)}")
+    session = fo.launch_app(fo.load_dataset(args.dataset), port=args.port, address=args.address, remote=True)
+    session.wait(-1)
+    return 0

