@@ -153,6 +153,30 @@ class FeatureCache:
     def contains(self, filepath: str | Path) -> bool:
         return self.get(filepath) is not None
 
+    def lookup(self, filepath: str | Path) -> bool | None:
+        """Cheap validity check for skip decisions: ``None`` on a miss, else ``has_audio``.
+
+        Reads only the zip directory and the small ``identity`` / ``has_audio``
+        members (``np.load`` is lazy per member), so checking a large cache
+        before a re-run does not load every feature matrix. A truncated file
+        has no zip directory and counts as a miss.
+        """
+        path = self.path_for(filepath)
+        if not path.exists():
+            return None
+        try:
+            identity = file_identity(filepath, self.config.cache_key)
+            with zipfile.ZipFile(path) as zf:
+                names = set(zf.namelist())
+                if not {"visual.npy", "audio.npy", "timestamps.npy", "identity.npy"} <= names:
+                    return None
+            with np.load(path, allow_pickle=False) as z:
+                if str(z["identity"]) != identity:
+                    return None
+                return bool(z["has_audio"])
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):
+            return None
+
     def put(self, filepath: str | Path, feats: ClipFeatures) -> Path:
         """Write atomically: a temp file in the same folder, then ``os.replace``."""
         feats.validate()

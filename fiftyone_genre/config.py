@@ -96,6 +96,8 @@ class TrainConfig:
     epochs: int = 50
     lr: float = 1e-3
     weight_decay: float = 1e-2
+    #: Clip the gradient norm (LSTMs spike early); 0 disables.
+    grad_clip: float = 5.0
     #: "cosine" | "plateau" | "none"
     scheduler: str = "cosine"
     #: Early stopping patience in epochs on validation macro-F1 (0 disables).

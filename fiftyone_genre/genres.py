@@ -29,6 +29,7 @@ GENRE_FIELD = "genre"  # fo.Classification: the ground-truth genre (remap / rela
 SPLIT_FIELD = "split"  # str: "train" | "val" | "test"
 HAS_AUDIO_FIELD = "has_audio"  # bool: written by feature extraction
 ERRORS_FIELD = "genre_errors"  # list[str]: per-sample failures, "<stage>: <reason>"
+GENRE_HISTORY_FIELD = "genre_history"  # list[dict]: relabel audit trail (who/when/previous)
 PRED_FIELD = "genre_pred"  # fo.Classification
 TIMELINE_FIELD = "genre_timeline"  # fo.TemporalDetections
 EMBEDDING_FIELD = "genre_embedding"  # vector
@@ -44,6 +45,8 @@ ERROR_TAG = "genre:error"
 # --- dataset.info keys ---
 FEATURES_INFO_KEY = "genre_features"  # {cache_dir, config}
 RUN_INFO_KEY = "genre_run"  # predict run info
+REMAP_INFO_KEY = "genre_remap"  # {mappings, time}: what the last remap used
+SPLIT_INFO_KEY = "genre_split"  # {seed, ratios, keep_official_test, time}
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 

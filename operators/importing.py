@@ -1,3 +1,192 @@
-"""App operators for this stage (placeholder: filled in by the stage's issue)."""
+"""App operator: import UCF101 / HMDB51 / Hollywood2 / YouTube-8M / a folder tree.
 
-OPERATORS: list[type] = []
+A thin shell over :func:`fiftyone_genre.sources.import_source`: the form asks
+for the source type and the path (checked on the server before the run can
+start), plus the options that source understands; the run can be delegated
+because computing metadata over thousands of videos outlasts an immediate
+operator's timeout.
+"""
+
+from __future__ import annotations
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from .common import check_path, expand_path, form_notice, notify_done, progress_fn
+
+SOURCE_CHOICES = (
+    ("folder", "Folder tree (<label>/<video>)", "Any folder whose sub-folders are labels"),
+    ("ucf101", "UCF101", "Folder holding UCF-101/ and ucfTrainTestlist/"),
+    ("hmdb51", "HMDB51", "Action folders + *_test_splitN.txt files"),
+    ("hollywood2", "Hollywood2", "Folder holding AVIClips/ and ClipSets/"),
+    ("yt8m", "YouTube-8M", "vocabulary.csv + *.tfrecord; videos named <id>.mp4 in a media folder"),
+)
+FOLD_SOURCES = ("ucf101", "hmdb51")
+
+
+def _import_form(ctx, inputs: types.Object) -> bool:
+    """Build the form; True when the parameters are complete and valid."""
+    choices = types.Dropdown(label="Source type")
+    for value, label, desc in SOURCE_CHOICES:
+        choices.add_choice(value, label=label, description=desc)
+    inputs.enum(
+        "source",
+        choices.values(),
+        default="folder",
+        required=True,
+        label="Source type",
+        description="The official layout of the folder to import",
+        view=choices,
+    )
+    source = ctx.params.get("source") or "folder"
+    hint = dict((v, d) for v, _, d in SOURCE_CHOICES)[source]
+    inputs.str(
+        "path",
+        required=True,
+        label="Path",
+        description=f"Dataset root on the server machine. {hint}",
+    )
+    ok = check_path(inputs, ctx, "path", must_be_dir=True)
+    if source in FOLD_SOURCES:
+        inputs.enum(
+            "fold",
+            [1, 2, 3],
+            default=1,
+            label="Fold",
+            description="Which official train/test split fills source_split",
+            view=types.RadioGroup(orientation="horizontal"),
+        )
+    if source == "yt8m":
+        inputs.str(
+            "media_dir",
+            label="Media folder",
+            description="Folder of downloaded videos named <id>.mp4 (default: <path>/videos)",
+        )
+        if ctx.params.get("media_dir"):
+            ok = check_path(inputs, ctx, "media_dir", must_be_dir=True) and ok
+    if source == "hollywood2":
+        inputs.bool(
+            "autotrain",
+            default=False,
+            label="Include the automatic (noisy) train set",
+            view=types.CheckboxView(),
+        )
+    inputs.bool(
+        "reencode",
+        default=False,
+        label="Re-encode to MP4",
+        description="AVI and other containers do not play in the browser; keeps original_filepath",
+        view=types.CheckboxView(),
+    )
+    if ok and ctx.dataset is not None:
+        form_notice(
+            inputs,
+            "target_notice",
+            f"Samples are added to dataset '{ctx.dataset.name}'; files already imported are skipped.",
+        )
+    return ok
+
+
+def _kwargs(params: dict) -> dict:
+    source = params.get("source") or "folder"
+    kw: dict = {"reencode": bool(params.get("reencode", False))}
+    if source in FOLD_SOURCES:
+        kw["fold"] = int(params.get("fold") or 1)
+    if source == "yt8m" and params.get("media_dir"):
+        kw["media_dir"] = expand_path(params["media_dir"])
+    if source == "hollywood2":
+        kw["autotrain"] = bool(params.get("autotrain", False))
+    return kw
+
+
+class ImportVideos(foo.Operator):
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(
+            name="import_videos",
+            label="Genre: import videos",
+            description="Import UCF101, HMDB51, Hollywood2, YouTube-8M or a folder tree into this dataset",
+            icon="video_library",
+            dynamic=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        _import_form(ctx, inputs)
+        return types.Property(inputs, view=types.View(label="Import videos"))
+
+    def resolve_delegation(self, ctx):
+        # let the user choose; None keeps the default choice of the App
+        return ctx.params.get("delegate", None)
+
+    def execute(self, ctx):
+        from fiftyone_genre.sources import import_source
+
+        params = ctx.params
+        source = params.get("source") or "folder"
+        path = expand_path(params.get("path"))
+        if not path:
+            raise ValueError("no path given")
+        report = import_source(
+            source, ctx.dataset, path, progress=progress_fn(ctx), **_kwargs(params)
+        )
+        try:
+            ctx.ops.reload_dataset()
+        except Exception:  # noqa: BLE001 - a delegated run has no App session to reload
+            pass
+        notify_done(ctx, report, "success" if report.ok else "error")
+        return {
+            "summary": str(report),
+            "imported": report.imported,
+            "existing": report.existing,
+            "flagged": report.flagged,
+            "skipped": sum(report.skipped.values()),
+            "problems": len(report.problems),
+        }
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.int("imported", label="New samples")
+        outputs.int("existing", label="Already in the dataset")
+        outputs.int("flagged", label="Unreadable (flagged with genre:error)")
+        outputs.int("skipped", label="Skipped entries")
+        outputs.str("summary", label="Report", view=types.CodeView(language="text"))
+        return types.Property(outputs, view=types.View(label="Import finished"))
+
+    def __call__(
+        self,
+        sample_collection,
+        source: str,
+        path: str,
+        fold: int | None = None,
+        media_dir: str | None = None,
+        autotrain: bool = False,
+        reencode: bool = False,
+        delegate: bool = False,
+    ):
+        """Import from Python through the operator (same code path as the App).
+
+        Example::
+
+            import fiftyone as fo
+            import fiftyone.operators as foo
+
+            dataset = fo.Dataset("genres")
+            op = foo.get_operator("@fiftyone-genre/genre/import_videos")
+            op(dataset, "ucf101", "/data/UCF101", fold=1)
+            op(dataset, "yt8m", "/data/yt8m", media_dir="/data/yt8m_videos", delegate=True)
+        """
+        params = {"source": source, "path": path, "reencode": reencode, "delegate": delegate}
+        if fold is not None:
+            params["fold"] = fold
+        if media_dir is not None:
+            params["media_dir"] = media_dir
+        if source == "hollywood2":
+            params["autotrain"] = autotrain
+        ctx = dict(dataset=sample_collection._dataset)
+        return foo.execute_operator(self.uri, ctx, params=params, request_delegation=delegate)
+
+
+OPERATORS = [ImportVideos]

@@ -1,9 +1,108 @@
-"""CLI commands for this stage (placeholder: filled in by the stage's issue)."""
+"""``fiftyone-genre predict | evaluate | maps``: write predictions, then find the mistakes."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+
+
+def _load(name: str):
+    import fiftyone as fo
+
+    if not fo.dataset_exists(name):
+        raise ValueError(f"no dataset named '{name}' (see `fiftyone datasets list`)")
+    return fo.load_dataset(name)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from fiftyone_genre.config import PredictConfig
+    from fiftyone_genre.predict import predict
+
+    dataset = _load(args.dataset)
+    report = predict(dataset, args.model, PredictConfig(device=args.device), strict=args.strict)
+    print(report)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from fiftyone_genre.analysis import evaluate
+
+    dataset = _load(args.dataset)
+    if args.json:
+        # --json promises stdout holds only the JSON: route FiftyOne's chatter to stderr.
+        import contextlib
+
+        with contextlib.redirect_stdout(sys.stderr):
+            report = evaluate(
+                dataset, pred_field=args.pred_field, gt_field=args.gt_field,
+                eval_key=args.eval_key, out_dir=args.out,
+            )
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        report = evaluate(
+            dataset, pred_field=args.pred_field, gt_field=args.gt_field,
+            eval_key=args.eval_key, out_dir=args.out,
+        )
+        print(report)
+    return 0
+
+
+def cmd_maps(args: argparse.Namespace) -> int:
+    from fiftyone_genre.analysis import compute_maps
+
+    dataset = _load(args.dataset)
+    report = compute_maps(
+        dataset,
+        embedding_field=args.embedding_field,
+        brain_key=args.brain_key,
+        similarity_key=args.similarity_key,
+        pred_field=args.pred_field,
+    )
+    print(report)
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this stage's subcommands."""
+    """Add ``predict``, ``evaluate`` and ``maps``."""
+    from fiftyone_genre import genres as g
+
+    p = sub.add_parser(
+        "predict",
+        help="write genre predictions, timelines and embeddings onto a dataset",
+        description="Score every video with a trained model. Writes genre_pred, genre_timeline, "
+        "genre_embedding (and genre_pred_visual/audio for fused models); never the ground truth.",
+    )
+    p.add_argument("--dataset", required=True, help="FiftyOne dataset name")
+    p.add_argument("--model", required=True, help="model directory (best.pt / last.pt) or checkpoint")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument(
+        "--strict", action="store_true",
+        help="fail on the first clip that cannot be predicted (default: record it and go on)",
+    )
+    p.set_defaults(func=cmd_predict)
+
+    e = sub.add_parser(
+        "evaluate",
+        help="accuracy, per-genre scores, confusion matrix and saved confusion views",
+        description="Evaluate predictions against the ground truth; saves views such as "
+        "'horror-predicted-as-action' and a confusion-matrix PNG.",
+    )
+    e.add_argument("--dataset", required=True, help="FiftyOne dataset name")
+    e.add_argument("--eval-key", default="genre_eval", help="evaluation key (default: genre_eval)")
+    e.add_argument("--pred-field", default=g.PRED_FIELD, help=f"default: {g.PRED_FIELD}")
+    e.add_argument("--gt-field", default=g.GENRE_FIELD, help=f"default: {g.GENRE_FIELD}")
+    e.add_argument("--out", default=None, help="folder for the confusion-matrix PNG")
+    e.add_argument("--json", action="store_true", help="print only the JSON report to stdout")
+    e.set_defaults(func=cmd_evaluate)
+
+    m = sub.add_parser(
+        "maps",
+        help="UMAP map + similarity index of clip embeddings, mistakenness and hardness",
+    )
+    m.add_argument("--dataset", required=True, help="FiftyOne dataset name")
+    m.add_argument("--embedding-field", default=g.EMBEDDING_FIELD)
+    m.add_argument("--brain-key", default="genre_umap")
+    m.add_argument("--similarity-key", default="genre_sim")
+    m.add_argument("--pred-field", default=g.PRED_FIELD)
+    m.set_defaults(func=cmd_maps)

@@ -1,9 +1,115 @@
-"""CLI commands for this stage (placeholder: filled in by the stage's issue)."""
+"""``fiftyone-genre features`` and ``fiftyone-genre finetune-frames``.
+
+Both read the same experiment YAML that training uses (its ``features``
+section, and ``train`` for fine-tuning epochs/lr), so one file describes a
+whole experiment; command-line flags override single keys of that section.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+from fiftyone_genre.backbones import AUDIO_BACKBONES, VISUAL_BACKBONES
+
+
+def _dataset(name: str):
+    import fiftyone as fo
+
+    if not fo.dataset_exists(name):
+        raise ValueError(f"no dataset named {name!r} (see `fiftyone datasets list`)")
+    return fo.load_dataset(name)
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    """Flags that were given, as a ``features`` section override (validated by from_dict)."""
+    mapping = {
+        "backbone": "backbone",
+        "weights": "weights",
+        "mode": "mode",
+        "image_size": "image_size",
+        "softmax_checkpoint": "softmax_checkpoint",
+        "cache_dir": "cache_dir",
+        "batch_size": "batch_size",
+        "workers": "num_workers",
+        "fps": "fps",
+        "audio_backbone": "audio_backbone",
+    }
+    return {key: getattr(args, flag) for flag, key in mapping.items() if getattr(args, flag, None) is not None}
+
+
+def _features(args: argparse.Namespace) -> int:
+    from fiftyone_genre.config import load_experiment
+    from fiftyone_genre.features import extract_features
+
+    experiment = load_experiment(args.config, features=_overrides(args))
+    dataset = _dataset(args.dataset)
+    report = extract_features(
+        dataset,
+        experiment.features,
+        device=args.device,
+        shard=args.shard,
+        strict=args.strict,
+    )
+    print(report)
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from fiftyone_genre.backbones import finetune_frame_classifier
+    from fiftyone_genre.config import load_experiment
+
+    experiment = load_experiment(args.config, features=_overrides(args))
+    dataset = _dataset(args.dataset)
+    report = finetune_frame_classifier(dataset, experiment, args.out, device=args.device)
+    print(report)
+    print(f"use it with: features.mode: softmax, features.softmax_checkpoint: {report.checkpoint}", file=sys.stderr)
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, help="FiftyOne dataset name")
+    p.add_argument("--backbone", choices=list(VISUAL_BACKBONES), help="visual CNN (default: inception_v3, the paper's)")
+    p.add_argument(
+        "--weights",
+        metavar="DEFAULT|PATH|none",
+        help="DEFAULT = torchvision ImageNet weights (downloaded once, cached under TORCH_HOME); "
+        "PATH = local state dict; none = random init seeded by init_seed",
+    )
+    p.add_argument("--image-size", type=int, help="input side in pixels (default: the backbone's own)")
+    p.add_argument("--fps", type=float, help="sampling rate (default 4, the paper's)")
+    p.add_argument("--cache-dir", help="feature cache folder (default: recorded on the dataset, else FiftyOne's dataset dir)")
+    p.add_argument("--batch-size", type=int, help="frames per CNN batch")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto (default cpu)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this stage's subcommands."""
+    """Add ``features`` and ``finetune-frames``."""
+    p = sub.add_parser(
+        "features",
+        help="extract per-step visual + audio CNN features into the cache",
+        description="Decode each video once (4 fps frames + log-mel audio windows), run the CNNs, "
+        "and write one cache entry per video. Cached videos are skipped; failures are recorded in "
+        "the genre_errors field and the run continues.",
+    )
+    _common(p)
+    p.add_argument("--config", help="experiment YAML (its `features` section); flags override keys")
+    p.add_argument("--mode", choices=["pool", "softmax"], help="pool vector or fine-tuned softmax (paper stage 1)")
+    p.add_argument("--softmax-checkpoint", help="best.pt from `finetune-frames` (mode softmax)")
+    p.add_argument("--audio-backbone", choices=list(AUDIO_BACKBONES), help="audio CNN (default small_cnn)")
+    p.add_argument("--workers", type=int, help="background decode threads")
+    p.add_argument("--shard", metavar="K/N", help="process only the K-th of N disjoint slices (1 <= K <= N)")
+    p.add_argument("--strict", action="store_true", help="fail (exit 2) if any video fails")
+    p.set_defaults(func=_features)
+
+    q = sub.add_parser(
+        "finetune-frames",
+        help="paper stage 1: fine-tune the frame CNN on genre labels (train split only)",
+        description="Fine-tune the visual backbone as a frame-level genre classifier on frames of "
+        "the train split; writes epoch_NNN.pt, last.pt and best.pt (use best.pt as "
+        "features.softmax_checkpoint with mode softmax).",
+    )
+    _common(q)
+    q.add_argument("--config", required=True, help="experiment YAML (features + train sections)")
+    q.add_argument("--out", required=True, help="output folder for the checkpoints")
+    q.set_defaults(func=_finetune, mode=None, softmax_checkpoint=None, audio_backbone=None, workers=None)

@@ -1,9 +1,69 @@
-"""CLI commands for this stage (placeholder: filled in by the stage's issue)."""
+"""``fiftyone-genre train`` and ``fiftyone-genre ablate``: the training stage's commands.
+
+Both also work under ``torchrun --nproc_per_node N -m fiftyone_genre.cli train ...``
+(or ``training/train.py``): the library joins the process group itself and
+only rank 0 prints the report.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this stage's subcommands."""
+    """Add ``train`` and ``ablate``."""
+    t = sub.add_parser("train", help="train the audio-visual CNN-LSTM on cached features")
+    add_train_arguments(t)
+    t.add_argument("--modality", choices=("fused", "visual", "audio"), default=None,
+                   help="override the config's model.modality")
+    t.set_defaults(func=run_train)
+
+    a = sub.add_parser("ablate", help="train fused, visual-only and audio-only models on the same split")
+    add_train_arguments(a)
+    a.set_defaults(func=run_ablate)
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, help="FiftyOne dataset name")
+    p.add_argument("--config", default=None, help="experiment YAML (e.g. training/cpu_fast.yaml); defaults if omitted")
+    p.add_argument("--out", required=True, help="model directory (checkpoints, logs, reports)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt after an interruption")
+    p.add_argument("--epochs", type=int, default=None, help="override train.epochs")
+    p.add_argument("--view", default=None, help="only samples with this tag (e.g. a curated subset)")
+
+
+def _load(args: argparse.Namespace):
+    import fiftyone as fo
+
+    from fiftyone_genre.config import load_experiment
+
+    if args.config and not os.path.isfile(args.config):
+        raise FileNotFoundError(f"no such config file: {args.config}")
+    config = load_experiment(args.config, train={"epochs": args.epochs} if args.epochs else None)
+    if not fo.dataset_exists(args.dataset):
+        raise ValueError(f"no dataset '{args.dataset}' in database '{fo.config.database_name}'")
+    collection = fo.load_dataset(args.dataset)
+    if args.view:
+        collection = collection.match_tags(args.view)
+    return collection, config
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from fiftyone_genre.train import train
+
+    collection, config = _load(args)
+    report = train(collection, config, args.out, modality=args.modality, resume=args.resume)
+    if report is not None:  # None on torchrun ranks > 0
+        print(report)
+    return 0
+
+
+def run_ablate(args: argparse.Namespace) -> int:
+    from fiftyone_genre.train import ablate
+
+    collection, config = _load(args)
+    table = ablate(collection, config, args.out, resume=args.resume)
+    if table is not None:
+        print(table)
+    return 0

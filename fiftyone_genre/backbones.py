@@ -1,0 +1,568 @@
+"""Frame and spectrogram CNNs by name, their weights, and the paper's stage-1 fine-tuning.
+
+Visual backbones (torchvision) turn a ``uint8`` frame into either the
+global-pool vector (``mode="pool"``; 2048-d for InceptionV3, the paper's
+default) or the genre probabilities of a frame classifier fine-tuned on the
+training split (``mode="softmax"``, the paper's stage 1, see
+:func:`finetune_frame_classifier`).
+
+Weights are one of:
+
+* ``"DEFAULT"``: torchvision's recommended ImageNet weights, downloaded once
+  and cached under ``$TORCH_HOME/hub/checkpoints``;
+* a path to a local state dict (loaded with ``weights_only=True``);
+* ``"none"``: random init, seeded with ``init_seed`` so that every run, shard
+  and machine computes identical features (the cache key relies on it).
+
+The audio CNN reads normalised log-mel windows ``[m, 1, n_mels, F]``. The
+default ``small_cnn`` pools over *time only* and keeps coarse frequency bins:
+a genre's sound is largely *where* its energy sits in frequency, and a
+global-average-pooled random CNN would throw exactly that away.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fiftyone_genre.utils import ProgressFn, track
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+WEIGHT_CHOICES_HELP = "--weights DEFAULT|PATH|none"
+
+
+class WeightsError(ValueError):
+    """Weights cannot be resolved; the message names the options."""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What we need to know about a torchvision classifier to use it as a feature CNN."""
+
+    default_size: int
+    feature_dim: int
+    head: str  # attribute holding the classifier head, replaced by Identity
+    min_size: int = 32
+
+
+VISUAL_BACKBONES: dict[str, BackboneSpec] = {
+    "inception_v3": BackboneSpec(299, 2048, "fc", min_size=75),
+    "mobilenet_v3_small": BackboneSpec(224, 576, "classifier"),
+    "mobilenet_v3_large": BackboneSpec(224, 960, "classifier"),
+    "resnet18": BackboneSpec(224, 512, "fc"),
+    "resnet50": BackboneSpec(224, 2048, "fc"),
+    "efficientnet_b0": BackboneSpec(224, 1280, "classifier"),
+}
+AUDIO_BACKBONES: tuple[str, ...] = ("small_cnn", *VISUAL_BACKBONES)
+HEAD_PREFIXES = ("fc.", "classifier.", "AuxLogits.")
+
+
+def spec_for(name: str) -> BackboneSpec:
+    try:
+        return VISUAL_BACKBONES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown backbone {name!r}; choose one of {', '.join(VISUAL_BACKBONES)}"
+        ) from None
+
+
+def image_size_for(name: str, image_size: int | None = None) -> int:
+    """The input side: the configured one, else the backbone's own (299 for InceptionV3)."""
+    spec = spec_for(name)
+    size = int(image_size or spec.default_size)
+    if size < spec.min_size:
+        raise ValueError(f"{name} needs image_size >= {spec.min_size}, got {size}")
+    return size
+
+
+# --- weights -----------------------------------------------------------------
+def _seeded(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
+    """Build a module under a fixed seed without disturbing the caller's RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        state = random.getstate(), np.random.get_state()
+        random.seed(seed)
+        np.random.seed(seed % (2**32))
+        try:
+            return build()
+        finally:
+            random.setstate(state[0])
+            np.random.set_state(state[1])
+
+
+def _unwrap_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
+    """Accept a bare state dict or the usual wrappers ({"state_dict": ...}, {"model": ...})."""
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{source}: not a state dict (expected a mapping of parameter names to tensors)")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A local state dict, loaded safely (``weights_only=True``: tensors and plain values only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(
+            f"weights file not found: {path}. Use {WEIGHT_CHOICES_HELP} "
+            "(DEFAULT = torchvision download, PATH = local state dict, none = random init)"
+        )
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling problem is a bad file
+        raise WeightsError(f"{path}: cannot load as a state dict ({e})") from e
+    return _unwrap_state_dict(obj, str(path))
+
+
+def download_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """torchvision's DEFAULT weights for ``name``: from the TORCH_HOME cache, else downloaded.
+
+    Offline and not cached is the common failure; it gets one message that
+    names the three ways forward instead of a urllib traceback.
+    """
+    from torchvision.models import get_model_weights
+
+    weights = get_model_weights(name).DEFAULT
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+    try:
+        return torch.hub.load_state_dict_from_url(weights.url, progress=True, check_hash=True, map_location="cpu")
+    except Exception as e:  # noqa: BLE001 - URLError, socket errors, HTTP errors, hash mismatch...
+        raise WeightsError(
+            f"cannot get the pretrained '{name}' weights ({weights}): not cached at {cached} and the "
+            f"download from {weights.url} failed ({type(e).__name__}: {e}). Choose one of: "
+            f"--weights DEFAULT with network access once (then cached in {cached.parent}, set TORCH_HOME to move it), "
+            "--weights PATH to a local state dict (.pth), or --weights none for random init "
+            "(seeded by init_seed)."
+        ) from e
+
+
+def resolve_weights(name: str, weights: str | None) -> dict[str, torch.Tensor] | None:
+    """``"DEFAULT"`` -> torchvision weights, a path -> that state dict, ``"none"`` -> None."""
+    if weights is None or str(weights).lower() in ("none", "", "random"):
+        return None
+    if str(weights).upper() == "DEFAULT":
+        return download_state_dict(name)
+    return load_state_dict_file(weights)
+
+
+def _construct(name: str, pretrained_layout: bool, num_classes: int = 1000) -> nn.Module:
+    from torchvision.models import get_model
+
+    kwargs: dict[str, Any] = {"num_classes": num_classes}
+    if name == "inception_v3":
+        # transform_input maps ImageNet normalisation to the [-1, 1] input the
+        # ported Google weights expect; a fixed affine, harmless for random init.
+        kwargs.update(transform_input=True, aux_logits=pretrained_layout, init_weights=not pretrained_layout)
+    return get_model(name, weights=None, **kwargs)
+
+
+def _load_body(model: nn.Module, state: dict[str, torch.Tensor], name: str, source: str) -> None:
+    """Load everything but the classifier head (the head is replaced anyway)."""
+    body = {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIXES)}
+    result = model.load_state_dict(body, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith(HEAD_PREFIXES)]
+    if missing or result.unexpected_keys:
+        raise WeightsError(
+            f"{source}: does not fit {name}: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {result.unexpected_keys[:5]}"
+        )
+
+
+def build_body(name: str, weights: str | None = "DEFAULT", init_seed: int = 0) -> nn.Module:
+    """The backbone with its classifier head replaced by ``Identity`` (outputs the pool vector)."""
+    spec = spec_for(name)
+    state = resolve_weights(name, weights)
+    model = _seeded(init_seed, lambda: _construct(name, pretrained_layout=state is not None))
+    if state is not None:
+        _load_body(model, state, name, str(weights))
+    if name == "inception_v3":
+        model.aux_logits = False
+        model.AuxLogits = None
+    setattr(model, spec.head, nn.Identity())
+    return model
+
+
+# --- encoders ----------------------------------------------------------------
+class VisualEncoder(nn.Module):
+    """``uint8 [n, 3, H, W]`` frames -> ``[n, D]`` pool features or genre probabilities.
+
+    Normalisation runs here, on the inference device, so decode workers only
+    move ``uint8`` (4x less memory and host-to-device traffic).
+    """
+
+    def __init__(self, body: nn.Module, dim: int, image_size: int, head: nn.Module | None = None):
+        super().__init__()
+        self.body = body
+        self.head = head
+        self.dim = dim
+        self.image_size = image_size
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0, persistent=False)
+        self.channels_last = False
+
+    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        x = (frames.float() - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = self.body(self.preprocess(frames))
+        if self.head is not None:
+            x = torch.softmax(self.head(x), dim=1)
+        return x
+
+
+class FrameClassifier(nn.Module):
+    """Backbone + linear genre head: the paper's stage-1 frame classifier."""
+
+    def __init__(self, body: nn.Module, feature_dim: int, num_classes: int):
+        super().__init__()
+        self.body = body
+        self.head = nn.Linear(feature_dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def build_visual_backbone(
+    name: str = "inception_v3",
+    weights: str | None = "DEFAULT",
+    mode: str = "pool",
+    image_size: int | None = None,
+    init_seed: int = 0,
+    softmax_checkpoint: str | None = None,
+    device: str | torch.device = "cpu",
+    channels_last: bool | None = None,
+) -> VisualEncoder:
+    """The frame feature CNN in eval mode on ``device``.
+
+    ``mode="softmax"`` needs ``softmax_checkpoint`` (written by
+    :func:`finetune_frame_classifier`); its weights replace ``weights``.
+    ``channels_last`` defaults to on for CUDA (tensor cores want NHWC).
+    """
+    spec = spec_for(name)
+    size = image_size_for(name, image_size)
+    if mode == "pool":
+        body = build_body(name, weights, init_seed)
+        encoder = VisualEncoder(body, spec.feature_dim, size)
+    elif mode == "softmax":
+        if not softmax_checkpoint:
+            raise ValueError(
+                "mode 'softmax' needs softmax_checkpoint: run `fiftyone-genre finetune-frames` "
+                "(paper stage 1) and pass its best.pt"
+            )
+        ckpt = read_frame_classifier(softmax_checkpoint)
+        if ckpt["backbone"] != name:
+            raise ValueError(
+                f"{softmax_checkpoint}: fine-tuned from {ckpt['backbone']!r}, but backbone is {name!r}"
+            )
+        body = build_body(name, "none", init_seed)
+        clf = FrameClassifier(body, spec.feature_dim, len(ckpt["genres"]))
+        clf.load_state_dict(ckpt["state_dict"])
+        encoder = VisualEncoder(clf.body, len(ckpt["genres"]), size, head=clf.head)
+    else:
+        raise ValueError(f"mode must be 'pool' or 'softmax', got {mode!r}")
+    device = torch.device(device)
+    if channels_last is None:
+        channels_last = device.type == "cuda"
+    encoder.channels_last = channels_last
+    encoder = encoder.eval().to(device)
+    if channels_last:
+        encoder = encoder.to(memory_format=torch.channels_last)
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    return encoder
+
+
+class SmallAudioCNN(nn.Module):
+    """Three conv blocks, then mean over time only: ``[m, 1, n_mels, F] -> [m, C * bins]``.
+
+    Keeping ``freq_bins`` coarse frequency rows (instead of a global average)
+    means that even with random weights, a 300 Hz and a 3 kHz tone land in
+    different output coordinates.
+    """
+
+    def __init__(self, n_mels: int = 64, channels: tuple[int, ...] = (16, 32, 64), freq_bins: int = 8):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 1
+        for c in channels:
+            layers += [
+                nn.Conv2d(c_in, c, kernel_size=3, padding=1, bias=False),
+                nn.BatchNorm2d(c),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+            c_in = c
+        self.features = nn.Sequential(*layers)
+        rows = max(1, n_mels // 2 ** len(channels))
+        self.freq_bins = max(1, min(freq_bins, rows))
+        self.dim = channels[-1] * self.freq_bins
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)  # [m, C, rows, frames]
+        x = x.mean(dim=3, keepdim=True)  # pool time only
+        x = nn.functional.adaptive_avg_pool2d(x, (self.freq_bins, 1))
+        return x.flatten(1)
+
+
+class AudioEncoder(nn.Module):
+    """Mel windows -> one vector per step, via ``small_cnn`` or a torchvision backbone."""
+
+    def __init__(self, net: nn.Module, dim: int, three_channels: bool, min_size: int = 32):
+        super().__init__()
+        self.net = net
+        self.dim = dim
+        self.three_channels = three_channels
+        self.min_size = min_size
+
+    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+        x = mels
+        if self.three_channels:
+            h, w = x.shape[-2:]
+            if min(h, w) < self.min_size:
+                scale = self.min_size / min(h, w)
+                x = nn.functional.interpolate(x, size=(max(self.min_size, round(h * scale)), max(self.min_size, round(w * scale))), mode="bilinear", align_corners=False)
+            x = x.expand(-1, 3, -1, -1)
+        return self.net(x)
+
+
+def build_audio_cnn(
+    name: str = "small_cnn",
+    weights: str | None = "none",
+    n_mels: int = 64,
+    init_seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> AudioEncoder:
+    """The spectrogram CNN in eval mode (``small_cnn`` or any visual backbone name, 1->3 channels)."""
+    if name == "small_cnn":
+        state = resolve_weights(name, weights) if str(weights).lower() not in ("none", "default") else None
+        if str(weights).upper() == "DEFAULT":
+            raise WeightsError("small_cnn has no pretrained weights; use audio_weights none or a PATH")
+        net = _seeded(init_seed + 1, lambda: SmallAudioCNN(n_mels))
+        if state is not None:
+            net.load_state_dict(state)
+        encoder = AudioEncoder(net, net.dim, three_channels=False)
+    elif name in VISUAL_BACKBONES:
+        spec = VISUAL_BACKBONES[name]
+        body = build_body(name, weights, init_seed + 1)
+        encoder = AudioEncoder(body, spec.feature_dim, three_channels=True, min_size=spec.min_size)
+    else:
+        raise ValueError(f"unknown audio backbone {name!r}; choose one of {', '.join(AUDIO_BACKBONES)}")
+    encoder = encoder.eval().to(torch.device(device))
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    return encoder
+
+
+# --- paper stage 1: fine-tune a frame classifier on genre labels ---------------
+FRAME_CLASSIFIER_KIND = "fiftyone_genre.frame_classifier"
+
+
+def read_frame_classifier(path: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint written by :func:`finetune_frame_classifier` (``weights_only=True``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.pt" if (path / "best.pt").exists() else path / "last.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"frame classifier checkpoint not found: {path}")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != FRAME_CLASSIFIER_KIND:
+        raise ValueError(f"{path}: not a frame classifier checkpoint from `fiftyone-genre finetune-frames`")
+    return ckpt
+
+
+@dataclass
+class FinetuneReport:
+    """What stage 1 produced: the checkpoint to use as ``softmax_checkpoint``."""
+
+    checkpoint: str
+    epochs: int
+    train_frames: int
+    val_frames: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        lines = [
+            f"frame classifier: {self.checkpoint}",
+            f"  {self.epochs} epoch(s) on {self.train_frames} train frames, {self.val_frames} val frames",
+        ]
+        for h in self.history:
+            lines.append("  " + ", ".join(f"{k}={v:.4g}" for k, v in h.items()))
+        if self.skipped:
+            lines.append(f"  {len(self.skipped)} video(s) skipped:")
+            lines += [f"    {p}: {r}" for p, r in self.skipped.items()]
+        return "\n".join(lines)
+
+
+def _sample_frames(path: str, fps: float, size: int, max_frames: int, threads: int) -> torch.Tensor:
+    """Up to ``max_frames`` evenly spaced sampled frames of one video (no audio decoded)."""
+    from fiftyone_genre.media import ClipStream
+
+    stream = ClipStream(path, fps=fps, image_size=size, with_audio=False, decode_threads=threads)
+    expected = max(1, int((stream.info.declared_duration or 0) * fps) + 1)
+    stride = max(1, expected // max_frames)
+    kept: list[torch.Tensor] = []
+    for chunk in stream:
+        for i in range(chunk.num_frames):
+            if (chunk.frame_start + i) % stride == 0 and len(kept) < max_frames:
+                kept.append(chunk.frames[i])
+    return torch.stack(kept)
+
+
+def finetune_frame_classifier(
+    collection,
+    config,
+    out_dir: str | os.PathLike,
+    progress: ProgressFn | None = None,
+    device: str | None = None,
+    max_frames_per_video: int = 16,
+) -> FinetuneReport:
+    """Paper stage 1: fine-tune the visual backbone as a frame-level genre classifier.
+
+    Only samples whose ``split`` is ``train`` are trained on (``val`` frames,
+    if any, pick the best epoch), so no test clip leaks into the softmax
+    features. Every epoch writes ``epoch_NNN.pt`` and ``last.pt``; the best
+    validation accuracy (or the last epoch without a val split) is ``best.pt``,
+    the file to pass as ``features.softmax_checkpoint``.
+
+    ``config`` is an :class:`~fiftyone_genre.config.ExperimentConfig` (its
+    ``features`` section picks backbone/weights/size/fps, ``train`` the
+    epochs, learning rate, batch size, seed, device) or a bare
+    :class:`~fiftyone_genre.config.FeaturesConfig` (train defaults).
+    """
+    from fiftyone import ViewField as F
+
+    from fiftyone_genre import genres as g
+    from fiftyone_genre.config import ExperimentConfig, FeaturesConfig, to_dict
+    from fiftyone_genre.media import MediaError
+    from fiftyone_genre.model import resolve_device
+
+    if isinstance(config, FeaturesConfig):
+        config = ExperimentConfig(features=config)
+    fc, tc = config.features, config.train
+    dev = torch.device(resolve_device(device or tc.device))
+    size = image_size_for(fc.backbone, fc.image_size)
+    spec = spec_for(fc.backbone)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    classes = list(g.GENRES)
+
+    def frames_of(split: str) -> tuple[np.ndarray, torch.Tensor, dict[str, str]]:
+        """Sampled frames of one split in a uint8 memmap under ``out_dir``: RAM stays
+        bounded however many videos there are (the OS pages batches in)."""
+        view = collection.match(F(g.SPLIT_FIELD) == split).exists(g.GENRE_FIELD)
+        paths, labels = view.values(["filepath", f"{g.GENRE_FIELD}.label"])
+        items = [(p, lab) for p, lab in zip(paths, labels) if lab in classes]
+        store = np.lib.format.open_memmap(
+            out / f"frames_{split}.npy", mode="w+", dtype=np.uint8,
+            shape=(max(1, len(items) * max_frames_per_video), 3, size, size),
+        )
+        ys: list[int] = []
+        bad: dict[str, str] = {}
+        for path, label in track(items, desc=f"decode {split} frames", progress=progress if split == "train" else None):
+            try:
+                x = _sample_frames(path, fc.fps, size, max_frames_per_video, fc.decode_threads)
+            except MediaError as e:
+                bad[path] = str(e)
+                continue
+            store[len(ys) : len(ys) + len(x)] = x.numpy()
+            ys.extend([classes.index(label)] * len(x))
+        store.flush()
+        return store[: len(ys)], torch.tensor(ys, dtype=torch.long), bad
+
+    train_x, train_y, skipped = frames_of("train")
+    if len(train_x) == 0:
+        raise ValueError("no decodable training frames: the collection needs samples with split 'train' and a genre label")
+    val_x, val_y, bad_val = frames_of("val")
+    skipped.update(bad_val)
+
+    torch.manual_seed(tc.seed)
+    body = build_body(fc.backbone, fc.weights, fc.init_seed)
+    model = FrameClassifier(body, spec.feature_dim, len(classes)).to(dev)
+    encoder = VisualEncoder(nn.Identity(), spec.feature_dim, size).to(dev)  # normalisation only
+    optim = torch.optim.AdamW(model.parameters(), lr=tc.finetune_lr, weight_decay=tc.weight_decay)
+    loss_fn = nn.CrossEntropyLoss()
+    gen = torch.Generator().manual_seed(tc.seed)
+    history: list[dict[str, float]] = []
+    best_acc, best_path = -1.0, out / "best.pt"
+    meta = {
+        "kind": FRAME_CLASSIFIER_KIND,
+        "backbone": fc.backbone,
+        "image_size": size,
+        "genres": classes,
+        "feature_dim": spec.feature_dim,
+        "features_config": to_dict(fc),
+    }
+    bs = max(2, tc.batch_size)
+    for epoch in range(1, tc.finetune_epochs + 1):
+        model.train()
+        order = torch.randperm(len(train_x), generator=gen)
+        total, correct, loss_sum = 0, 0, 0.0
+        for start in range(0, len(order), bs):
+            idx = order[start : start + bs]
+            if len(idx) < 2:  # BatchNorm needs two frames
+                continue
+            x = torch.from_numpy(train_x[np.sort(idx.numpy())]).to(dev)
+            idx = torch.from_numpy(np.sort(idx.numpy()))
+            flip = torch.rand(len(idx), generator=gen) < 0.5
+            x[flip] = x[flip].flip(-1)
+            logits = model(encoder.preprocess(x))
+            loss = loss_fn(logits, train_y[idx].to(dev))
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            loss_sum += float(loss) * len(idx)
+            total += len(idx)
+            correct += int((logits.argmax(1).cpu() == train_y[idx]).sum())
+        row = {"epoch": float(epoch), "train_loss": loss_sum / max(1, total), "train_acc": correct / max(1, total)}
+        acc = row["train_acc"]
+        if len(val_x):
+            model.eval()
+            hits = 0
+            with torch.inference_mode():
+                for start in range(0, len(val_x), bs):
+                    batch = torch.from_numpy(np.ascontiguousarray(val_x[start : start + bs]))
+                    logits = model(encoder.preprocess(batch.to(dev)))
+                    hits += int((logits.argmax(1).cpu() == val_y[start : start + bs]).sum())
+            acc = row["val_acc"] = hits / len(val_x)
+        history.append(row)
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        ckpt = {**meta, "state_dict": state, "epoch": epoch, "metrics": row}
+        _atomic_torch_save(ckpt, out / f"epoch_{epoch:03d}.pt")
+        _atomic_torch_save(ckpt, out / "last.pt")
+        if acc >= best_acc:
+            best_acc = acc
+            _atomic_torch_save(ckpt, best_path)
+        if progress is not None:
+            progress(epoch / tc.finetune_epochs, f"fine-tune epoch {epoch}/{tc.finetune_epochs}")
+    for split in ("train", "val"):  # the frame stores were scratch space
+        (out / f"frames_{split}.npy").unlink(missing_ok=True)
+    return FinetuneReport(
+        checkpoint=str(best_path),
+        epochs=tc.finetune_epochs,
+        train_frames=len(train_x),
+        val_frames=len(val_x),
+        history=history,
+        skipped=skipped,
+    )
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)

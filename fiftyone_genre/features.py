@@ -1,0 +1,482 @@
+"""Feature extraction: decode in background threads, batched CNNs, an atomic per-video cache.
+
+:class:`FeatureExtractor` is the engine (no FiftyOne needed): decode workers
+stream :class:`~fiftyone_genre.media.StepChunk` s into a bounded queue while
+the main thread batches frames and mel windows *across videos* through the
+visual and audio CNNs under ``torch.inference_mode``. Decoding of the next
+chunks therefore overlaps inference, and the queue bound keeps memory flat.
+
+:func:`extract_features` runs it over a FiftyOne collection: cached videos are
+skipped, new entries are written atomically (so a killed run resumes where it
+stopped and two concurrent runs at worst compute an entry twice), ``has_audio``
+is set in one bulk write, per-sample failures land in ``genre_errors`` and
+``dataset.info["genre_features"]`` records where the features live.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fiftyone_genre import genres as g
+from fiftyone_genre.backbones import (  # noqa: F401 - finetune re-exported for the contract
+    FinetuneReport,
+    build_audio_cnn,
+    build_visual_backbone,
+    finetune_frame_classifier,
+    image_size_for,
+)
+from fiftyone_genre.cache import ClipFeatures, FeatureCache, default_cache_dir
+from fiftyone_genre.config import FeaturesConfig, to_dict
+from fiftyone_genre.media import ClipStream, MediaError, MelWindows
+from fiftyone_genre.utils import ProgressFn, track
+
+STAGE = "features"
+
+
+class FeatureExtractionError(ValueError):
+    """Nothing could be extracted (or strict mode met a failure); names the reasons."""
+
+
+@dataclass
+class ExtractResult:
+    """One video's outcome: features, or the reason it failed."""
+
+    key: str
+    path: str
+    features: ClipFeatures | None = None
+    error: str | None = None
+
+
+@dataclass
+class _Video:
+    key: str
+    path: str
+    visual: list[np.ndarray] = field(default_factory=list)
+    audio: list[np.ndarray] = field(default_factory=list)
+    timestamps: list[np.ndarray] = field(default_factory=list)
+    pending: int = 0  # chunks queued for the CNN but not yet computed
+    done: dict | None = None  # decoder summary once the whole video was read
+    error: str | None = None
+
+
+_SENTINEL = object()
+
+
+class FeatureExtractor:
+    """Visual + audio CNNs with decode workers in front of them.
+
+    >>> ex = FeatureExtractor(FeaturesConfig(backbone="mobilenet_v3_small", weights="none"))
+    >>> for r in ex.run([("id1", "/videos/a.mp4")]): print(r.key, r.features.visual.shape)
+    """
+
+    def __init__(self, config: FeaturesConfig, device: str | torch.device = "cpu"):
+        self.config = config
+        self.device = torch.device(device)
+        self.image_size = image_size_for(config.backbone, config.image_size)
+        self.visual = build_visual_backbone(
+            config.backbone,
+            weights=config.weights,
+            mode=config.mode,
+            image_size=self.image_size,
+            init_seed=config.init_seed,
+            softmax_checkpoint=config.softmax_checkpoint,
+            device=self.device,
+        )
+        self.audio = build_audio_cnn(
+            config.audio_backbone,
+            weights=config.audio_weights,
+            n_mels=config.n_mels,
+            init_seed=config.init_seed,
+            device=self.device,
+        )
+        self.visual_dim = self.visual.dim
+        self.audio_dim = self.audio.dim
+        self.batch_size = max(1, config.batch_size)
+
+    # --- decoding side -----------------------------------------------------
+    def open(self, path: str, mel: MelWindows | None = None) -> ClipStream:
+        c = self.config
+        return ClipStream(
+            path,
+            fps=c.fps,
+            image_size=self.image_size,
+            sample_rate=c.audio_sample_rate,
+            n_mels=c.n_mels,
+            audio_window_s=c.audio_window_s,
+            chunk_size=self.batch_size,
+            decode_threads=c.decode_threads,
+            mel=mel,
+        )
+
+    def _worker(self, tasks: queue.Queue, out: queue.Queue, stop: threading.Event) -> None:
+        mel = MelWindows(self.config.audio_sample_rate, self.config.n_mels, self.config.audio_window_s)
+        while not stop.is_set():
+            try:
+                vid, path = tasks.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                stream = self.open(path, mel=mel)
+                for chunk in stream:
+                    if stop.is_set():
+                        stream.close()
+                        return
+                    out.put(("chunk", vid, chunk))
+                out.put(
+                    (
+                        "done",
+                        vid,
+                        {"steps": stream.num_steps, "has_audio": stream.has_audio, "duration": stream.duration},
+                    )
+                )
+            except MediaError as e:
+                out.put(("error", vid, str(e)))
+            except Exception as e:  # noqa: BLE001 - one odd file must not stop the run
+                out.put(("error", vid, f"{path}: {type(e).__name__}: {e}"))
+        out.put(("worker_done", None, None))
+
+    # --- inference side ----------------------------------------------------
+    @torch.inference_mode()
+    def _infer(self, net: torch.nn.Module, parts: list[torch.Tensor]) -> np.ndarray:
+        x = torch.cat(parts) if len(parts) > 1 else parts[0]
+        if self.device.type == "cuda":
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        return net(x).float().cpu().numpy()
+
+    def run(self, items: Iterable[tuple[str, str]]) -> Iterator[ExtractResult]:
+        """Extract ``(key, path)`` items; yields results in completion order."""
+        items = list(items)
+        if not items:
+            return
+        tasks: queue.Queue = queue.Queue()
+        for i, (_, path) in enumerate(items):
+            tasks.put((i, str(path)))
+        workers_n = max(1, min(self.config.num_workers, len(items)))
+        # Bounded: decoders may run only a few chunks ahead of the CNN.
+        out: queue.Queue = queue.Queue(maxsize=2 + 2 * workers_n)
+        stop = threading.Event()
+        threads = [
+            threading.Thread(target=self._worker, args=(tasks, out, stop), daemon=True, name=f"decode-{i}")
+            for i in range(workers_n)
+        ]
+        for t in threads:
+            t.start()
+        videos = {i: _Video(key, str(path)) for i, (key, path) in enumerate(items)}
+        vis_buf: list[tuple[int, int, torch.Tensor]] = []  # (video, start step, frames)
+        aud_buf: list[tuple[int, int, torch.Tensor]] = []
+        running = workers_n
+
+        def flush(buf: list, net: torch.nn.Module, kind: str) -> list[int]:
+            if not buf:
+                return []
+            feats = self._infer(net, [t for _, _, t in buf])
+            touched, offset = [], 0
+            for vid, start, t in buf:
+                n = t.shape[0]
+                v = videos[vid]
+                if v.error is None:
+                    getattr(v, kind).append((start, feats[offset : offset + n]))
+                offset += n
+                v.pending -= 1
+                touched.append(vid)
+            buf.clear()
+            return touched
+
+        def buffered(buf: list) -> int:
+            return sum(t.shape[0] for _, _, t in buf)
+
+        def finished(vid: int) -> ExtractResult | None:
+            v = videos[vid]
+            if v.error is not None and v.pending == 0:
+                videos.pop(vid)
+                return ExtractResult(v.key, v.path, error=v.error)
+            if v.done is None or v.pending:
+                return None
+            videos.pop(vid)
+            try:
+                return ExtractResult(v.key, v.path, features=self._assemble(v))
+            except ValueError as e:
+                return ExtractResult(v.key, v.path, error=f"{v.path}: {e}")
+
+        try:
+            while running or vis_buf or aud_buf:
+                ready: list[int] = []
+                try:
+                    msg, vid, payload = out.get(timeout=0.05) if running else ("idle", None, None)
+                except queue.Empty:
+                    msg, vid, payload = "idle", None, None
+                if msg == "chunk":
+                    v = videos[vid]
+                    if payload.num_frames:
+                        vis_buf.append((vid, payload.frame_start, payload.frames))
+                        v.pending += 1
+                        v.timestamps.append(payload.timestamps)
+                    if payload.num_mels:
+                        aud_buf.append((vid, payload.mel_start, payload.mels))
+                        v.pending += 1
+                elif msg == "done":
+                    videos[vid].done = payload
+                    ready.append(vid)
+                elif msg == "error":
+                    videos[vid].error = payload
+                    ready.append(vid)
+                elif msg == "worker_done":
+                    running -= 1
+                # Run the CNNs on a full batch, or on whatever is there when the
+                # decoders have nothing new (never let the CNN idle waiting).
+                idle = msg == "idle" or not running
+                if buffered(vis_buf) >= self.batch_size or (idle and vis_buf):
+                    ready += flush(vis_buf, self.visual, "visual")
+                if buffered(aud_buf) >= self.batch_size or (idle and aud_buf):
+                    ready += flush(aud_buf, self.audio, "audio")
+                for r in dict.fromkeys(ready):
+                    if r in videos:
+                        result = finished(r)
+                        if result is not None:
+                            yield result
+            for vid in list(videos):  # anything left (a worker died without a message)
+                v = videos.pop(vid)
+                yield ExtractResult(v.key, v.path, error=v.error or f"{v.path}: decoder stopped unexpectedly")
+        finally:
+            stop.set()
+            while True:  # unblock workers waiting on a full queue
+                try:
+                    out.get_nowait()
+                except queue.Empty:
+                    if not any(t.is_alive() for t in threads):
+                        break
+                    time.sleep(0.01)
+
+    def _assemble(self, v: _Video) -> ClipFeatures:
+        info = v.done or {}
+        steps = int(info["steps"])
+        visual = np.concatenate([f for _, f in sorted(v.visual, key=lambda p: p[0])])[:steps]
+        if visual.shape[0] != steps:
+            raise ValueError(f"got {visual.shape[0]} visual steps, expected {steps}")
+        audio = np.zeros((steps, self.audio_dim), dtype=np.float32)
+        if info["has_audio"] and v.audio:
+            a = np.concatenate([f for _, f in sorted(v.audio, key=lambda p: p[0])])[:steps]
+            audio[: a.shape[0]] = a
+        feats = ClipFeatures(
+            visual=visual.astype(np.float32, copy=False),
+            audio=audio,
+            timestamps=np.concatenate(v.timestamps)[:steps],
+            has_audio=bool(info["has_audio"]),
+            duration=float(info["duration"]),
+        )
+        feats.validate()
+        return feats
+
+    def extract(self, path: str) -> ClipFeatures:
+        """One video, synchronously (raises :class:`MediaError` on a bad file)."""
+        (result,) = list(self.run([(str(path), str(path))]))
+        if result.error:
+            raise MediaError(result.error)
+        return result.features
+
+
+# --- over a FiftyOne collection ----------------------------------------------------
+@dataclass
+class FeatureReport:
+    """Video-level outcome of one extraction run."""
+
+    total: int = 0
+    extracted: int = 0
+    cached: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # filepath -> reason
+    steps: int = 0
+    seconds: float = 0.0
+    video_seconds: float = 0.0
+    with_audio: int = 0
+    cache_dir: str = ""
+    shard: tuple[int, int] | None = None
+    visual_dim: int = 0
+    audio_dim: int = 0
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / self.seconds if self.seconds else 0.0
+
+    @property
+    def videos_per_s(self) -> float:
+        return self.extracted / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "total": self.total,
+            "extracted": self.extracted,
+            "cached": self.cached,
+            "failed": dict(self.failed),
+            "steps": self.steps,
+            "seconds": round(self.seconds, 3),
+            "steps_per_s": round(self.steps_per_s, 2),
+            "videos_per_s": round(self.videos_per_s, 3),
+            "video_seconds": round(self.video_seconds, 2),
+            "with_audio": self.with_audio,
+            "cache_dir": self.cache_dir,
+            "shard": list(self.shard) if self.shard else None,
+        }
+
+    def __str__(self) -> str:
+        shard = f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard else ""
+        lines = [
+            f"features{shard}: {self.total} video(s): {self.extracted} extracted, "
+            f"{self.cached} already cached, {len(self.failed)} failed",
+            f"  {self.steps} steps in {self.seconds:.1f}s = {self.steps_per_s:.1f} steps/s, "
+            f"{self.videos_per_s:.2f} videos/s ({self.video_seconds / max(self.seconds, 1e-9):.1f}x real time)",
+            f"  visual dim {self.visual_dim}, audio dim {self.audio_dim}; cache: {self.cache_dir}",
+        ]
+        for path, reason in list(self.failed.items())[:20]:
+            lines.append(f"  FAILED {path}: {reason}")
+        if len(self.failed) > 20:
+            lines.append(f"  ... and {len(self.failed) - 20} more (see the genre_errors field)")
+        return "\n".join(lines)
+
+
+def parse_shard(spec: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``"K/N"`` or ``(K, N)`` with ``1 <= K <= N`` -> ``(K, N)``."""
+    if spec is None or spec == "":
+        return None
+    if isinstance(spec, str):
+        try:
+            k_s, n_s = spec.split("/")
+            k, n = int(k_s), int(n_s)
+        except ValueError:
+            raise ValueError(f"--shard must look like K/N (e.g. 2/4), got {spec!r}") from None
+    else:
+        k, n = (int(x) for x in spec)
+    if n < 1 or not 1 <= k <= n:
+        raise ValueError(f"shard K/N needs 1 <= K <= N, got {k}/{n}")
+    return k, n
+
+
+def shard_of(sample_id: str, n: int) -> int:
+    """Stable 1-based shard of a sample: a hash of its id, not its position in a view.
+
+    Position-based slicing would move samples between shards when the view
+    changes between launches; a hash keeps every sample in the same shard.
+    """
+    return int(hashlib.sha1(sample_id.encode()).hexdigest()[:12], 16) % n + 1
+
+
+def resolve_cache_dir(collection, config: FeaturesConfig) -> Path:
+    """Configured dir, else the one this dataset used before, else the FiftyOne default."""
+    if config.cache_dir:
+        return Path(config.cache_dir).expanduser().resolve()
+    info = collection._dataset.info.get(g.FEATURES_INFO_KEY) or {}
+    if info.get("cache_dir"):
+        return Path(info["cache_dir"])
+    return default_cache_dir()
+
+
+def extract_features(
+    collection,
+    config: FeaturesConfig | None = None,
+    device: str = "cpu",
+    shard: str | tuple[int, int] | None = None,
+    progress: ProgressFn | None = None,
+    strict: bool = False,
+) -> FeatureReport:
+    """Extract (or reuse cached) per-step features for every video in ``collection``.
+
+    ``shard=(K, N)`` processes only the samples whose id hashes to slice K of
+    N, so N processes/machines sharing the database and ``cache_dir`` split
+    the work without overlap. Failures are recorded on the samples
+    (``genre_errors``) and the run continues; it raises
+    :class:`FeatureExtractionError` only when nothing could be processed, or
+    at the end when ``strict`` and anything failed.
+    """
+    from fiftyone_genre.model import resolve_device
+
+    config = config or FeaturesConfig()
+    shard_t = parse_shard(shard)
+    dataset = collection._dataset
+    root = resolve_cache_dir(collection, config)
+    config = replace(config, cache_dir=str(root))
+    cache = FeatureCache(root, config)
+    started = time.perf_counter()
+
+    ids, paths = collection.values(["id", "filepath"])
+    pairs = list(zip(ids, paths))
+    if shard_t is not None:
+        pairs = [(i, p) for i, p in pairs if shard_of(i, shard_t[1]) == shard_t[0]]
+    report = FeatureReport(total=len(pairs), cache_dir=str(root), shard=shard_t)
+
+    has_audio: dict[str, bool] = {}
+    todo: list[tuple[str, str]] = []
+    for sid, path in pairs:
+        hit = cache.lookup(path)
+        if hit is None:
+            todo.append((sid, path))
+        else:
+            report.cached += 1
+            has_audio[sid] = hit
+    ok_ids: list[str] = [sid for sid in has_audio]
+    failed_ids: dict[str, str] = {}
+
+    if todo:
+        extractor = FeatureExtractor(config, device=resolve_device(device))
+        report.visual_dim, report.audio_dim = extractor.visual_dim, extractor.audio_dim
+        results = extractor.run(todo)
+        for r in track(results, total=len(todo), desc="features", progress=progress):
+            if r.error is not None:
+                reason = r.error.removeprefix(f"{r.path}: ")  # the sample already names the file
+                failed_ids[r.key] = reason
+                report.failed[r.path] = reason
+                continue
+            try:
+                cache.put(r.path, r.features)
+            except OSError as e:
+                failed_ids[r.key] = f"cannot write cache entry: {e}"
+                report.failed[r.path] = failed_ids[r.key]
+                continue
+            report.extracted += 1
+            report.steps += r.features.num_steps
+            report.video_seconds += r.features.duration
+            has_audio[r.key] = r.features.has_audio
+            ok_ids.append(r.key)
+    elif progress is not None:
+        progress(1.0, f"features: all {report.cached} cached")
+    report.with_audio = sum(has_audio.values())
+    report.seconds = time.perf_counter() - started
+
+    _write_back(dataset, has_audio, ok_ids, failed_ids)
+    if report.extracted or report.cached:
+        dataset.info[g.FEATURES_INFO_KEY] = {"cache_dir": str(root), "config": to_dict(config)}
+        dataset.save()
+
+    if report.total and not (report.extracted or report.cached):
+        raise FeatureExtractionError(f"no video could be processed\n{report}")
+    if strict and report.failed:
+        raise FeatureExtractionError(f"{len(report.failed)} video(s) failed (strict mode)\n{report}")
+    return report
+
+
+def _write_back(dataset, has_audio: dict[str, bool], ok_ids: list[str], failed: dict[str, str]) -> None:
+    """``has_audio`` in one bulk write; errors recorded / cleared per affected sample."""
+    if has_audio:
+        dataset.set_values(g.HAS_AUDIO_FIELD, has_audio, key_field="id")
+    stale: list[str] = []
+    if ok_ids and dataset.has_field(g.ERRORS_FIELD):
+        view = dataset.select(ok_ids)
+        for sid, errs in zip(*view.values(["id", g.ERRORS_FIELD])):
+            if errs and any(e.startswith(f"{STAGE}: ") for e in errs):
+                stale.append(sid)
+    for sid in stale:
+        sample = dataset[sid]
+        g.clear_errors(sample, STAGE)
+        sample.save()
+    for sid, reason in failed.items():
+        sample = dataset[sid]
+        g.clear_errors(sample, STAGE)
+        g.record_error(sample, STAGE, reason)
+        sample.save()

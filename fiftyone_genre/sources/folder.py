@@ -1,0 +1,88 @@
+"""Folder tree: ``<root>/<label>/<video>`` (e.g. public-domain animation clips).
+
+The top-level folder name is the label; deeper folders are walked. There is
+no official split (``source_split`` is None). Each file is its own group.
+Hidden files and non-video files are ignored; a directory whose name looks
+like a video (``x.mp4/``) and videos lying directly in ``root`` are reported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fiftyone_genre.sources.common import (
+    VIDEO_EXTENSIONS,
+    Entry,
+    ImportReport,
+    add_entries,
+    get_dataset,
+    require_dir,
+)
+from fiftyone_genre.utils import ProgressFn
+
+SOURCE = "folder"
+
+
+def parse_folder(
+    root: str | Path, report: ImportReport | None = None
+) -> tuple[list[Entry], ImportReport]:
+    root = require_dir(root, "folder root").absolute()
+    report = report or ImportReport(SOURCE, "", str(root))
+    entries: list[Entry] = []
+    ignored = 0
+    for top in sorted(root.iterdir()):
+        if top.name.startswith("."):
+            continue
+        if not top.is_dir():
+            if top.suffix.lower() in VIDEO_EXTENSIONS:
+                report.problem(
+                    top,
+                    None,
+                    "video is not inside a <label>/ folder; skipped",
+                    skip="no label folder",
+                )
+            continue
+        label = top.name
+        for path in sorted(top.rglob("*")):
+            rel = path.relative_to(root)
+            if any(part.startswith(".") for part in rel.parts):
+                continue
+            if path.suffix.lower() not in VIDEO_EXTENSIONS:
+                ignored += path.is_file()
+                continue
+            if path.is_dir():
+                report.problem(
+                    path, None, "a directory named like a video; skipped", skip="not a file"
+                )
+                continue
+            if not path.is_file():
+                report.problem(
+                    path, None, "not a regular file (broken link?); skipped", skip="not a file"
+                )
+                continue
+            group = f"{SOURCE}:{root.name}/{rel.with_suffix('').as_posix()}"
+            entries.append(Entry(str(path), [label], None, group))
+    if ignored:
+        report.notes.append(f"{ignored} non-video file(s) ignored")
+    return entries, report
+
+
+def import_folder(
+    dataset,
+    root: str | Path,
+    reencode: bool = False,
+    reencode_dir: str | Path | None = None,
+    compute_metadata: bool = True,
+    progress: ProgressFn | None = None,
+) -> ImportReport:
+    """Import ``<root>/<label>/<video>``; the folder name becomes ``source_label``.
+
+    >>> print(import_folder("anim", "/data/public_domain_cartoons"))
+    """
+    ds = get_dataset(dataset)
+    report = ImportReport(SOURCE, ds.name, str(Path(root).absolute()))
+    entries, report = parse_folder(root, report)
+    return add_entries(
+        ds, entries, SOURCE, report, reencode=reencode, reencode_dir=reencode_dir,
+        root=root, compute_metadata=compute_metadata, progress=progress,
+    )  # fmt: skip

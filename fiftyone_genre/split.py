@@ -1,0 +1,486 @@
+"""Group-aware, genre-stratified train/val/test split, leakage check, balance report.
+
+The paper's public code split overlapping 10 s windows at random, so windows
+of one video landed in both train and test. Here the unit of assignment is the
+``group`` (one source video / one movie, set by the importers): a group goes
+whole to one split. :func:`check_leakage` verifies that, and also that no file
+with identical content sits in two splits (a re-upload under another name);
+training calls it before it starts.
+
+Assignment (deterministic for a seed): groups are shuffled with the seed, then
+taken largest first; each goes to the allowed split whose genre quota is the
+most unfilled *relative to its target* (target = ratio x the genre's clips),
+so small genres still get a val and test group before train takes the rest.
+With ``keep_official_test`` a group with any clip in the source's official
+test fold goes to test, groups from the official train/unused folds are
+shared between train and val, and clips from sources without official folds
+are split three ways as usual.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import sqlite3
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fiftyone_genre import genres as g
+from fiftyone_genre.config import ConfigError, SplitConfig
+from fiftyone_genre.utils import ProgressFn, track
+
+UNSPLIT = "(unsplit)"
+
+
+class LeakageError(ValueError):
+    """A group or an identical file appears in more than one split."""
+
+
+def _values(collection, path: str, n: int) -> list[Any]:
+    root = path.split(".")[0]
+    if root not in collection.get_field_schema():
+        return [None] * n
+    return collection.values(path)
+
+
+def _normalized_ratios(ratios) -> tuple[float, float, float]:
+    vals = tuple(float(r) for r in ratios)
+    if len(vals) != 3:
+        raise ConfigError(f"split ratios: expected 3 values (train val test), got {list(ratios)}")
+    if any(r < 0 for r in vals) or vals[0] <= 0:
+        raise ConfigError(f"split ratios: must be >= 0 with a train share > 0, got {list(vals)}")
+    total = sum(vals)
+    return tuple(r / total for r in vals)  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------
+# split
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class SplitReport:
+    """Clips per split and genre, groups per split, what was left out."""
+
+    seed: int
+    ratios: tuple[float, float, float]
+    keep_official_test: bool
+    dry_run: bool = False
+    #: split -> genre -> clips
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    groups: dict[str, int] = field(default_factory=dict)
+    #: clips without a genre: left with split = None
+    unsplit: int = 0
+    #: clips without a group: each treated as its own group
+    no_group: int = 0
+    #: groups sent to test because one of their clips is in the official test fold
+    official_test_groups: int = 0
+    #: groups with clips in both official train and test (all sent to test)
+    mixed_official_groups: int = 0
+
+    def totals(self) -> dict[str, int]:
+        return {s: sum(self.counts.get(s, {}).values()) for s in g.SPLITS}
+
+    def fractions(self) -> dict[str, float]:
+        tot = self.totals()
+        n = sum(tot.values()) or 1
+        return {s: tot[s] / n for s in g.SPLITS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "totals": self.totals()}
+
+    def __str__(self) -> str:
+        head = "split (dry run: nothing written)" if self.dry_run else "split"
+        r = "/".join(f"{x:.2f}" for x in self.ratios)
+        lines = [f"{head}: seed {self.seed}, ratios {r}, keep_official_test={self.keep_official_test}"]
+        genres = sorted({k for c in self.counts.values() for k in c})
+        lines += _table(
+            ["genre", *g.SPLITS],
+            [[gen, *(str(self.counts.get(s, {}).get(gen, 0)) for s in g.SPLITS)] for gen in genres]
+            + [["total", *(str(v) for v in self.totals().values())]]
+            + [["groups", *(str(self.groups.get(s, 0)) for s in g.SPLITS)]],
+        )
+        frac = ", ".join(f"{s} {v:.1%}" for s, v in self.fractions().items())
+        lines.append(f"achieved: {frac}")
+        if self.unsplit:
+            lines.append(f"left unsplit (no genre): {self.unsplit} clips")
+        if self.no_group:
+            lines.append(f"warning: {self.no_group} clips have no group; each is its own group")
+        if self.official_test_groups:
+            lines.append(f"official test fold: {self.official_test_groups} groups kept as test")
+        if self.mixed_official_groups:
+            lines.append(
+                f"warning: {self.mixed_official_groups} groups had clips in official train and "
+                "test; sent whole to test"
+            )
+        return "\n".join(lines)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    fmt = lambda row: "  " + "  ".join(  # noqa: E731
+        str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))
+    )
+    return [fmt(header), *(fmt(r) for r in rows)]
+
+
+def assign_groups(
+    groups: dict[str, Counter],
+    ratios: tuple[float, float, float],
+    seed: int = 0,
+    fixed: dict[str, str] | None = None,
+    allowed: dict[str, tuple[str, ...]] | None = None,
+) -> dict[str, str]:
+    """Group -> split. ``groups`` maps a group to its Counter of genre -> clips.
+
+    Pure function (no FiftyOne), so the property tests can drive it directly.
+    """
+    ratios = _normalized_ratios(ratios)
+    fixed = dict(fixed or {})
+    allowed = allowed or {}
+    ratio = dict(zip(g.SPLITS, ratios))
+    totals: Counter = Counter()
+    for c in groups.values():
+        totals.update(c)
+    current: dict[str, Counter] = {s: Counter() for s in g.SPLITS}
+    for key, s in fixed.items():
+        current[s].update(groups[key])
+
+    rng = random.Random(seed)
+    free = sorted(k for k in groups if k not in fixed)
+    rng.shuffle(free)
+    free.sort(key=lambda k: -sum(groups[k].values()))  # stable: ties keep the shuffle
+
+    def score(s: str, counts: Counter) -> float:
+        size = sum(counts.values()) or 1
+        total = 0.0
+        for genre, c in counts.items():
+            target = ratio[s] * totals[genre]
+            total += c * (target - current[s][genre]) / target
+        return total / size
+
+    out = dict(fixed)
+    default_allowed = tuple(s for s in g.SPLITS if ratio[s] > 0)
+    for key in free:
+        choices = [s for s in allowed.get(key, default_allowed) if ratio[s] > 0] or ["train"]
+        counts = groups[key]
+        best = max(choices, key=lambda s: (round(score(s, counts), 12), ratio[s], -g.SPLITS.index(s)))
+        out[key] = best
+        current[best].update(counts)
+    return out
+
+
+def split_dataset(
+    collection,
+    config: SplitConfig | None = None,
+    progress: ProgressFn | None = None,
+    dry_run: bool = False,
+) -> SplitReport:
+    """Write ``split`` = train/val/test by group, stratified by genre (see module doc).
+
+    Samples without a genre get ``split = None`` and are counted in
+    ``report.unsplit``. ``dry_run`` returns the same report and writes nothing
+    (the operator's preview).
+    """
+    config = config or SplitConfig()
+    ratios = _normalized_ratios(config.ratios)
+    report = SplitReport(
+        seed=config.seed, ratios=ratios, keep_official_test=config.keep_official_test, dry_run=dry_run
+    )
+    ids = collection.values("id")
+    n = len(ids)
+    genres = _values(collection, f"{g.GENRE_FIELD}.label", n)
+    group_vals = _values(collection, g.GROUP_FIELD, n)
+    official = _values(collection, g.SOURCE_SPLIT_FIELD, n)
+
+    groups: dict[str, Counter] = defaultdict(Counter)
+    folds: dict[str, set] = defaultdict(set)
+    key_of: list[str | None] = []
+    for i in track(range(n), total=n, desc="split", progress=progress):
+        if not genres[i]:
+            report.unsplit += 1
+            key_of.append(None)
+            continue
+        key = group_vals[i]
+        if not key:
+            report.no_group += 1
+            key = f"<sample {ids[i]}>"
+        key = str(key)
+        key_of.append(key)
+        groups[key][genres[i]] += 1
+        if official[i]:
+            folds[key].add(str(official[i]).lower())
+
+    fixed: dict[str, str] = {}
+    allowed: dict[str, tuple[str, ...]] = {}
+    if config.keep_official_test:
+        for key, fs in folds.items():
+            if "test" in fs:
+                fixed[key] = "test"
+                report.official_test_groups += 1
+                if fs - {"test"}:
+                    report.mixed_official_groups += 1
+            elif fs:
+                allowed[key] = ("train", "val")
+    assignment = assign_groups(groups, ratios, config.seed, fixed=fixed, allowed=allowed)
+
+    values = [assignment[k] if k is not None else None for k in key_of]
+    counts: dict[str, Counter] = {s: Counter() for s in g.SPLITS}
+    for i, s in enumerate(values):
+        if s is not None:
+            counts[s][genres[i]] += 1
+    report.counts = {s: dict(c) for s, c in counts.items()}
+    report.groups = dict(Counter(assignment.values()))
+    if dry_run:
+        return report
+    if n:
+        collection.set_values(g.SPLIT_FIELD, values)
+    dataset = collection._root_dataset
+    dataset.info[g.SPLIT_INFO_KEY] = {
+        "seed": config.seed,
+        "ratios": list(ratios),
+        "keep_official_test": config.keep_official_test,
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    dataset.save()
+    return report
+
+
+# ---------------------------------------------------------------------------
+# leakage
+# ---------------------------------------------------------------------------
+
+
+def default_hash_cache() -> Path:
+    """Where content hashes are cached (override with FIFTYONE_GENRE_HASH_CACHE)."""
+    env = os.environ.get("FIFTYONE_GENRE_HASH_CACHE")
+    if env:
+        return Path(env)
+    import fiftyone as fo
+
+    return Path(fo.config.default_dataset_dir).expanduser() / "genre_hash_cache.sqlite"
+
+
+class HashCache:
+    """sha256 of files, cached in sqlite by (path, size, mtime_ns): a changed file rehashes."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else default_hash_cache()
+        self._db: sqlite3.Connection | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(self.path), timeout=30)
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, "
+                "mtime_ns INTEGER, sha256 TEXT)"
+            )
+        except (OSError, sqlite3.Error):
+            self._db = None  # read-only home etc.: hash without a cache
+
+    def digest(self, path: str, st: os.stat_result) -> str:
+        if self._db is not None:
+            row = self._db.execute(
+                "SELECT sha256 FROM hashes WHERE path=? AND size=? AND mtime_ns=?",
+                (path, st.st_size, st.st_mtime_ns),
+            ).fetchone()
+            if row:
+                return row[0]
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        digest = h.hexdigest()
+        if self._db is not None:
+            try:
+                with self._db:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)",
+                        (path, st.st_size, st.st_mtime_ns, digest),
+                    )
+            except sqlite3.Error:
+                pass
+        return digest
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+@dataclass
+class LeakageReport:
+    """A clean check: what was looked at."""
+
+    samples: int = 0
+    groups: int = 0
+    files_hashed: int = 0
+    missing_files: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        s = (
+            f"no leakage: {self.samples} split clips, {self.groups} groups, "
+            f"{self.files_hashed} files hashed (same size as another file)"
+        )
+        if self.missing_files:
+            s += f"; {len(self.missing_files)} files missing (not checked): " + ", ".join(
+                self.missing_files[:5]
+            )
+        return s
+
+
+def check_leakage(collection, hash_cache: str | Path | None = None, progress: ProgressFn | None = None) -> LeakageReport:
+    """Raise :class:`LeakageError` if a group or an identical file spans splits.
+
+    Only files whose size equals another file's are hashed (identical content
+    implies identical size), and hashes are cached by path+size+mtime, so a
+    re-check of a large dataset is cheap. Both ``filepath`` and, when set,
+    ``original_filepath`` are compared.
+    """
+    report = LeakageReport()
+    ids = collection.values("id")
+    n = len(ids)
+    splits = _values(collection, g.SPLIT_FIELD, n)
+    groups = _values(collection, g.GROUP_FIELD, n)
+    paths = collection.values("filepath")
+    originals = _values(collection, g.ORIGINAL_PATH_FIELD, n)
+
+    by_group: dict[str, dict[str, int]] = defaultdict(Counter)
+    files: list[tuple[str, str]] = []  # (path, split)
+    for i in range(n):
+        s = splits[i]
+        if not s:
+            continue
+        report.samples += 1
+        if groups[i]:
+            by_group[str(groups[i])][s] += 1
+        for p in {paths[i], originals[i]} - {None, ""}:
+            files.append((p, s))
+    report.groups = len(by_group)
+    problems: list[str] = []
+    for key, per in sorted(by_group.items()):
+        if len(per) > 1:
+            where = ", ".join(f"{s} ({c})" for s, c in sorted(per.items()))
+            problems.append(f"group {key!r} is in {where}")
+
+    stats: dict[str, os.stat_result] = {}
+    by_size: dict[int, list[str]] = defaultdict(list)
+    for p in dict.fromkeys(p for p, _ in files):
+        try:
+            st = os.stat(p)
+        except OSError:
+            report.missing_files.append(p)
+            continue
+        if not os.path.isfile(p):
+            continue
+        stats[p] = st
+        by_size[st.st_size].append(p)
+    to_hash = [p for ps in by_size.values() if len(ps) > 1 for p in ps]
+    split_of: dict[str, set[str]] = defaultdict(set)
+    for p, s in files:
+        split_of[p].add(s)
+    by_hash: dict[str, list[str]] = defaultdict(list)
+    cache = HashCache(hash_cache)
+    try:
+        for p in track(to_hash, desc="hash", progress=progress):
+            try:
+                by_hash[cache.digest(p, stats[p])].append(p)
+                report.files_hashed += 1
+            except OSError:
+                report.missing_files.append(p)
+    finally:
+        cache.close()
+    for digest, ps in sorted(by_hash.items()):
+        used = set().union(*(split_of[p] for p in ps))
+        if len(ps) > 1 and len(used) > 1:
+            where = ", ".join(f"{p} ({'/'.join(sorted(split_of[p]))})" for p in sorted(ps))
+            problems.append(f"identical content sha256:{digest[:12]} in {where}")
+        elif len(ps) == 1 and len(split_of[ps[0]]) > 1:
+            problems.append(f"file {ps[0]} is in {', '.join(sorted(split_of[ps[0]]))}")
+    for p, ss in split_of.items():  # the same path in two splits needs no hashing
+        if len(ss) > 1 and p not in to_hash:
+            problems.append(f"file {p} is in {', '.join(sorted(ss))}")
+    if problems:
+        shown = problems[:25]
+        more = f"\n  ... and {len(problems) - 25} more" if len(problems) > 25 else ""
+        raise LeakageError(
+            f"leakage between splits ({len(problems)} problem(s)); re-run split:\n  "
+            + "\n  ".join(shown)
+            + more
+        )
+    return report
+
+
+# ---------------------------------------------------------------------------
+# balance
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class BalanceReport:
+    """Clips and minutes per genre per split."""
+
+    #: genre -> split -> clips
+    clips: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: genre -> split -> minutes (clips without metadata.duration add nothing)
+    minutes: dict[str, dict[str, float]] = field(default_factory=dict)
+    no_duration: int = 0
+
+    def splits(self) -> list[str]:
+        present = {s for per in self.clips.values() for s in per}
+        return [s for s in (*g.SPLITS, UNSPLIT) if s in present]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        splits = self.splits()
+        header = ["genre", *(f"{s} clips" for s in splits), *(f"{s} min" for s in splits)]
+        rows = []
+        for genre in sorted(self.clips):
+            rows.append(
+                [
+                    genre,
+                    *(str(self.clips[genre].get(s, 0)) for s in splits),
+                    *(f"{self.minutes[genre].get(s, 0.0):.1f}" for s in splits),
+                ]
+            )
+        rows.append(
+            [
+                "total",
+                *(str(sum(c.get(s, 0) for c in self.clips.values())) for s in splits),
+                *(f"{sum(m.get(s, 0.0) for m in self.minutes.values()):.1f}" for s in splits),
+            ]
+        )
+        lines = ["balance: clips and minutes per genre per split", *_table(header, rows)]
+        if self.no_duration:
+            lines.append(
+                f"note: {self.no_duration} clips have no metadata.duration "
+                "(run dataset.compute_metadata())"
+            )
+        return "\n".join(lines)
+
+
+def balance_report(collection) -> BalanceReport:
+    """Clips and total minutes (``metadata.duration``) per genre per split."""
+    n = len(collection)
+    genres = _values(collection, f"{g.GENRE_FIELD}.label", n)
+    splits = _values(collection, g.SPLIT_FIELD, n)
+    durations = _values(collection, "metadata.duration", n)
+    report = BalanceReport()
+    clips: dict[str, Counter] = defaultdict(Counter)
+    minutes: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for genre, split, dur in zip(genres, splits, durations):
+        genre = genre or "(no genre)"
+        split = split or UNSPLIT
+        clips[genre][split] += 1
+        if dur is None:
+            report.no_duration += 1
+        else:
+            minutes[genre][split] += float(dur) / 60.0
+    report.clips = {k: dict(v) for k, v in clips.items()}
+    report.minutes = {k: dict(minutes[k]) for k in clips}
+    return report

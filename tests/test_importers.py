@@ -1,0 +1,270 @@
+"""Importers against synthetic trees in each official layout (compared with the generator's manifest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import fiftyone as fo
+import numpy as np
+import pytest
+
+from fiftyone_genre import genres as g
+from fiftyone_genre import synth
+from fiftyone_genre.sources import (
+    import_folder,
+    import_hmdb51,
+    import_hollywood2,
+    import_source,
+    import_ucf101,
+    import_yt8m,
+)
+from fiftyone_genre.sources.common import label_names, safe_join
+
+TINY = {"size": (64, 48), "fps": 8.0, "duration": 1.0}
+PLANT = {"missing": 1, "malformed": 2, "unknown_class": 1, "unreadable": 1}
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory) -> dict[str, synth.Manifest]:
+    root = tmp_path_factory.mktemp("trees")
+    out = {}
+    for layout in synth.LAYOUTS:
+        kw = dict(PLANT)
+        if layout == "hollywood2":
+            kw.update(autotrain=True, multilabel=0.5)
+        out[layout] = synth.generate(root / layout, layout, clips_per_class=3, seed=1, **TINY, **kw)
+    return out
+
+
+def _by_path(dataset) -> dict[str, fo.Sample]:
+    return {s.filepath: s for s in dataset}
+
+
+def _check_against_manifest(dataset, manifest: synth.Manifest, report, fold: int = 1, source: str = ""):
+    expected = {c.path: c for c in manifest.clips if c.path is not None}
+    got = _by_path(dataset)
+    assert set(got) == set(expected)
+    assert report.imported == len(expected)
+    for path, clip in expected.items():
+        s = got[path]
+        assert s[g.SOURCE_FIELD] == (source or manifest.layout)
+        assert sorted(label_names(s[g.SOURCE_LABEL_FIELD])) == sorted(clip.labels), path
+        assert s[g.GROUP_FIELD] == clip.group
+        assert s[g.SOURCE_SPLIT_FIELD] == clip.splits.get(fold)
+        errors = s[g.ERRORS_FIELD] or []
+        if clip.readable:
+            assert not errors and s.metadata is not None and s.metadata.frame_width == 64
+        else:
+            assert errors and errors[0].startswith("import: unreadable video")
+            assert g.ERROR_TAG in s.tags
+    assert report.flagged == len(manifest.problems_of("unreadable"))
+
+
+def _reported(report, problem: synth.Problem) -> bool:
+    return any(p.file == problem.file and p.line == problem.line for p in report.problems)
+
+
+def test_ucf101(dataset, trees):
+    m = trees["ucf101"]
+    report = import_ucf101(dataset, m.root, fold=1)
+    _check_against_manifest(dataset, m, report)
+    for kind in ("missing", "malformed", "unknown_class"):
+        for p in m.problems_of(kind):
+            assert _reported(report, p), (kind, p, [str(x) for x in report.problems])
+    assert report.skipped["missing video"] == 1 and report.skipped["malformed line"] == 2
+    # the HandstandPushups quirk: folder class, v_HandStandPushups_ files, group from the folder
+    quirk = dataset.match(fo.ViewField("source_label.label") == "HandstandPushups")
+    assert len(quirk) == 3 and all(gr.startswith("ucf101:HandstandPushups_g") for gr in quirk.values("group"))
+    text = str(report)
+    assert "trainlist01.txt:" in text and "imported 18" in text
+
+
+def test_ucf101_other_fold_updates_splits(dataset, trees):
+    m = trees["ucf101"]
+    import_ucf101(dataset, m.root, fold=1)
+    report = import_ucf101(dataset, m.root, fold=2)
+    assert report.imported == 0 and report.existing == len(m.clips)
+    got = _by_path(dataset)
+    assert all(got[c.path][g.SOURCE_SPLIT_FIELD] == c.splits[2] for c in m.clips)
+    with pytest.raises(ValueError, match="fold"):
+        import_ucf101(dataset, m.root, fold=4)
+
+
+def test_hmdb51(dataset, trees):
+    m = trees["hmdb51"]
+    report = import_hmdb51(dataset, m.root, fold=1)
+    _check_against_manifest(dataset, m, report)
+    for kind in ("missing", "malformed"):
+        for p in m.problems_of(kind):
+            assert _reported(report, p), (kind, p)
+    assert report.skipped["unknown class"] == 1
+    assert "unused" in set(dataset.values(g.SOURCE_SPLIT_FIELD))
+
+
+def test_hollywood2_multilabel_and_autotrain(dataset, trees):
+    m = trees["hollywood2"]
+    report = import_hollywood2(dataset, m.root, autotrain=True)
+    _check_against_manifest(dataset, m, report)
+    field = dataset.get_field(g.SOURCE_LABEL_FIELD)
+    assert field.document_type is fo.Classifications
+    multi = [c for c in m.clips if len(c.labels) > 1]
+    assert multi
+    got = _by_path(dataset)
+    for c in multi:
+        assert len(got[c.path][g.SOURCE_LABEL_FIELD].classifications) == len(c.labels)
+    auto = [c.path for c in m.clips if c.autotrain]
+    assert auto and all("hollywood2:autotrain" in got[p].tags for p in auto)
+    for kind in ("missing", "malformed"):
+        for p in m.problems_of(kind):
+            assert _reported(report, p), (kind, p)
+
+
+def test_hollywood2_without_autotrain(dataset, trees):
+    m = trees["hollywood2"]
+    report = import_hollywood2(dataset, m.root)
+    assert report.imported == sum(not c.autotrain for c in m.clips)
+
+
+def test_yt8m_pairs_records_and_keeps_features(dataset, trees, tmp_path):
+    m = trees["yt8m"]
+    report = import_yt8m(dataset, m.root, features_dir=tmp_path / "feats")
+    _check_against_manifest(dataset, m, report)
+    unpaired = [c for c in m.clips if c.path is None]
+    assert report.skipped["unpaired (no local video)"] == len(unpaired)
+    for s in dataset:
+        assert np.asarray(s["yt8m_mean_rgb"]).shape == (1024,)
+        assert np.asarray(s["yt8m_mean_audio"]).shape == (128,)
+        with np.load(s["yt8m_frame_features"]) as z:
+            assert z["rgb"].dtype == np.uint8 and z["rgb"].shape[1] == 1024
+        assert s["yt8m_id"] == Path(s.filepath).stem
+    assert any("unknown label index" in p.reason for p in report.problems)
+    assert any(p.file.endswith("vocabulary.csv") and p.line for p in report.problems)
+
+
+def test_yt8m_video_level_only_and_corrupt_record(dataset, tmp_path):
+    m = synth.generate(tmp_path / "y", "yt8m", clips_per_class=1, yt8m_levels=("video",), **TINY)
+    rec = tmp_path / "y" / "video" / "train0000.tfrecord"
+    data = rec.read_bytes()
+    rec.write_bytes(data + data[:20])  # a truncated record at the end
+    report = import_yt8m(dataset, tmp_path / "y", features_dir=tmp_path / "f")
+    assert report.imported == sum(c.path is not None for c in m.clips)
+    assert not dataset.has_field("yt8m_frame_features") or dataset.count("yt8m_frame_features") == 0
+    assert any("truncated" in p.reason for p in report.problems)
+
+
+def test_folder_and_idempotent_reimport(dataset, trees):
+    m = trees["folder"]
+    first = import_folder(dataset, m.root)
+    _check_against_manifest(dataset, m, first)
+    assert dataset.get_field(g.SOURCE_LABEL_FIELD).document_type is fo.Classification
+    second = import_folder(dataset, m.root)
+    assert second.imported == 0 and second.existing == len(m.clips) and second.updated == 0
+    assert len(dataset) == len(m.clips)
+
+
+def test_second_source_adds_only_its_samples(dataset, trees):
+    import_folder(dataset, trees["folder"].root)
+    n_folder = len(dataset)
+    labels_before = sorted(label_names(v)[0] for v in dataset.values(g.SOURCE_LABEL_FIELD))
+    report = import_hollywood2(dataset, trees["hollywood2"].root)
+    assert len(dataset) == n_folder + report.imported
+    assert dataset.count_values(g.SOURCE_FIELD)["folder"] == n_folder
+    # single labels were promoted losslessly so multi-label Hollywood2 fits in one field
+    folder_view = dataset.match(fo.ViewField(g.SOURCE_FIELD) == "folder")
+    after = sorted(label_names(v)[0] for v in folder_view.values(g.SOURCE_LABEL_FIELD))
+    assert after == labels_before
+    assert any("promoted" in n for n in report.notes)
+    again = import_source("folder", dataset, trees["folder"].root)
+    assert again.imported == 0 and len(dataset) == n_folder + report.imported
+
+
+def test_reencode_keeps_original(dataset, tmp_path):
+    m = synth.generate(tmp_path / "u", "ucf101", clips_per_class=1, classes={"Punch": g.ACTION}, **TINY)
+    report = import_ucf101(dataset, m.root, reencode=True, reencode_dir=tmp_path / "mp4")
+    assert report.reencoded == 1
+    s = dataset.first()
+    assert s.filepath.endswith(".mp4") and Path(s.filepath).exists()
+    assert s[g.ORIGINAL_PATH_FIELD] == m.clips[0].path
+    assert s.metadata.encoding_str == "avc1"
+    again = import_ucf101(dataset, m.root, reencode=True, reencode_dir=tmp_path / "mp4")
+    assert again.imported == 0 and len(dataset) == 1
+
+
+def test_dataset_by_name_is_created_persistent(dataset_name, trees):
+    report = import_source("folder", dataset_name, trees["folder"].root, compute_metadata=False)
+    ds = fo.load_dataset(dataset_name)
+    assert ds.persistent and len(ds) == report.imported
+    with pytest.raises(ValueError, match="does not take fold"):
+        import_source("folder", dataset_name, trees["folder"].root, fold=2)
+    with pytest.raises(ValueError, match="unknown source"):
+        import_source("kinetics", dataset_name, trees["folder"].root)
+    with pytest.raises(FileNotFoundError):
+        import_source("ucf101", dataset_name, "/no/such/place")
+
+
+def test_safe_join_refuses_escapes(tmp_path):
+    assert safe_join(tmp_path, "a/b.avi") == tmp_path / "a" / "b.avi"
+    for bad in ("../x.avi", "a/../../x.avi", "/etc/passwd", "C:/x.avi", "a\\..\\..\\x"):
+        assert safe_join(tmp_path, bad) is None, bad
+
+
+def test_crlf_and_lf_lists_agree(tmp_path, dataset):
+    m = synth.generate(tmp_path / "lf", "ucf101", clips_per_class=2, crlf=False, classes={"Punch": g.ACTION}, **TINY)
+    report = import_ucf101(dataset, m.root, compute_metadata=False)
+    assert report.imported == 2 and not report.problems
+
+
+def test_cli_import(dataset_name, trees, capsys):
+    from fiftyone_genre.cli import main
+
+    m = trees["hmdb51"]
+    assert main(["import", "hmdb51", m.root, "--dataset", dataset_name, "--fold", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "hmdb51 import" in out and "_test_split2.txt" not in out or "problem" in out
+    ds = fo.load_dataset(dataset_name)
+    got = _by_path(ds)
+    assert len(got) == len(m.clips)
+    assert all(got[c.path][g.SOURCE_SPLIT_FIELD] == c.splits[2] for c in m.clips)
+    # re-run: nothing new, still success; --strict fails because problems were reported
+    assert main(["import", "hmdb51", m.root, "--dataset", dataset_name]) == 0
+    assert main(["import", "hmdb51", m.root, "--dataset", dataset_name, "--strict"]) == 1
+    assert main(["import", "folder", m.root, "--dataset", dataset_name, "--fold", "2"]) == 2
+    assert main(["import", "ucf101", "/no/such/dir", "--dataset", dataset_name]) == 2
+
+
+def test_cli_nothing_importable_exits_1(dataset_name, tmp_path):
+    from fiftyone_genre.cli import main
+
+    (tmp_path / "empty" / "label").mkdir(parents=True)
+    assert main(["import", "folder", str(tmp_path / "empty"), "--dataset", dataset_name]) == 1
+
+
+def test_operator_imports(dataset, trees):
+    import fiftyone.operators as foo
+
+    m = trees["yt8m"]
+    uri = "@fiftyone-genre/genre/import_videos"
+    result = foo.execute_operator(
+        uri, dict(dataset=dataset), params={"source": "yt8m", "path": m.root, "media_dir": m.extra["media_dir"]}
+    )
+    assert result.error is None, result.error_message
+    assert result.result["imported"] == len([c for c in m.clips if c.path])
+    assert "yt8m import" in result.result["summary"]
+    # the SDK __call__ goes through the same operator; re-import adds nothing
+    op = foo.get_operator(uri)
+    again = op(dataset, "yt8m", m.root, media_dir=m.extra["media_dir"])
+    assert again.result["imported"] == 0 and again.result["existing"] == len(dataset)
+
+
+def test_operator_form_flags_missing_path(dataset):
+    import fiftyone.operators as foo
+
+    ctx = foo.ExecutionContext(
+        request_params={"dataset_name": dataset.name, "params": {"source": "ucf101", "path": "/no/such/dir"}}
+    )
+    from operators.importing import ImportVideos
+
+    prop = ImportVideos().resolve_input(ctx)
+    names = set(prop.type.properties)
+    assert "path_error" in names and "fold" in names
+    assert "media_dir" not in names

@@ -1,0 +1,137 @@
+"""Streaming decode: sampling by presentation time, audio/visual alignment, bad files."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+from fiftyone_genre.media import ClipStream, MediaError, decode_all, decode_clip, mel_frames
+from media_testutil import index_of, write_audio_only, write_video
+
+SIZE = 32
+
+
+def test_constant_frame_rate_29_97_samples_by_time(tmp_path):
+    p = write_video(tmp_path / "ntsc.mp4", duration=3.0, fps=Fraction(30000, 1001), audio=False)
+    d = decode_all(p, fps=4, image_size=SIZE)
+    period = 1001 / 30000
+    last_frame = (90 - 1) * period
+    assert d.frames.shape == (math.floor(last_frame * 4) + 1, 3, SIZE, SIZE)
+    for k, t in enumerate(d.timestamps):
+        # the first frame at or after k/4 s: never early, never more than a frame late
+        assert k / 4 - 1e-4 <= t < k / 4 + period + 1e-4, (k, t)
+    # no drift: the 30-vs-29.97 difference would put step 11 a frame off by now
+    assert abs(d.timestamps[-1] - round(11 / 4 / period + 0.4999) * period) < 1e-3
+
+
+def test_variable_frame_rate_takes_first_frame_at_or_after_each_step(tmp_path):
+    times = [0.0, 0.1, 0.13, 0.4, 0.45, 0.9, 1.0, 1.02, 1.3, 1.8, 1.9]
+    p = write_video(tmp_path / "vfr.mp4", duration=2.0, frame_times=times)
+    d = decode_all(p, fps=4, image_size=SIZE)
+    expected = [next(i for i, t in enumerate(times) if t >= k / 4 - 1e-6) for k in range(8)]
+    assert len(d.timestamps) == 8  # steps 0 .. floor(1.9 * 4)
+    np.testing.assert_allclose(d.timestamps, [times[i] for i in expected], atol=1e-3)
+    # the pixels are those of the chosen frames (frame i is grey level 10 + 10 i)
+    assert [index_of(f) for f in d.frames] == expected
+    # a gap longer than a step repeats the frame instead of shifting later steps
+    assert expected[2] == expected[3] == 5
+
+
+def test_sampling_rate_is_configurable(tmp_path):
+    p = write_video(tmp_path / "a.mp4", duration=2.0, fps=25, audio=False)
+    d = decode_all(p, fps=2, image_size=SIZE)
+    np.testing.assert_allclose(d.step_times, [0, 0.5, 1.0, 1.5])
+    assert np.all(np.abs(d.timestamps - d.step_times) < 0.04 + 1e-6)
+
+
+def test_audio_window_is_centred_on_its_step(tmp_path):
+    # silence, then a 1 kHz tone from 1.5 s: the window of step k (t_k = k/4,
+    # 1 s wide, centred) must show the onset at (1.5 - (t_k - 0.5)) / 10 ms.
+    p = write_video(tmp_path / "tone.mp4", duration=3.0, tone_hz=1000, tone_start=1.5)
+    d = decode_all(p, fps=4, image_size=SIZE)
+    n_frames = mel_frames(16000, 1.0)
+    assert d.has_audio and d.mels.shape == (12, 1, 64, n_frames)
+    band = int(d.mels[-1, 0, :, n_frames // 2].argmax())
+    row = d.mels[:, 0, band, :].numpy()
+    threshold = (row.max() + row.min()) / 2
+    onsets = {}
+    for k in range(12):
+        on = np.nonzero(row[k] > threshold)[0]
+        onsets[k] = int(on[0]) if len(on) else None
+    for k in range(5):  # window ends at t_k + 0.5 <= 1.5: no tone yet
+        assert onsets[k] is None, (k, onsets)
+    for k in (5, 6, 7):  # onset column = (tone - window start - frame length) / hop
+        expected = math.ceil((1.5 - (k / 4 - 0.5) - 0.025) / 0.010)
+        assert abs(onsets[k] - expected) <= 2, (k, onsets[k], expected)
+    for k in range(8, 12):
+        assert onsets[k] == 0
+    # the centre frame (the step's own moment) has the tone iff t_k is past the onset
+    centre = row[:, n_frames // 2] > threshold
+    assert not centre[:6].any() and centre[7:].all()
+
+
+def test_no_audio_track_gives_zeros_not_an_error(tmp_path):
+    p = write_video(tmp_path / "silent_film.mp4", duration=1.0, audio=False)
+    d = decode_all(p, fps=4, image_size=SIZE)
+    assert d.has_audio is False
+    assert d.mels.shape[0] == d.frames.shape[0] == 4
+    assert torch.count_nonzero(d.mels) == 0
+
+
+def test_streaming_yields_bounded_chunks(tmp_path):
+    p = write_video(tmp_path / "long.mp4", duration=3.0, fps=25)
+    stream = decode_clip(p, fps=8, image_size=SIZE, chunk_size=5)
+    frames = mels = 0
+    for c in stream:
+        assert c.num_frames <= 5 + 2 and c.num_mels <= 5 + 2  # one packet can add a step or two
+        assert c.frame_start == frames and c.mel_start == mels  # contiguous, in order
+        frames += c.num_frames
+        mels += c.num_mels
+    assert frames == mels == stream.num_steps == 24
+    assert stream.has_audio and abs(stream.duration - 3.0) < 0.05
+
+
+def _bad_file(kind: str, d):
+    """One of the broken inputs real collections contain."""
+    if kind == "zero":
+        (d / "zero.mp4").write_bytes(b"")
+        return d / "zero.mp4"
+    if kind == "text":
+        (d / "text.mp4").write_text("hello, not a video")
+        return d / "text.mp4"
+    if kind == "audio_only":
+        return write_audio_only(d / "sound.m4a")
+    if kind == "directory":
+        (d / "folder.mp4").mkdir()
+        return d / "folder.mp4"
+    return d / "missing.mp4"
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("zero", "zero-byte"),
+        ("text", "not a readable video"),
+        ("audio_only", "no video stream"),
+        ("directory", "is a directory"),
+        ("missing", "not found"),
+    ],
+)
+def test_bad_files_raise_media_error_naming_the_file(tmp_path, kind, message):
+    path = _bad_file(kind, tmp_path)
+    with pytest.raises(MediaError) as e:
+        list(ClipStream(path, fps=4, image_size=SIZE))
+    assert str(path) in str(e.value) and message in str(e.value)
+
+
+def test_truncated_file_is_an_error(tmp_path):
+    p = write_video(tmp_path / "full.mp4", duration=3.0)
+    data = p.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MediaError, match="cut.mp4"):
+        decode_all(cut, fps=4, image_size=SIZE)
