@@ -526,7 +526,7 @@ def finetune_frame_classifier(
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
-            loss_sum += float(loss) * len(idx)
+            loss_sum += float(loss.detach()) * len(idx)
             total += len(idx)
             correct += int((logits.argmax(1).cpu() == train_y[idx]).sum())
         row = {"epoch": float(epoch), "train_loss": loss_sum / max(1, total), "train_acc": correct / max(1, total)}

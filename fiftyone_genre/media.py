@@ -115,7 +115,14 @@ def mel_frames(sample_rate: int, audio_window_s: float) -> int:
 
 
 class MelWindows:
-    """Log-mel spectrogram of fixed-length windows (torchaudio), batched."""
+    """Log-mel spectrogram (torchaudio's filterbank and window, computed in NumPy).
+
+    The maths is torchaudio's ``MelSpectrogram(center=False, power=2)``, but it
+    runs in the decode worker thread next to a CNN that owns the intra-op
+    thread pool: NumPy's single-threaded FFT plus a banded filterbank product
+    keep the decode side off OpenMP/BLAS thread pools, whose spin-waiting on a
+    busy machine made the same small ops 10-100x slower.
+    """
 
     def __init__(self, sample_rate: int = 16000, n_mels: int = 64, audio_window_s: float = 1.0):
         import torchaudio
@@ -124,30 +131,42 @@ class MelWindows:
         self.n_mels = int(n_mels)
         self.window_samples = round(audio_window_s * sample_rate)
         self.num_frames = mel_frames(sample_rate, audio_window_s)
-        win = max(1, round(MEL_WIN_S * sample_rate))
-        self.transform = torchaudio.transforms.MelSpectrogram(
-            sample_rate=self.sample_rate,
-            n_fft=win,
-            win_length=win,
-            hop_length=max(1, round(MEL_HOP_S * sample_rate)),
+        self.win = max(1, round(MEL_WIN_S * sample_rate))
+        self.hop = max(1, round(MEL_HOP_S * sample_rate))
+        self.window = torch.hann_window(self.win).numpy().astype(np.float32)
+        fb = torchaudio.functional.melscale_fbanks(
+            n_freqs=self.win // 2 + 1,
+            f_min=0.0,
+            f_max=self.sample_rate / 2,
             n_mels=self.n_mels,
-            center=False,
-            power=2.0,
-        )
+            sample_rate=self.sample_rate,
+        ).numpy()  # [n_freqs, n_mels], each band non-zero on a few bins only
+        self.bands: list[tuple[int, int, np.ndarray]] = []
+        for m in range(self.n_mels):
+            nz = np.nonzero(fb[:, m])[0]
+            lo, hi = (int(nz[0]), int(nz[-1]) + 1) if len(nz) else (0, 0)
+            self.bands.append((lo, hi, fb[lo:hi, m].astype(np.float32)))
+
+    def frames(self, signal: np.ndarray) -> np.ndarray:
+        """Normalised log-mel columns ``[n_mels, J]`` of a continuous signal (frame j at j*hop)."""
+        signal = np.ascontiguousarray(signal, dtype=np.float32)
+        if len(signal) < self.win:
+            return np.zeros((self.n_mels, 0), dtype=np.float32)
+        framed = np.lib.stride_tricks.sliding_window_view(signal, self.win)[:: self.hop]
+        spec = np.fft.rfft(framed * self.window, axis=1)
+        power = (spec.real * spec.real + spec.imag * spec.imag).astype(np.float32)
+        mel = np.empty((self.n_mels, power.shape[0]), dtype=np.float32)
+        for m, (lo, hi, w) in enumerate(self.bands):
+            mel[m] = power[:, lo:hi] @ w if hi > lo else 0.0
+        return (np.log(mel + LOG_MEL_EPS) + LOG_MEL_OFFSET) / LOG_MEL_SCALE
 
     def __call__(self, windows: np.ndarray) -> torch.Tensor:
-        """``[m, window_samples]`` float32 audio -> ``[m, 1, n_mels, F]`` normalised log-mel."""
-        with torch.inference_mode():
-            mel = self.transform(torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)))
-            logmel = (torch.log(mel + LOG_MEL_EPS) + LOG_MEL_OFFSET) / LOG_MEL_SCALE
-        return logmel[:, None, :, : self.num_frames].contiguous()
+        """``[m, window_samples]`` audio -> ``[m, 1, n_mels, F]`` normalised log-mel."""
+        out = np.stack([self.frames(w)[:, : self.num_frames] for w in np.atleast_2d(windows)])
+        return torch.from_numpy(out[:, None])
 
     def empty(self) -> torch.Tensor:
         return torch.zeros((0, 1, self.n_mels, self.num_frames), dtype=torch.float32)
-
-    def silence(self, n: int) -> torch.Tensor:
-        """What a window of digital silence looks like (used to pad no-audio clips in tests)."""
-        return self(np.zeros((n, self.window_samples), dtype=np.float32))
 
 
 def _as_size(image_size: int | tuple[int, int]) -> tuple[int, int]:
@@ -255,6 +274,10 @@ class ClipStream:
         self.close()
 
     # --- decoding ------------------------------------------------------
+    def _frame_of(self, k: int, sr: int, hop: int) -> int:
+        """Mel frame where step k's window starts (frames are on a grid from step 0's window)."""
+        return round(round(k * sr / self.fps) / hop)
+
     def __iter__(self) -> Iterator[StepChunk]:
         import av
 
@@ -289,7 +312,7 @@ class ClipStream:
         if self.info.declared_duration:
             audio_limit_steps = int(math.floor((self.info.declared_duration + 1.0) * self.fps)) + 1
 
-        frames: list[torch.Tensor] = []
+        frames: list[np.ndarray] = []  # HWC uint8
         frame_times: list[float] = []
         frame_start = 0
         next_k = 0  # next step waiting for a frame
@@ -297,22 +320,87 @@ class ClipStream:
         last_frame_end = 0.0
 
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sr) if as_ is not None else None
-        buf = np.zeros(0, dtype=np.float32)  # rolling audio buffer (mono, sr)
-        buf_start = 0  # absolute sample index (relative to video start) of buf[0]
-        audio_origin: int | None = None  # sample index of the first decoded audio sample
-        audio_end = 0  # absolute sample index one past the last decoded sample
+        # Audio is analysed ONCE as a continuous log-mel sequence on a fixed
+        # grid (frame j starts at sample g0 + j*hop, g0 = start of step 0's
+        # window); step k's window is F consecutive columns of it. Overlapping
+        # windows (1 s every 0.25 s) would otherwise redo each FFT 4 times.
+        # When sr/fps is not a multiple of the hop, a window snaps to the
+        # nearest frame (<= hop/2 = 5 ms off centre). Raw samples are kept only
+        # until their frames are computed, columns only until no step needs them.
+        win, hop, n_cols = self.mel.win, self.mel.hop, self.mel.num_frames
+        g0 = -half_win
+        buf = np.zeros(0, dtype=np.float32)  # raw samples from the next uncomputed frame on
+        next_j = 0  # next mel frame to compute
+        cols: list[np.ndarray] = []  # computed columns [n_mels, *] still needed
+        cols_start = 0  # frame index of the first kept column
+        n_kept = 0
+        audio_origin: int | None = None
+        sample_cap = None  # ignore audio beyond the end of the video (+ a window)
+        if audio_limit_steps is not None:
+            sample_cap = g0 + (self._frame_of(audio_limit_steps, sr, hop) + n_cols) * hop + win
         mel_k = 0  # next step whose mel window is pending
         mel_windows: list[np.ndarray] = []
         mel_start = 0
 
-        def window_for(k: int) -> np.ndarray:
-            centre = round((k * step_dt) * sr)
-            lo = centre - half_win
-            out = np.zeros(self.mel.window_samples, dtype=np.float32)
-            a, b = max(lo, buf_start), min(lo + self.mel.window_samples, buf_start + len(buf))
-            if b > a:
-                out[a - lo : b - lo] = buf[a - buf_start : b - buf_start]
-            return out
+        def compute(final: bool = False) -> None:
+            """Turn buffered samples into mel columns (in batches of >= 1 s)."""
+            nonlocal buf, next_j, n_kept
+            if len(buf) < win:
+                return
+            nf = 1 + (len(buf) - win) // hop
+            if nf < 100 and not final:
+                return
+            m = self.mel.frames(buf[: (nf - 1) * hop + win])
+            cols.append(m)
+            n_kept += m.shape[1]
+            buf = buf[nf * hop :]
+            next_j += nf
+
+        def emit(limit_k: int | None) -> None:
+            """Cut every step window whose columns are all computed; drop what no step needs."""
+            nonlocal mel_k, cols_start, n_kept
+            while limit_k is None or mel_k < limit_k:
+                j = self._frame_of(mel_k, sr, hop)
+                if j + n_cols > next_j:
+                    break
+                if len(cols) > 1:
+                    cols[:] = [np.concatenate(cols, axis=1)]
+                a = j - cols_start
+                mel_windows.append(cols[0][:, a : a + n_cols])
+                mel_k += 1
+            if cols:
+                drop = min(self._frame_of(mel_k, sr, hop) - cols_start, n_kept)
+                if drop > 0:
+                    merged = np.concatenate(cols, axis=1) if len(cols) > 1 else cols[0]
+                    cols[:] = [np.ascontiguousarray(merged[:, drop:])] if drop < n_kept else []
+                    cols_start += drop
+                    n_kept -= drop
+
+        def pad_silence(n: int) -> None:
+            nonlocal buf
+            while n > 0:  # in pieces: a track starting minutes late must not allocate minutes
+                piece = min(n, 10 * sr)
+                buf = np.concatenate([buf, np.zeros(piece, dtype=np.float32)])
+                n -= piece
+                compute()
+                emit(audio_limit_steps)
+
+        def add_audio(samples: np.ndarray, start: int | None) -> None:
+            """Append resampled audio; the first call places it on the grid (zero-padded or cut)."""
+            nonlocal buf, audio_origin
+            if audio_origin is None:
+                audio_origin = start if start is not None else 0
+                if audio_origin < g0:
+                    samples = samples[g0 - audio_origin :]
+                else:
+                    pad_silence(audio_origin - g0)
+            if sample_cap is not None:
+                room = sample_cap - (g0 + next_j * hop + len(buf))
+                samples = samples[: max(0, room)]
+            if len(samples):
+                buf = np.concatenate([buf, samples]) if len(buf) else samples.copy()
+                compute()
+                emit(audio_limit_steps)
 
         def chunk(final: bool = False) -> StepChunk | None:
             nonlocal frames, frame_times, frame_start, mel_windows, mel_start
@@ -321,43 +409,19 @@ class ClipStream:
             if not final and len(frames) < self.chunk_size and len(mel_windows) < self.chunk_size:
                 return None
             out = StepChunk(
-                frames=torch.stack(frames) if frames else torch.zeros((0, 3, height, width), dtype=torch.uint8),
+                # NHWC in memory, NCHW by shape: torch sees a channels-last tensor (no copy)
+                frames=torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+                if frames
+                else torch.zeros((0, 3, height, width), dtype=torch.uint8),
                 frame_start=frame_start,
                 timestamps=np.asarray(frame_times, dtype=np.float64),
-                mels=self.mel(np.stack(mel_windows)) if mel_windows else self.mel.empty(),
+                mels=torch.from_numpy(np.stack(mel_windows)[:, None]) if mel_windows else self.mel.empty(),
                 mel_start=mel_start,
             )
             frame_start += len(frames)
             mel_start += len(mel_windows)
             frames, frame_times, mel_windows = [], [], []
             return out
-
-        def audio_ready(limit_k: int | None) -> None:
-            """Cut every window whose samples have all arrived, then trim the buffer."""
-            nonlocal mel_k, buf, buf_start
-            while limit_k is None or mel_k < limit_k:
-                hi = round((mel_k * step_dt) * sr) - half_win + self.mel.window_samples
-                if hi > audio_end:
-                    break
-                mel_windows.append(window_for(mel_k))
-                mel_k += 1
-            keep_from = round((mel_k * step_dt) * sr) - half_win
-            if keep_from > buf_start:
-                drop = min(len(buf), keep_from - buf_start)
-                buf = buf[drop:]
-                buf_start += drop
-
-        def add_audio(samples: np.ndarray, start: int) -> None:
-            nonlocal buf, buf_start, audio_end, audio_origin
-            if audio_origin is None:
-                audio_origin = start
-                buf_start = start
-                audio_end = start
-            # The resampler's output is continuous; place it after what we have.
-            if len(buf) == 0:
-                buf_start = audio_end
-            buf = np.concatenate([buf, samples]) if len(buf) else samples.copy()
-            audio_end += len(samples)
 
         for packet in container.demux(streams):
             if packet.stream.type == "video":
@@ -378,8 +442,9 @@ class ClipStream:
                     img = None
                     while next_k * step_dt <= t + TIME_EPS:
                         if img is None:
-                            rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA")
-                            img = torch.from_numpy(rgb.to_ndarray()).permute(2, 0, 1)
+                            # threads=1: swscale's own pool would fight the CNN for cores
+                            rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA", threads=1)
+                            img = rgb.to_ndarray()
                         frames.append(img)
                         frame_times.append(t)
                         next_k += 1
@@ -391,17 +456,14 @@ class ClipStream:
                         ft = frame.time if frame.time is not None else (t0 or 0.0)
                         start = round((ft - (t0 or 0.0)) * sr)
                     for out in resampler.resample(frame):
-                        add_audio(out.to_ndarray().reshape(-1).astype(np.float32, copy=False), start or 0)
-                        start = None
-                    audio_ready(audio_limit_steps)
+                        add_audio(out.to_ndarray().reshape(-1).astype(np.float32, copy=False), start)
             c = chunk()
             if c is not None:
                 yield c
 
         if resampler is not None:
             for out in resampler.resample(None):
-                add_audio(out.to_ndarray().reshape(-1).astype(np.float32, copy=False), 0)
-            audio_ready(next_k)
+                add_audio(out.to_ndarray().reshape(-1).astype(np.float32, copy=False), None)
         self.has_audio = audio_origin is not None
         if next_k == 0:
             raise MediaError(f"{self.path}: no decodable video frames (truncated or corrupt?)")
@@ -414,10 +476,14 @@ class ClipStream:
                     f"{self.path}: truncated: decoded {self.duration:.1f}s of a declared {declared:.1f}s"
                 )
         if self.has_audio:
-            # Remaining windows run past the end of the audio: zero-padded.
-            while mel_k < next_k:
-                mel_windows.append(window_for(mel_k))
-                mel_k += 1
+            # The last windows run past the end of the audio: zero-pad, then cut them.
+            if mel_k < next_k:
+                needed = g0 + (self._frame_of(next_k - 1, sr, hop) + n_cols - 1) * hop + win
+                have = g0 + next_j * hop + len(buf)
+                if needed > have:
+                    buf = np.concatenate([buf, np.zeros(needed - have, dtype=np.float32)])
+                compute(final=True)
+                emit(next_k)
             if mel_start + len(mel_windows) > next_k:  # audio ran longer than the video
                 mel_windows = mel_windows[: max(0, next_k - mel_start)]
         else:

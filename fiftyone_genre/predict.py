@@ -322,7 +322,6 @@ def predict(
     written = [fields["pred"], fields["timeline"], fields["embedding"]]
     if fused:
         written += [fields["visual"], fields["audio"]]
-    schema = dataset.get_field_schema()
 
     report = PredictReport(
         model_path=str(ckpt.path),
@@ -399,11 +398,11 @@ def predict(
         for name, vals in values.items():
             dataset.set_values(name, vals, key_field="id")
 
-    _clear_fields(dataset, failed_ids, [f for f in written if f in schema or f in dataset.get_field_schema()])
+    _clear_fields(dataset, failed_ids, [f for f in written if dataset.has_field(f)])
     if not fused:
         # A fused run's per-modality fields would otherwise outlive it and
         # describe a model that is no longer the one on the samples.
-        stale = [f for f in (fields["visual"], fields["audio"]) if f in dataset.get_field_schema()]
+        stale = [f for f in (fields["visual"], fields["audio"]) if dataset.has_field(f)]
         _clear_fields(dataset, collection.values("id"), stale)
     _update_errors(dataset, ok_ids, failed_ids, report.failures, paths, ids)
 
@@ -472,9 +471,11 @@ def _clear_fields(dataset, sample_ids: list[str], names: list[str]) -> None:
 def _update_errors(dataset, ok_ids, failed_ids, failures, paths, ids) -> None:
     """Record this run's failures on the samples; drop earlier predict errors of successes."""
     path_of = dict(zip(ids, paths))
-    for sample in track(dataset.select(failed_ids), total=len(failed_ids), desc="Recording failures"):
-        g.record_error(sample, STAGE, failures[path_of[sample.id]])
-        sample.save()
+    if failed_ids:
+        failed_view = dataset.select(failed_ids)
+        for sample in track(failed_view, total=len(failed_ids), desc="Recording failures"):
+            g.record_error(sample, STAGE, failures[path_of[sample.id]])
+            sample.save()
     if ok_ids and dataset.has_field(g.ERRORS_FIELD):
         from fiftyone import ViewField as F
 

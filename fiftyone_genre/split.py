@@ -11,6 +11,8 @@ Assignment (deterministic for a seed): groups are shuffled with the seed, then
 taken largest first; each goes to the allowed split whose genre quota is the
 most unfilled *relative to its target* (target = ratio x the genre's clips),
 so small genres still get a val and test group before train takes the rest.
+Groups that share a file (the same path, or identical content under another
+name) are merged first, so a split never fails its own leakage check.
 With ``keep_official_test`` a group with any clip in the source's official
 test fold goes to test, groups from the official train/unused folds are
 shared between train and val, and clips from sources without official folds
@@ -81,6 +83,8 @@ class SplitReport:
     official_test_groups: int = 0
     #: groups with clips in both official train and test (all sent to test)
     mixed_official_groups: int = 0
+    #: groups joined to another because they share an identical file
+    merged_groups: int = 0
 
     def totals(self) -> dict[str, int]:
         return {s: sum(self.counts.get(s, {}).values()) for s in g.SPLITS}
@@ -110,6 +114,10 @@ class SplitReport:
             lines.append(f"left unsplit (no genre): {self.unsplit} clips")
         if self.no_group:
             lines.append(f"warning: {self.no_group} clips have no group; each is its own group")
+        if self.merged_groups:
+            lines.append(
+                f"{self.merged_groups} groups merged with another: they share identical files"
+            )
         if self.official_test_groups:
             lines.append(f"official test fold: {self.official_test_groups} groups kept as test")
         if self.mixed_official_groups:
@@ -174,17 +182,65 @@ def assign_groups(
     return out
 
 
+def _merge_duplicate_groups(collection, key_of, hash_cache, progress) -> dict[str, str]:
+    """Groups that share a file (same path or same content) -> one representative.
+
+    A re-uploaded clip under another name and group would otherwise be split
+    apart and fail :func:`check_leakage`; merging keeps split and check in
+    agreement. Returns {absorbed group: representative}.
+    """
+    n = len(key_of)
+    paths = collection.values("filepath")
+    originals = _values(collection, g.ORIGINAL_PATH_FIELD, n)
+    keys_of_path: dict[str, set[str]] = defaultdict(set)
+    for i, key in enumerate(key_of):
+        if key is not None:
+            for p in {paths[i], originals[i]} - {None, ""}:
+                keys_of_path[p].add(key)
+    by_hash, _, _ = content_hashes(keys_of_path, hash_cache, progress)
+
+    parent: dict[str, str] = {}
+
+    def find(k: str) -> str:
+        while parent.get(k, k) != k:
+            k = parent[k]
+        return k
+
+    def union(keys) -> None:
+        keys = sorted(keys)
+        root = find(keys[0])
+        for k in keys[1:]:
+            r = find(k)
+            if r != root:
+                lo, hi = sorted((root, r))
+                parent[hi] = lo
+                root = lo
+
+    for keys in keys_of_path.values():
+        if len(keys) > 1:
+            union(keys)
+    for ps in by_hash.values():
+        keys = set().union(*(keys_of_path[p] for p in ps))
+        if len(keys) > 1:
+            union(keys)
+    return {k: find(k) for k in parent if find(k) != k}
+
+
 def split_dataset(
     collection,
     config: SplitConfig | None = None,
     progress: ProgressFn | None = None,
     dry_run: bool = False,
+    merge_duplicates: bool = True,
+    hash_cache: str | Path | None = None,
 ) -> SplitReport:
     """Write ``split`` = train/val/test by group, stratified by genre (see module doc).
 
     Samples without a genre get ``split = None`` and are counted in
-    ``report.unsplit``. ``dry_run`` returns the same report and writes nothing
-    (the operator's preview).
+    ``report.unsplit``. ``merge_duplicates`` first joins groups that share an
+    identical file (content hash), so the split always passes
+    :func:`check_leakage`. ``dry_run`` returns the same report and writes
+    nothing (the operator's preview).
     """
     config = config or SplitConfig()
     ratios = _normalized_ratios(config.ratios)
@@ -214,6 +270,15 @@ def split_dataset(
         groups[key][genres[i]] += 1
         if official[i]:
             folds[key].add(str(official[i]).lower())
+
+    if merge_duplicates and groups:
+        canon = _merge_duplicate_groups(collection, key_of, hash_cache, progress)
+        if canon:
+            report.merged_groups = len(canon)
+            key_of = [canon.get(k, k) if k is not None else None for k in key_of]
+            for old, new in canon.items():
+                groups[new].update(groups.pop(old))
+                folds[new] |= folds.pop(old, set())
 
     fixed: dict[str, str] = {}
     allowed: dict[str, tuple[str, ...]] = {}
@@ -271,6 +336,7 @@ class HashCache:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_hash_cache()
         self._db: sqlite3.Connection | None = None
+        self._pending: list[tuple[str, int, int, str]] = []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(self.path), timeout=30)
@@ -294,21 +360,63 @@ class HashCache:
             while chunk := f.read(1 << 20):
                 h.update(chunk)
         digest = h.hexdigest()
-        if self._db is not None:
-            try:
-                with self._db:
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)",
-                        (path, st.st_size, st.st_mtime_ns, digest),
-                    )
-            except sqlite3.Error:
-                pass
+        self._pending.append((path, st.st_size, st.st_mtime_ns, digest))
+        if len(self._pending) >= 500:
+            self.flush()
         return digest
 
+    def flush(self) -> None:
+        """Write new hashes in one transaction (one fsync, not one per file)."""
+        if self._db is not None and self._pending:
+            try:
+                with self._db:
+                    self._db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)", self._pending)
+            except sqlite3.Error:
+                pass
+        self._pending.clear()
+
     def close(self) -> None:
+        self.flush()
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def content_hashes(
+    paths, hash_cache: str | Path | None = None, progress: ProgressFn | None = None
+) -> tuple[dict[str, list[str]], int, list[str]]:
+    """sha256 -> paths, for the files whose size equals another file's.
+
+    Identical content implies identical size, so files of a unique size are
+    never read. Returns (by_hash, files hashed, missing paths).
+    """
+    missing: list[str] = []
+    stats: dict[str, os.stat_result] = {}
+    by_size: dict[int, list[str]] = defaultdict(list)
+    for p in dict.fromkeys(paths):
+        try:
+            st = os.stat(p)
+        except OSError:
+            missing.append(p)
+            continue
+        if not os.path.isfile(p):
+            continue
+        stats[p] = st
+        by_size[st.st_size].append(p)
+    to_hash = [p for ps in by_size.values() if len(ps) > 1 for p in ps]
+    by_hash: dict[str, list[str]] = defaultdict(list)
+    hashed = 0
+    cache = HashCache(hash_cache)
+    try:
+        for p in track(to_hash, desc="hash", progress=progress):
+            try:
+                by_hash[cache.digest(p, stats[p])].append(p)
+                hashed += 1
+            except OSError:
+                missing.append(p)
+    finally:
+        cache.close()
+    return dict(by_hash), hashed, missing
 
 
 @dataclass
@@ -366,33 +474,13 @@ def check_leakage(collection, hash_cache: str | Path | None = None, progress: Pr
             where = ", ".join(f"{s} ({c})" for s, c in sorted(per.items()))
             problems.append(f"group {key!r} is in {where}")
 
-    stats: dict[str, os.stat_result] = {}
-    by_size: dict[int, list[str]] = defaultdict(list)
-    for p in dict.fromkeys(p for p, _ in files):
-        try:
-            st = os.stat(p)
-        except OSError:
-            report.missing_files.append(p)
-            continue
-        if not os.path.isfile(p):
-            continue
-        stats[p] = st
-        by_size[st.st_size].append(p)
-    to_hash = [p for ps in by_size.values() if len(ps) > 1 for p in ps]
     split_of: dict[str, set[str]] = defaultdict(set)
     for p, s in files:
         split_of[p].add(s)
-    by_hash: dict[str, list[str]] = defaultdict(list)
-    cache = HashCache(hash_cache)
-    try:
-        for p in track(to_hash, desc="hash", progress=progress):
-            try:
-                by_hash[cache.digest(p, stats[p])].append(p)
-                report.files_hashed += 1
-            except OSError:
-                report.missing_files.append(p)
-    finally:
-        cache.close()
+    by_hash, hashed, missing = content_hashes(split_of, hash_cache, progress)
+    report.files_hashed = hashed
+    report.missing_files = missing
+    to_hash = {p for ps in by_hash.values() for p in ps}
     for digest, ps in sorted(by_hash.items()):
         used = set().union(*(split_of[p] for p in ps))
         if len(ps) > 1 and len(used) > 1:

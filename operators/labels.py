@@ -169,7 +169,7 @@ class RelabelSamples(foo.Operator):
     def resolve_placement(self, ctx):
         return types.Placement(
             types.Places.SAMPLES_GRID_SECONDARY_ACTIONS,
-            types.Button(label="Relabel genre", prompt=True, icon="label"),
+            types.Button(label="Relabel genre", prompt=True),
         )
 
     def resolve_input(self, ctx):

@@ -128,7 +128,7 @@ class Assets:
     audio_model_dir: Path
 
 
-def _train(exp: ExperimentConfig, feats: list[ClipFeatures], labels: list[int], modality: str, steps: int = 250):
+def _train(exp: ExperimentConfig, feats: list[ClipFeatures], labels: list[int], modality: str, steps: int = 150):
     import torch
 
     from fiftyone_genre.data import collate_windows, make_windows, pad_window

@@ -72,7 +72,7 @@ def write_video(
         total = int(duration * audio_rate)
         events += [(s / audio_rate, "a", s) for s in range(0, total, hop)]
     events.sort(key=lambda e: (e[0], e[1] == "a"))
-    for t, kind, idx in events:
+    for _t, kind, idx in events:
         if kind == "v":
             img = np.full((h, w, 3), grey_of(idx), dtype=np.uint8)
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")

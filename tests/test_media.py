@@ -8,9 +8,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
+from media_testutil import index_of, write_audio_only, write_video
 
 from fiftyone_genre.media import ClipStream, MediaError, decode_all, decode_clip, mel_frames
-from media_testutil import index_of, write_audio_only, write_video
 
 SIZE = 32
 
@@ -87,7 +87,9 @@ def test_streaming_yields_bounded_chunks(tmp_path):
     stream = decode_clip(p, fps=8, image_size=SIZE, chunk_size=5)
     frames = mels = 0
     for c in stream:
-        assert c.num_frames <= 5 + 2 and c.num_mels <= 5 + 2  # one packet can add a step or two
+        # bounded by the chunk size plus what one packet (frames) or one
+        # 1-second mel batch (8 steps at 8 fps) can add at once
+        assert c.num_frames <= 5 + 2 and c.num_mels <= 5 + 8
         assert c.frame_start == frames and c.mel_start == mels  # contiguous, in order
         frames += c.num_frames
         mels += c.num_mels

@@ -184,7 +184,7 @@ def test_custom_field_names_and_refusing_ground_truth(dataset_name):
     )
     predict(ds, a.model_dir, cfg)
     for name in ("p2", "t2", "e2", "v2", "a2"):
-        assert ds.has_field(name) and None not in ds.values(name)
+        assert ds.has_field(name) and all(v is not None for v in ds.values(name))
     assert not ds.has_field(g.PRED_FIELD)
     assert ds.info[g.RUN_INFO_KEY]["fields"]["pred"] == "p2"
 
@@ -204,6 +204,26 @@ def test_nothing_predictable_and_strict_mode(dataset_name):
     assert isinstance(ds.first().genre, fo.Classification)
 
 
+def test_fixed_clip_loses_its_predict_error_on_rerun(dataset_name):
+    from genre_testdata import ClipSpec, features_config
+
+    from fiftyone_genre.cache import FeatureCache
+
+    ds = build_dataset(dataset_name, extra_uncached=1)
+    a = assets()
+    predict(ds, a.model_dir)
+    bad = ds.match({"clip_kind": "uncached"}).first()
+    assert bad[g.ERRORS_FIELD] and g.ERROR_TAG in bad.tags
+    # The user extracts the missing features; the next run predicts it and clears the error.
+    spec = ClipSpec("fixed", g.ROMANCE, g.ROMANCE, g.ACTION, 1.0)
+    FeatureCache(a.cache_dir, features_config(a.cache_dir)).put(bad.filepath, make_features(spec, seed=7))
+    report = predict(ds, a.model_dir)
+    assert report.num_failed == 0
+    bad.reload()
+    assert not bad[g.ERRORS_FIELD] and g.ERROR_TAG not in bad.tags
+    assert bad[g.PRED_FIELD].label == g.ROMANCE
+
+
 @pytest.mark.parametrize("video_fps,duration,feature_fps,window", [(10, 3.0, 4, 6), (25, 4.2, 4, 5), (29.97, 1.1, 4, 40), (12, 2.0, 3, 1)])
 def test_window_supports_tile_the_video(video_fps, duration, feature_fps, window):
     total = int(round(duration * video_fps))
@@ -212,7 +232,7 @@ def test_window_supports_tile_the_video(video_fps, duration, feature_fps, window
     for stride in {window, max(1, window // 2)}:
         supports = [window_support(bounds, s, e, video_fps, total) for s, e in make_windows(steps, window, stride)]
         assert supports[0][0] == 1 and supports[-1][1] == total
-        assert all(1 <= f <= l <= total for f, l in supports)
+        assert all(1 <= first <= last <= total for first, last in supports)
         assert _covered(supports, total)
 
 

@@ -304,6 +304,8 @@ def test_relabel_operator_acts_on_selection(ucf):
     assert ucf.count_values(f"{g.GENRE_FIELD}.label")[g.HORROR] == 2
     op.execute(_ctx(ucf, {"action": "undo"}, selected=ids[:1]))
     assert ucf.count_values(f"{g.GENRE_FIELD}.label")[g.HORROR] == 1
+    placement = op.resolve_placement(_ctx(ucf, {})).to_json()
+    assert placement["place"] == "samples-grid-secondary-actions"
 
 
 def test_operators_through_execute_operator(ucf):
@@ -319,3 +321,57 @@ def test_operators_through_execute_operator(ucf):
     view = ucf.match_tags(g.UNMAPPED_TAG)
     relabel_op(view, genre=g.ANIMATION, user="sdk")
     assert ucf.count_values(f"{g.GENRE_FIELD}.label")[g.ANIMATION] == 2
+
+
+# --- on real synthetic imports ---------------------------------------------------
+
+
+def test_remap_and_split_on_synthetic_imports(dataset, tmp_path):
+    """synth -> importers -> remap -> split -> leakage check, genres as the manifest says."""
+    from fiftyone_genre import synth
+    from fiftyone_genre.config import SplitConfig
+    from fiftyone_genre.remap import load_mapping
+    from fiftyone_genre.sources import import_source
+    from fiftyone_genre.split import check_leakage, split_dataset
+
+    manifests = {}
+    for layout in ("ucf101", "hollywood2"):
+        manifests[layout] = synth.generate(
+            tmp_path / layout, layout=layout, clips_per_class=2, duration=0.6, size=(48, 32), seed=1
+        )
+        import_source(layout, dataset, tmp_path / layout)
+    assert len(dataset) == sum(len(m.importable()) for m in manifests.values())
+    by_path = {**manifests["ucf101"].by_path(), **manifests["hollywood2"].by_path()}
+
+    # the shipped defaults: each clip gets what its source classes map to
+    report = remap(dataset)
+    defaults = {s: load_mapping(s) for s in manifests}
+    for path, source, genre in zip(
+        _media_paths(dataset), dataset.values(g.SOURCE_FIELD), dataset.values(f"{g.GENRE_FIELD}.label")
+    ):
+        clip = by_path[path]
+        m = defaults[source]
+        mapped = {m.resolve(x) for x in clip.labels} - {None}
+        assert genre == (m.choose(mapped) if mapped else None), (clip.labels, genre)
+    assert report.unmapped_clips == dataset.match_tags(g.UNMAPPED_TAG).count()
+
+    # the generator's own class -> genre table as a user mapping: every clip gets a genre
+    table = {**manifests["ucf101"].classes, **manifests["hollywood2"].classes}
+    report = remap(dataset, mapping=table)
+    assert report.unmapped_clips == 0 and report.warnings == []
+    single = dataset.match(fo.ViewField(g.SOURCE_FIELD) == "ucf101")
+    for path, genre in zip(_media_paths(single), single.values(f"{g.GENRE_FIELD}.label")):
+        assert genre == by_path[path].genre
+
+    split_dataset(dataset, SplitConfig(seed=0, keep_official_test=True))
+    check_leakage(dataset)
+
+
+def _media_paths(collection) -> list[str]:
+    """The generator's paths: ``original_filepath`` where the importer re-encoded."""
+    originals = (
+        collection.values(g.ORIGINAL_PATH_FIELD)
+        if g.ORIGINAL_PATH_FIELD in collection.get_field_schema()
+        else [None] * len(collection)
+    )
+    return [o or p for o, p in zip(originals, collection.values("filepath"))]

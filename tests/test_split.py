@@ -193,6 +193,24 @@ def test_leakage_check_catches_planted_duplicate_file_and_shared_group(dataset, 
     assert isinstance(LeakageError("x"), ValueError)
 
 
+def test_split_merges_groups_that_share_identical_files(dataset, tmp_path):
+    layout = [(g.GENRES[i % 2], f"ucf101:g{i:02d}", 1) for i in range(30)]
+    make(dataset, tmp_path, layout)
+    # the same clip re-imported under another name, group and source
+    dupes = []
+    for i, path in enumerate(dataset.values("filepath")[:10]):
+        copy = tmp_path / f"copy_{i}.mp4"
+        copy.write_bytes(open(path, "rb").read())
+        dupes.append(fo.Sample(filepath=str(copy), group=f"yt8m:v{i}", genre=fo.Classification(label=g.ACTION)))
+    dataset.add_samples(dupes)
+    for seed in range(5):
+        report = split_dataset(dataset, SplitConfig(seed=seed), hash_cache=tmp_path / "h.sqlite")
+        assert report.merged_groups == 10
+        check_leakage(dataset, hash_cache=tmp_path / "h.sqlite")
+    off = split_dataset(dataset, SplitConfig(seed=0), merge_duplicates=False)
+    assert off.merged_groups == 0
+
+
 def test_balance_report(dataset, tmp_path):
     make(dataset, tmp_path, [(g.ACTION, "a", 2), (g.SPORTS, "b", 1), (None, "c", 1)])
     for s in dataset:

@@ -23,7 +23,9 @@ def _streams(path: Path) -> dict:
             out["video"] = (v.codec_context.name, v.width, v.height)
             frames = list(c.decode(v))
             out["times"] = [f.time for f in frames]
-            out["mean_rgb"] = np.mean([f.to_ndarray(format="rgb24").mean((0, 1)) for f in frames], 0)
+            out["mean_rgb"] = np.mean(
+                [f.to_ndarray(format="rgb24").mean((0, 1)) for f in frames], 0
+            )
     with av.open(str(path)) as c:
         if c.streams.audio:
             a = c.streams.audio[0]
@@ -98,7 +100,9 @@ def test_same_seed_same_bytes(tmp_path):
 
 
 def test_generate_ucf101_layout(tmp_path):
-    m = synth.generate(tmp_path, "ucf101", clips_per_class=4, missing=1, malformed=2, unknown_class=1, **TINY)
+    m = synth.generate(
+        tmp_path, "ucf101", clips_per_class=4, missing=1, malformed=2, unknown_class=1, **TINY
+    )
     lists = tmp_path / "ucfTrainTestlist"
     raw = (lists / "classInd.txt").read_bytes()
     assert b"\r\n" in raw
@@ -106,7 +110,9 @@ def test_generate_ucf101_layout(tmp_path):
     quirk = [c for c in m.clips if c.labels == ["HandstandPushups"]]
     assert quirk and all("/HandstandPushups/v_HandStandPushups_g" in c.path for c in quirk)
     for fold in (1, 2, 3):
-        assert (lists / f"trainlist0{fold}.txt").exists() and (lists / f"testlist0{fold}.txt").exists()
+        assert (lists / f"trainlist0{fold}.txt").exists() and (
+            lists / f"testlist0{fold}.txt"
+        ).exists()
     assert {c.split for c in m.clips} == {"train", "test"}
     assert {p.kind for p in m.problems} == {"missing", "malformed", "unknown_class"}
     assert all(Path(c.path).exists() for c in m.clips)
@@ -114,9 +120,13 @@ def test_generate_ucf101_layout(tmp_path):
 
 def test_generate_other_layouts(tmp_path):
     h = synth.generate(tmp_path / "h", "hmdb51", clips_per_class=4, **TINY)
-    assert len(list((tmp_path / "h" / "testTrainMulti_7030_splits").glob("*_test_split*.txt"))) == 18
+    assert (
+        len(list((tmp_path / "h" / "testTrainMulti_7030_splits").glob("*_test_split*.txt"))) == 18
+    )
     assert {c.split for c in h.clips} == {"train", "test", "unused"}
-    w = synth.generate(tmp_path / "w", "hollywood2", clips_per_class=2, autotrain=True, multilabel=0.5, **TINY)
+    w = synth.generate(
+        tmp_path / "w", "hollywood2", clips_per_class=2, autotrain=True, multilabel=0.5, **TINY
+    )
     assert any(len(c.labels) > 1 for c in w.clips) and any(c.autotrain for c in w.clips)
     assert (tmp_path / "w" / "ClipSets" / "Kiss_test.txt").exists()
     y = synth.generate(tmp_path / "y", "yt8m", clips_per_class=4, paired_fraction=0.5, **TINY)
@@ -133,7 +143,9 @@ def test_generate_other_layouts(tmp_path):
 
 
 def test_generate_custom_classes(tmp_path):
-    m = synth.generate(tmp_path, "folder", classes={"cartoons": g.ANIMATION}, clips_per_class=2, **TINY)
+    m = synth.generate(
+        tmp_path, "folder", classes={"cartoons": g.ANIMATION}, clips_per_class=2, **TINY
+    )
     assert {c.genre for c in m.clips} == {g.ANIMATION}
     assert (tmp_path / "cartoons").is_dir()
     with pytest.raises(ValueError, match="unknown genre"):
@@ -158,7 +170,20 @@ def test_bad_corpus(tmp_path):
 def test_cli_synth(tmp_path, capsys):
     from fiftyone_genre.cli import main
 
-    rc = main(["synth", str(tmp_path), "--layout", "hmdb51", "--clips-per-class", "1", "--duration", "1", "--size", "64x48"])
+    rc = main(
+        [
+            "synth",
+            str(tmp_path),
+            "--layout",
+            "hmdb51",
+            "--clips-per-class",
+            "1",
+            "--duration",
+            "1",
+            "--size",
+            "64x48",
+        ]
+    )
     assert rc == 0
     assert (tmp_path / "manifest.json").exists()
     assert "hmdb51 tree" in capsys.readouterr().out

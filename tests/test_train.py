@@ -151,7 +151,7 @@ def test_torchrun_two_cpu_processes(feature_dataset, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          str(REPO / "training" / "train.py"), "--dataset", feature_dataset.name, "--config", str(cfg),
          "--out", str(out), "--threads", "1"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
@@ -178,3 +178,20 @@ def test_training_yamls_present():
     assert pool.features.backbone == "inception_v3" and pool.model.hidden_size == 2048
     fast = load_experiment(REPO / "training" / "cpu_fast.yaml")
     assert fast.features.weights == "none" and fast.model.hidden_size <= 256
+
+
+def test_operator_trains_through_fiftyone(feature_dataset, tmp_path):
+    import fiftyone.operators as foo
+    import yaml
+
+    feature_dataset.persistent = True
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config(epochs=2).to_dict()))
+    op = foo.get_operator("@fiftyone-genre/genre/train_model")
+    assert op.config.allow_delegated_execution and op.config.default_choice_to_delegated
+    result = op(feature_dataset, str(tmp_path / "op"), config_path=str(cfg), modality="audio", epochs=1)
+    assert result.error is None, result.error
+    assert (tmp_path / "op" / "report.json").is_file()
+    ckpt = M.read_checkpoint(tmp_path / "op")
+    assert ckpt.experiment.model.modality == "audio" and ckpt.experiment.train.epochs == 1
+    assert "Training run (audio)" in result.result["report"]

@@ -60,7 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--reencode-dir", default=None, help="where re-encoded MP4s go")
     p.add_argument(
-        "--no-metadata", action="store_true", help="skip compute_metadata() (faster, no checks)"
+        "--no-metadata",
+        action="store_true",
+        help="skip compute_metadata() and the readability check (faster)",
     )
     p.add_argument("--strict", action="store_true", help="exit 1 when any problem was reported")
     p.set_defaults(func=run)

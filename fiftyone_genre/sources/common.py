@@ -476,7 +476,7 @@ def add_entries(
             view.compute_metadata(
                 num_workers=workers, skip_failures=True, warn_failures=False, progress=False
             )
-        _flag_unreadable(view, report, checked_metadata=compute_metadata)
+            _flag_unreadable(view, report)
     return report
 
 
@@ -508,13 +508,14 @@ def _refresh_existing(dataset, updates: dict[str, Entry], multi: bool) -> int:
     return changed
 
 
-def _flag_unreadable(view, report: ImportReport, checked_metadata: bool) -> None:
-    """Record ``genre_errors`` on new samples whose video cannot be used."""
-    if checked_metadata:
-        candidates = view.exists("metadata", False)
-    else:
-        candidates = view
-    for sample in candidates.iter_samples(autosave=True, batch_size=100):
+def _flag_unreadable(view, report: ImportReport) -> None:
+    """Record ``genre_errors`` on new samples whose metadata could not be computed.
+
+    ffprobe already opened every file; only its failures are probed again
+    (with PyAV) to name the reason. Without metadata nothing is checked here
+    and feature extraction reports unreadable files instead.
+    """
+    for sample in view.exists("metadata", False).iter_samples(autosave=True, batch_size=100):
         reason = probe_problem(sample.filepath)
         if reason is None:
             continue

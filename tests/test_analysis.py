@@ -1,0 +1,265 @@
+"""evaluate / confusion views / brain maps / disagreement, and the four App operators.
+
+One dataset is predicted once per module with the tiny trained model of
+``genre_testdata``; it carries planted label errors (3 Horror-labelled clips
+that look and sound like Action, 2 Romance-labelled that are Horror) and 2
+clips whose picture and soundtrack disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from genre_testdata import assets, build_dataset
+
+from fiftyone_genre import genres as g
+from fiftyone_genre.analysis import (
+    compute_maps,
+    confusion_view,
+    confusion_view_name,
+    disagreement_view,
+    evaluate,
+    slugify,
+)
+from fiftyone_genre.predict import predict
+
+PLUGIN = "@fiftyone-genre/genre"
+
+
+@pytest.fixture(scope="module")
+def ds():
+    import fiftyone as fo
+
+    name = f"test-analysis-{uuid.uuid4().hex[:8]}"
+    dataset = build_dataset(name, extra_uncached=1)
+    predict(dataset, assets().model_dir)
+    yield dataset
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+
+
+def _cells_from_fields(collection, pred_field=g.PRED_FIELD, gt_field=g.GENRE_FIELD) -> dict:
+    """``(true, pred) -> set(sample ids)`` read straight from the sample fields."""
+    view = collection.exists(pred_field).exists(gt_field)
+    ids, t, p = view.values(["id", f"{gt_field}.label", f"{pred_field}.label"])
+    cells: dict = {}
+    for i, a, b in zip(ids, t, p):
+        cells.setdefault((a, b), set()).add(i)
+    return cells
+
+
+def test_slugs():
+    assert slugify("Science Fiction") == "science-fiction"
+    assert confusion_view_name(g.HORROR, g.ACTION) == "horror-predicted-as-action"
+    assert confusion_view_name(g.HORROR, g.ACTION, "run2") == "horror-predicted-as-action-run2"
+
+
+def test_evaluate_json_matches_the_fields_and_saved_views_hold_exactly_the_cells(ds, tmp_path):
+    report = evaluate(ds, out_dir=tmp_path)
+    data = json.loads(json.dumps(report.to_json()))
+    cells = _cells_from_fields(ds)
+    n = sum(len(v) for v in cells.values())
+    assert data["num_samples"] == n == len(ds) - 1 and data["num_skipped"] == 1
+    correct = sum(len(v) for (a, b), v in cells.items() if a == b)
+    assert data["accuracy"] == pytest.approx(correct / n)
+
+    labels = data["labels"]
+    assert labels[: len(g.GENRES)] == list(g.GENRES)
+    cm = np.array(data["confusion_matrix"])
+    for i, a in enumerate(labels):
+        for j, b in enumerate(labels):
+            assert cm[i, j] == len(cells.get((a, b), ()))
+    support = Counter(ds.exists(g.PRED_FIELD).values(f"{g.GENRE_FIELD}.label"))
+    for genre, scores in data["per_genre"].items():
+        assert scores["support"] == support.get(genre, 0)
+        assert 0.0 <= scores["f1"] <= 1.0
+    present = [x for x in labels if cm[labels.index(x)].sum() + cm[:, labels.index(x)].sum()]
+    assert data["macro_f1"] == pytest.approx(np.mean([data["per_genre"][x]["f1"] for x in present]))
+
+    # The planted errors are the two largest confusions, and each saved view is exactly its cell.
+    assert data["saved_views"][:2] == ["horror-predicted-as-action", "romance-predicted-as-horror"]
+    planted = set(ds.match({"clip_name": {"$regex": "^h_as_a"}}).values("id"))
+    assert set(ds.load_saved_view("horror-predicted-as-action").values("id")) == planted
+    off_diagonal = {k: v for k, v in cells.items() if k[0] != k[1]}
+    assert len(data["saved_views"]) == len(off_diagonal)
+    for cell in data["confusions"]:
+        view = ds.load_saved_view(cell["view"])
+        assert set(view.values("id")) == off_diagonal[(cell["true"], cell["pred"])]
+        assert cell["count"] == len(view)
+
+    # Stored for the App's evaluation panel, plus the PNG and the printed tables.
+    assert ds.has_evaluation("genre_eval")
+    assert len(ds.load_evaluation_view("genre_eval")) == n
+    assert ds.load_evaluation_results("genre_eval").confusion_matrix().sum() == n
+    png = Path(data["plot_path"])
+    assert png.parent == tmp_path and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = str(report)
+    assert "macro-F1" in text and "Science Fiction" in text and "horror-predicted-as-action" in text
+
+
+def test_reevaluation_replaces_stale_views_only(ds, tmp_path):
+    import fiftyone as fo
+
+    ds.save_view("my-own-view", ds.limit(2))
+    sample = ds.match({"clip_name": "r_as_h_0"}).first()
+    evaluate(ds, out_dir=tmp_path)
+    assert "romance-predicted-as-horror" in ds.list_saved_views()
+    try:
+        # Fix both planted Romance labels: the cell disappears, so must its view.
+        for s in ds.match({"clip_name": {"$regex": "^r_as_h"}}):
+            s[g.GENRE_FIELD] = fo.Classification(label=g.HORROR)
+            s.save()
+        report = evaluate(ds, out_dir=tmp_path)
+        assert "romance-predicted-as-horror" not in ds.list_saved_views()
+        assert "romance-predicted-as-horror" not in report.saved_views
+        assert "my-own-view" in ds.list_saved_views()
+        other = evaluate(ds, eval_key="second", out_dir=tmp_path, max_views=1)
+        assert other.saved_views == ["horror-predicted-as-action-second"]
+        assert set(ds.list_evaluations()) >= {"genre_eval", "second"}
+    finally:
+        for s in ds.match({"clip_name": {"$regex": "^r_as_h"}}):
+            s[g.GENRE_FIELD] = fo.Classification(label=g.ROMANCE)
+            s.save()
+        ds.delete_saved_view("my-own-view")
+        evaluate(ds, out_dir=tmp_path)
+    assert sample.id in ds.load_saved_view("romance-predicted-as-horror").values("id")
+
+
+def test_cli_evaluate_json_prints_only_json(ds, tmp_path, capsys):
+    from fiftyone_genre.cli import main
+
+    assert main(["evaluate", "--dataset", ds.name, "--out", str(tmp_path), "--json"]) == 0
+    out = capsys.readouterr().out
+    data = json.loads(out)
+    assert set(data) >= {"accuracy", "macro_f1", "per_genre", "confusion_matrix", "labels", "saved_views"}
+    assert main(["evaluate", "--dataset", ds.name, "--out", str(tmp_path)]) == 0
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_confusion_and_disagreement_views(ds):
+    view = confusion_view(ds, g.HORROR, g.ACTION)
+    assert set(view.values("clip_name")) == {"h_as_a_0", "h_as_a_1", "h_as_a_2"}
+    conf = view.values(f"{g.PRED_FIELD}.confidence")
+    assert conf == sorted(conf, reverse=True)
+
+    dis = disagreement_view(ds)
+    assert set(dis.values("clip_name")) == {"disagree_0", "disagree_1"}
+    v = dis.values(f"{g.PRED_VISUAL_FIELD}.confidence")
+    a = dis.values(f"{g.PRED_AUDIO_FIELD}.confidence")
+    keys = [min(x, y) for x, y in zip(v, a)]
+    assert keys == sorted(keys, reverse=True)
+    for s in dis:
+        assert s[g.PRED_VISUAL_FIELD].label != s[g.PRED_AUDIO_FIELD].label
+
+
+def test_compute_maps_brain_runs_and_reruns(ds):
+    report = compute_maps(ds)
+    runs = set(ds.list_brain_runs())
+    assert {"genre_umap", "genre_sim", "mistakenness", "hardness"} <= runs
+    n = len(ds.exists(g.EMBEDDING_FIELD))
+    assert report.num_samples == n and report.num_neighbors < n
+    results = ds.load_brain_results("genre_umap")
+    assert results.points.shape == (n, 2)
+    assert ds.get_brain_info("genre_umap").config.method == "umap"
+    # Likely label errors: every planted mislabel is more 'mistaken' than every clean clip.
+    kind, mist = ds.exists("mistakenness").values(["clip_kind", "mistakenness"])
+    planted = [m for k, m in zip(kind, mist) if k == "mislabeled"]
+    clean = [m for k, m in zip(kind, mist) if k == "clean"]
+    assert len(planted) == 5 and min(planted) > max(clean)
+    assert all(h is not None for h in ds.exists(g.PRED_FIELD).values("hardness"))
+    # Similarity index answers queries on the clip embeddings.
+    query = ds.match({"clip_name": "clean_0_0"}).first().id
+    nearest = ds.sort_by_similarity(query, k=3, brain_key="genre_sim").values("clip_kind")
+    assert nearest[0] == "clean"
+    # A re-run (on a view, other settings) replaces its own keys without complaint.
+    compute_maps(ds.exists(g.PRED_FIELD).limit(10), num_neighbors=4)
+    assert set(ds.list_brain_runs()) == runs
+    assert ds.load_brain_results("genre_umap").points.shape == (10, 2)
+
+
+def test_tiny_collections_are_refused_clearly(ds):
+    with pytest.raises(ValueError, match="at least 3"):
+        compute_maps(ds.exists(g.EMBEDDING_FIELD).limit(2))
+
+
+# --------------------------------------------------------------------------- operators
+
+
+def _op(name):
+    import fiftyone.operators as foo
+
+    return foo.get_operator(f"{PLUGIN}/{name}")
+
+
+def _ctx(ds, params):
+    import fiftyone.operators as foo
+
+    return foo.ExecutionContext(
+        request_params={"dataset_name": ds.name, "view": ds.view()._serialize(), "params": params}
+    )
+
+
+def _requests(result) -> list[tuple[str, dict]]:
+    """What the operator asked the App to do (``ctx.ops.*`` become invocation requests)."""
+    return [(r.operator_uri.split("/")[-1], r.params) for r in result.executor._requests]
+
+
+def test_operator_forms_explain_problems_and_place_buttons(ds, tmp_path):
+    import fiftyone.operators.types as types
+
+    predict_op = _op("predict_genres")
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    for value, message in ((str(empty), f"no checkpoint in {empty}"), ("/no/such/dir", "no such folder")):
+        prop = predict_op.resolve_input(_ctx(ds, {"model_dir": value}))
+        field = prop.type.properties["model_dir"]
+        assert field.invalid and message in field.error_message
+        assert "model_dir_error" in prop.type.properties
+    prop = predict_op.resolve_input(_ctx(ds, {"model_dir": str(assets().model_dir)}))
+    assert not prop.type.properties["model_dir"].invalid
+
+    for name in ("predict_genres", "evaluate_genres", "open_confusion_view"):
+        placement = _op(name).resolve_placement(_ctx(ds, {}))
+        assert placement.place == types.Places.SAMPLES_GRID_SECONDARY_ACTIONS
+        assert placement.view.to_json().get("icon")
+    assert _op("predict_genres").config.allow_delegated_execution
+    assert _op("compute_genre_maps").config.allow_delegated_execution
+
+    form = _op("open_confusion_view").resolve_input(_ctx(ds, {}))
+    props = form.type.properties
+    assert set(props["true_genre"].type.values) >= set(g.GENRES)
+    # Defaults point at the largest confusion: one click to the worst mistake.
+    assert props["true_genre"].default == g.HORROR and props["pred_genre"].default == g.ACTION
+
+
+def test_operators_run_through_fiftyone(ds, tmp_path):
+    import fiftyone.operators as foo
+
+    # Predict: a bad directory is stopped by the form's validation.
+    with pytest.raises(Exception, match="no checkpoint"):
+        foo.execute_operator(f"{PLUGIN}/predict_genres", dict(dataset=ds), params={"model_dir": str(tmp_path)})
+
+    sub = ds.match({"clip_kind": "disagree"})
+    before = sub.values(f"{g.PRED_FIELD}.id")
+    result = _op("predict_genres")(sub, assets().model_dir, device="cpu")
+    assert result.result["num_predicted"] == 2
+    assert sub.values(f"{g.PRED_FIELD}.id") != before
+    assert "reload_dataset" in [n for n, _ in _requests(result)]
+
+    result = _op("evaluate_genres")(ds, out_dir=str(tmp_path))
+    assert "horror-predicted-as-action" in result.result["saved_views"]
+    assert result.result["accuracy"] == pytest.approx(evaluate(ds, out_dir=tmp_path).accuracy)
+
+    result = _op("open_confusion_view")(ds, g.HORROR, g.ACTION)
+    assert result.result["count"] == 3
+    name, params = next(r for r in _requests(result) if r[0] == "set_view")
+    assert params["view"]  # the serialized confusion view the App switches to
+
+    result = _op("compute_genre_maps")(ds, hardness=False)
+    assert result.result["visualization_key"] == "genre_umap"
+    assert ds.has_brain_run("genre_umap") and ds.has_brain_run("genre_sim")
