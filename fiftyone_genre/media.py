@@ -376,18 +376,28 @@ class ClipStream:
                     cols_start += drop
                     n_kept -= drop
 
+        pending: list[np.ndarray] = []  # decoded samples not yet merged into buf
+        pending_n = 0
+
+        def merge() -> None:
+            """Move pending samples into buf and analyse them (once per ~1 s of audio)."""
+            nonlocal buf, pending_n
+            if pending:
+                buf = np.concatenate([buf, *pending]) if len(buf) else np.concatenate(pending)
+                pending.clear()
+                pending_n = 0
+            compute()
+            emit(audio_limit_steps)
+
         def pad_silence(n: int) -> None:
-            nonlocal buf
             while n > 0:  # in pieces: a track starting minutes late must not allocate minutes
                 piece = min(n, 10 * sr)
-                buf = np.concatenate([buf, np.zeros(piece, dtype=np.float32)])
+                add_audio(np.zeros(piece, dtype=np.float32), None)
                 n -= piece
-                compute()
-                emit(audio_limit_steps)
 
         def add_audio(samples: np.ndarray, start: int | None) -> None:
-            """Append resampled audio; the first call places it on the grid (zero-padded or cut)."""
-            nonlocal buf, audio_origin
+            """Queue resampled audio; the first call places it on the grid (zero-padded or cut)."""
+            nonlocal audio_origin, pending_n
             if audio_origin is None:
                 audio_origin = start if start is not None else 0
                 if audio_origin < g0:
@@ -395,12 +405,17 @@ class ClipStream:
                 else:
                     pad_silence(audio_origin - g0)
             if sample_cap is not None:
-                room = sample_cap - (g0 + next_j * hop + len(buf))
+                room = sample_cap - (g0 + next_j * hop + len(buf) + pending_n)
                 samples = samples[: max(0, room)]
             if len(samples):
-                buf = np.concatenate([buf, samples]) if len(buf) else samples.copy()
-                compute()
-                emit(audio_limit_steps)
+                pending.append(samples)
+                pending_n += len(samples)
+                if len(buf) + pending_n >= win + 100 * hop:
+                    merge()
+
+        def samples_of(out) -> np.ndarray:
+            """Packed float mono frame -> a NumPy copy (cheaper than to_ndarray's reshapes)."""
+            return np.frombuffer(out.planes[0], dtype=np.float32, count=out.samples).copy()
 
         def chunk(final: bool = False) -> StepChunk | None:
             nonlocal frames, frame_times, frame_start, mel_windows, mel_start
@@ -456,14 +471,15 @@ class ClipStream:
                         ft = frame.time if frame.time is not None else (t0 or 0.0)
                         start = round((ft - (t0 or 0.0)) * sr)
                     for out in resampler.resample(frame):
-                        add_audio(out.to_ndarray().reshape(-1).astype(np.float32, copy=False), start)
+                        add_audio(samples_of(out), start)
             c = chunk()
             if c is not None:
                 yield c
 
         if resampler is not None:
             for out in resampler.resample(None):
-                add_audio(out.to_ndarray().reshape(-1).astype(np.float32, copy=False), None)
+                add_audio(samples_of(out), None)
+            merge()
         self.has_audio = audio_origin is not None
         if next_k == 0:
             raise MediaError(f"{self.path}: no decodable video frames (truncated or corrupt?)")

@@ -20,7 +20,7 @@ import fiftyone.operators.types as types
 
 from fiftyone_genre import genres as g
 
-from .common import add_view_target, progress_fn
+from .common import add_view_target, expand_path, notify_done, progress_fn
 
 PLUGIN = "@fiftyone-genre/genre"
 
@@ -43,7 +43,7 @@ def _checkpoint_problem(model_dir: str | None) -> str | None:
 
     if not model_dir:
         return None
-    path = Path(model_dir).expanduser()
+    path = Path(expand_path(model_dir))
     if not path.exists():
         return f"no such folder: {model_dir}"
     try:
@@ -53,10 +53,11 @@ def _checkpoint_problem(model_dir: str | None) -> str | None:
     return None
 
 
-def _maybe_reload(ctx) -> None:
-    """Refresh the App after the work; delegated runs have no App to talk to."""
+def _done(ctx, report) -> None:
+    """Refresh the App and say what happened; delegated runs have no App to talk to."""
     if not ctx.delegated:
         ctx.ops.reload_dataset()
+        notify_done(ctx, report)
 
 
 # --------------------------------------------------------------------------- predict
@@ -94,7 +95,7 @@ class PredictGenres(foo.Operator):
             f"The ground truth `{g.GENRE_FIELD}` is never touched.",
             name="intro",
         )
-        add_view_target(ctx, inputs)
+        add_view_target(ctx, inputs, "Predict")
         default_dir = _last_run(ctx).get("model_dir")
         model_dir = ctx.params.get("model_dir", default_dir)
         problem = _checkpoint_problem(model_dir)
@@ -141,12 +142,12 @@ class PredictGenres(foo.Operator):
         view = ctx.target_view()
         report = predict(
             view,
-            ctx.params["model_dir"],
+            expand_path(ctx.params["model_dir"]),
             PredictConfig(device=ctx.params.get("device", "auto")),
             progress=progress_fn(ctx),
             strict=bool(ctx.params.get("strict", False)),
         )
-        _maybe_reload(ctx)
+        _done(ctx, report)
         return {"summary": str(report), **report.to_json()}
 
     def resolve_output(self, ctx):
@@ -208,7 +209,7 @@ class EvaluateGenres(foo.Operator):
         from fiftyone_genre.analysis import DEFAULT_EVAL_KEY
 
         inputs = types.Object()
-        add_view_target(ctx, inputs)
+        add_view_target(ctx, inputs, "Evaluate")
         preds = _classification_fields(ctx, exclude=(g.GENRE_FIELD, g.SOURCE_LABEL_FIELD))
         if not preds:
             inputs.view(
@@ -253,7 +254,7 @@ class EvaluateGenres(foo.Operator):
             out_dir=ctx.params.get("out_dir") or None,
             progress=progress_fn(ctx),
         )
-        _maybe_reload(ctx)
+        _done(ctx, report)
         data = report.to_json()
         return {
             "summary": str(report),
@@ -407,7 +408,7 @@ class ComputeGenreMaps(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        add_view_target(ctx, inputs)
+        add_view_target(ctx, inputs, "Map")
         if not ctx.dataset.has_field(g.EMBEDDING_FIELD):
             inputs.view(
                 "no_embeddings",
@@ -435,7 +436,7 @@ class ComputeGenreMaps(foo.Operator):
             hardness_field="hardness" if ctx.params.get("hardness", True) else None,
             progress=progress_fn(ctx),
         )
-        _maybe_reload(ctx)
+        _done(ctx, report)
         return {"summary": str(report), **report.to_json()}
 
     def __call__(

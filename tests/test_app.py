@@ -302,21 +302,26 @@ def settle(dialog) -> None:
     expect(dialog.get_by_role("button", name="Execute")).to_be_enabled(timeout=STEP_TIMEOUT_MS)
 
 
-def execute(page, dialog, shot_name: str) -> str:
-    """Submit the form and wait for the operator's output view; return its text, then close it."""
+def execute(page, dialog, shot_name: str, expect_text: str | re.Pattern) -> str:
+    """Submit the form, wait for the operator's output view to show ``expect_text``; close it.
+
+    The "Close" button appears before the output schema has been resolved
+    and rendered, so the wait is on the content, not on the button.
+    """
     from playwright.sync_api import expect
 
     settle(dialog)
     dialog.get_by_role("button", name="Execute").click()
-    close = page.get_by_role("dialog").get_by_role("button", name="Close")
+    output = page.get_by_role("dialog")
     try:
-        close.wait_for(timeout=STEP_TIMEOUT_MS)
-    except Exception:
-        shot(page, shot_name + "_timeout")
+        expect(output).to_contain_text(expect_text, timeout=STEP_TIMEOUT_MS)
+        expect(output.get_by_text("Loading...")).to_have_count(0)
+    except AssertionError:
+        shot(page, shot_name + "_failed")
         raise
-    text = page.get_by_role("dialog").inner_text()
+    text = output.inner_text()
     shot(page, shot_name)
-    close.click()
+    output.get_by_role("button", name="Close").click()
     expect(page.get_by_role("dialog")).to_have_count(0)
     return text
 
@@ -362,7 +367,8 @@ def test_stages_through_their_forms(page, labels, app_data):
     dialog = open_form(page, labels["remap_genres"])
     dialog.get_by_text(re.compile(r"dry run")).first.wait_for(timeout=STEP_TIMEOUT_MS)
     shot(page, "03_remap_form")
-    execute(page, dialog, "04_remap_done")
+    text = execute(page, dialog, "04_remap_done", re.compile(r"changed: \d+ clips"))
+    assert f"changed: {n} clips" in text, text
     wait_until(lambda: load(app_data.name).count("genre.label") == n, 30, "genre on every clip")
     dataset = load(app_data.name)
     paths, genres = dataset.values(["filepath", "genre.label"])
@@ -375,7 +381,8 @@ def test_stages_through_their_forms(page, labels, app_data):
     page.keyboard.press("Tab")
     settle(dialog)
     shot(page, "05_split_form")
-    execute(page, dialog, "06_split_done")
+    text = execute(page, dialog, "06_split_done", "no leakage")
+    assert "seed 7" in text, text
     wait_until(lambda: load(app_data.name).count("split") == n, 30, "split on every clip")
     dataset = load(app_data.name)
     counts = dataset.count_values("split")
@@ -393,7 +400,7 @@ def test_stages_through_their_forms(page, labels, app_data):
     expect(dialog.get_by_text("Required property")).to_have_count(0)
     path = shot(page, "07_predict_form")
     publish(path, "predict_form.png")
-    execute(page, dialog, "08_predict_done")
+    text = execute(page, dialog, "08_predict_done", "Clips predicted")
     wait_until(lambda: load(app_data.name).count("genre_pred.label") == n, 60, "genre_pred on every clip")
     dataset = load(app_data.name)
     assert dataset.info.get("genre_run"), "predict did not record its run in dataset.info['genre_run']"
@@ -403,8 +410,7 @@ def test_stages_through_their_forms(page, labels, app_data):
     # evaluate: defaults (genre_pred against genre)
     dialog = open_form(page, labels["evaluate_genres"])
     shot(page, "09_evaluate_form")
-    text = execute(page, dialog, "10_evaluate_done")
-    assert re.search(r"accuracy", text, re.I), text
+    execute(page, dialog, "10_evaluate_done", "Accuracy")
     wait_until(lambda: load(app_data.name).has_evaluation(DEFAULT_EVAL_KEY), 30, "the evaluation run")
 
 
