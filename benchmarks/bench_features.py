@@ -218,7 +218,9 @@ def measure_rss(path: Path, backbone: str, image_size: int) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbone", default="resnet18")
-    ap.add_argument("--image-size", type=int, default=160)
+    ap.add_argument("--image-size", type=int, default=224)
+    ap.add_argument("--size", default="640x360", help="clip resolution for rows 1, 2 and 4")
+    ap.add_argument("--rss-size", default="320x240", help="clip resolution for row 3")
     ap.add_argument("--clip-s", type=float, default=30.0, help="clip length for rows 1, 2 and 4")
     ap.add_argument("--short-s", type=float, default=60.0, help="row 3: the short video")
     ap.add_argument("--long-s", type=float, default=600.0, help="row 3: the long video")
@@ -246,9 +248,11 @@ def main() -> int:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     print(f"generating clips in {work} ...", file=sys.stderr)
-    clip = write_long_video(work / f"clip_{args.clip_s:g}s.mp4", args.clip_s)
-    short = write_long_video(work / f"clip_{args.short_s:g}s.mp4", args.short_s)
-    long_ = write_long_video(work / f"clip_{args.long_s:g}s.mp4", args.long_s)
+    size = tuple(int(v) for v in args.size.lower().split("x"))
+    rss_size = tuple(int(v) for v in args.rss_size.lower().split("x"))
+    clip = write_long_video(work / f"clip_{args.clip_s:g}s_{args.size}.mp4", args.clip_s, size=size)
+    short = write_long_video(work / f"clip_{args.short_s:g}s_{args.rss_size}.mp4", args.short_s, size=rss_size)
+    long_ = write_long_video(work / f"clip_{args.long_s:g}s_{args.rss_size}.mp4", args.long_s, size=rss_size)
 
     cfg = FeaturesConfig(backbone=args.backbone, weights="none", image_size=args.image_size)
     ex = FeatureExtractor(cfg)
@@ -299,8 +303,9 @@ def main() -> int:
     print(
         f"feature extraction benchmark: {args.backbone}@{args.image_size}px weights=none, "
         f"{cfg.fps:g} fps, mel {cfg.n_mels}x{cfg.audio_window_s:g}s, batch {cfg.batch_size}, "
-        f"torch threads {torch.get_num_threads()}, {os.cpu_count()} cpu(s); clips 320x240 H.264 25 fps + AAC 44.1k stereo; "
-        f"row 1/2/4 clip {video_s:g}s ({steps} steps), row 3 CNN {args.rss_backbone}@{args.rss_image_size}px"
+        f"torch threads {torch.get_num_threads()}, {os.cpu_count()} cpu(s), load avg {os.getloadavg()[0]:.1f}; "
+        f"H.264 25 fps + AAC 44.1k stereo; rows 1/2/4: {args.size} {video_s:g}s clip ({steps} steps); "
+        f"row 3: {args.rss_size}, CNN {args.rss_backbone}@{args.rss_image_size}px"
     )
     header = ("measurement", "absolute", "ratio", "target", "met")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)] + [4]

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -381,10 +382,13 @@ def compute_maps(
         step("UMAP map")
         k = max(2, min(num_neighbors, n - 1))
         _fresh_brain_key(dataset, brain_key)
-        fob.compute_visualization(
-            view, embeddings=embedding_field, method="umap", brain_key=brain_key,
-            num_neighbors=k, seed=seed, verbose=False, progress=False,
-        )
+        with warnings.catch_warnings():
+            # umap-learn notes that a fixed seed disables its parallelism; reproducible maps are the point.
+            warnings.filterwarnings("ignore", message=".*n_jobs value.*")
+            fob.compute_visualization(
+                view, embeddings=embedding_field, method="umap", brain_key=brain_key,
+                num_neighbors=k, seed=seed, verbose=False, progress=False,
+            )
         report.visualization_key = brain_key
         report.num_neighbors = k
     if similarity_key:

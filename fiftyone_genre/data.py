@@ -359,3 +359,23 @@ def train_sampler(
     if balance == "sampler":
         return BalancedSampler(dataset.labels, num_classes, seed=seed, num_replicas=num_replicas, rank=rank)
     return DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+
+
+def feature_stats(videos: list[VideoItem], eps: float = 1e-6) -> dict[str, np.ndarray]:
+    """Per-dimension mean and std of the visual and audio features over all real steps.
+
+    Fitted on the training videos only (no val/test information) and stored
+    in the model (``GenreCRNN.set_feature_stats``). A dimension whose spread
+    is negligible next to the largest one (constant, or float noise) keeps
+    std 1, so it is not blown up into pure noise.
+    """
+    out: dict[str, np.ndarray] = {}
+    for name in ("visual", "audio"):
+        steps = np.concatenate([getattr(v.features, name) for v in videos]).astype(np.float64)
+        mean = steps.mean(axis=0)
+        std = steps.std(axis=0)
+        floor = eps * std.max() if std.size and std.max() > 0 else 0.0
+        std = np.where(std > floor, std, 1.0)
+        out[f"{name}_mean"] = mean.astype(np.float32)
+        out[f"{name}_std"] = std.astype(np.float32)
+    return out

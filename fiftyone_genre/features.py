@@ -112,7 +112,9 @@ class FeatureExtractor:
             sample_rate=c.audio_sample_rate,
             n_mels=c.n_mels,
             audio_window_s=c.audio_window_s,
-            chunk_size=self.batch_size,
+            # small chunks: the CNN starts after 2 s of video, not after a whole
+            # batch was decoded; the main loop still batches up to batch_size
+            chunk_size=min(self.batch_size, 8),
             decode_threads=c.decode_threads,
             mel=mel,
         )

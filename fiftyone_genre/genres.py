@@ -47,6 +47,12 @@ FEATURES_INFO_KEY = "genre_features"  # {cache_dir, config}
 RUN_INFO_KEY = "genre_run"  # predict run info
 REMAP_INFO_KEY = "genre_remap"  # {mappings, time}: what the last remap used
 SPLIT_INFO_KEY = "genre_split"  # {seed, ratios, keep_official_test, time}
+YT8M_VOCABULARY_INFO_KEY = "yt8m_vocabulary"  # absolute path of the imported vocabulary.csv
+
+#: Attributes of each YouTube-8M ``source_label`` Classification holding the
+#: entity's Vertical1..3 from vocabulary.csv (set only when non-empty); remap's
+#: vertical rules read them.
+YT8M_VERTICAL_ATTRS: tuple[str, ...] = ("vertical1", "vertical2", "vertical3")
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 

@@ -303,6 +303,8 @@ class ClipStream:
         streams = [vs] + ([as_] if as_ is not None else [])
 
         t0 = _seconds(vs.start_time, vs.time_base)  # step times are relative to the video start
+        vtb = float(vs.time_base)
+        last_frame = None
         height, width = self.size
         step_dt = 1.0 / self.fps
         half_win = self.mel.window_samples // 2
@@ -317,7 +319,6 @@ class ClipStream:
         frame_start = 0
         next_k = 0  # next step waiting for a frame
         last_time = -math.inf
-        last_frame_end = 0.0
 
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sr) if as_ is not None else None
         # Audio is analysed ONCE as a continuous log-mel sequence on a fixed
@@ -441,17 +442,18 @@ class ClipStream:
         for packet in container.demux(streams):
             if packet.stream.type == "video":
                 for frame in packet.decode():
-                    t = frame.time
-                    if t is None:
+                    # float maths on pts (frame.time builds Fractions: measurable at 25+ fps)
+                    pts = frame.pts
+                    if pts is None:
                         continue
+                    t = pts * vtb
                     if t0 is None:
                         t0 = t
                     t -= t0
                     if t < last_time:  # out-of-order glitch: presentation order only moves forward
                         continue
                     last_time = t
-                    fdur = _seconds(frame.duration, frame.time_base) if frame.duration else None
-                    last_frame_end = t + (fdur or (1.0 / self.info.frame_rate if self.info.frame_rate else 0.0))
+                    last_frame = frame
                     if t + TIME_EPS < next_k * step_dt:
                         continue  # not needed: the next step's time has not come yet
                     img = None
@@ -484,7 +486,10 @@ class ClipStream:
         if next_k == 0:
             raise MediaError(f"{self.path}: no decodable video frames (truncated or corrupt?)")
         self.num_steps = next_k
-        self.duration = max(last_frame_end, last_time)
+        fdur = float(last_frame.duration * vtb) if last_frame is not None and last_frame.duration else 0.0
+        if not fdur and self.info.frame_rate:
+            fdur = 1.0 / self.info.frame_rate
+        self.duration = last_time + fdur
         if self.check_truncation and self.info.declared_duration:
             declared = self.info.declared_duration
             if self.duration < declared - max(1.0, 0.1 * declared):

@@ -78,6 +78,33 @@ class GenreCRNN(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden_size, num_classes)
+        # Per-dimension feature standardisation, fitted on the training split
+        # (set_feature_stats) and saved in the state dict, so prediction
+        # normalises exactly as training did. Backbones differ wildly in scale
+        # (a randomly initialised MobileNet pools to ~1e-8), which LayerNorm's
+        # epsilon alone would flatten to zero.
+        self.register_buffer("visual_mean", torch.zeros(visual_dim))
+        self.register_buffer("visual_std", torch.ones(visual_dim))
+        self.register_buffer("audio_mean", torch.zeros(audio_dim))
+        self.register_buffer("audio_std", torch.ones(audio_dim))
+
+    @torch.no_grad()
+    def set_feature_stats(
+        self,
+        visual_mean: torch.Tensor,
+        visual_std: torch.Tensor,
+        audio_mean: torch.Tensor,
+        audio_std: torch.Tensor,
+    ) -> None:
+        """Standardise inputs with these per-dimension statistics (from the training features)."""
+        for name, value in (
+            ("visual_mean", visual_mean),
+            ("visual_std", visual_std),
+            ("audio_mean", audio_mean),
+            ("audio_std", audio_std),
+        ):
+            buf = getattr(self, name)
+            buf.copy_(torch.as_tensor(value, dtype=buf.dtype))
 
     @staticmethod
     def _projection(in_dim: int, out_dim: int, dropout: float) -> nn.Sequential:
@@ -111,14 +138,14 @@ class GenreCRNN(nn.Module):
         else:
             keep_v = keep_a = None
         if self.uses_visual:
-            v = self.visual_proj(visual)
+            v = self.visual_proj((visual - self.visual_mean) / self.visual_std)
             if hide_visual:
                 v = torch.zeros_like(v)
             elif keep_v is not None:
                 v = v * keep_v[:, None, None].to(v.dtype)
             parts.append(v)
         if self.uses_audio:
-            a = self.audio_proj(audio)
+            a = self.audio_proj((audio - self.audio_mean) / self.audio_std)
             if hide_audio:
                 a = torch.zeros_like(a)
             elif keep_a is not None:

@@ -26,6 +26,7 @@ replaces its own fields on the samples it covers and nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import math
@@ -39,7 +40,7 @@ import torch
 
 from fiftyone_genre import genres as g
 from fiftyone_genre.cache import ClipFeatures, FeatureCache, cache_for
-from fiftyone_genre.config import PredictConfig, to_dict
+from fiftyone_genre.config import FeaturesConfig, PredictConfig, to_dict
 from fiftyone_genre.data import aggregate_windows, collate_windows, make_windows, pad_window
 from fiftyone_genre.model import load_model, resolve_device
 from fiftyone_genre.utils import ProgressFn, track
@@ -90,6 +91,8 @@ class PredictReport:
     label_counts: dict[str, int] = field(default_factory=dict)
     modality: str = "fused"
     num_windows: int = 0
+    #: Clips predicted without a timeline: their video metadata could not be read.
+    no_timeline: list[str] = field(default_factory=list)
 
     @property
     def num_failed(self) -> int:
@@ -106,6 +109,7 @@ class PredictReport:
             "label_counts": dict(self.label_counts),
             "modality": self.modality,
             "num_windows": self.num_windows,
+            "no_timeline": list(self.no_timeline),
         }
 
     def __str__(self) -> str:
@@ -118,6 +122,11 @@ class PredictReport:
             lines.append(
                 "predicted genres: "
                 + ", ".join(f"{k} {v}" for k, v in sorted(self.label_counts.items()))
+            )
+        if self.no_timeline:
+            lines.append(
+                f"{len(self.no_timeline)} clip(s) have no timeline (no readable video metadata), "
+                f"e.g. {self.no_timeline[0]}"
             )
         if self.failures:
             lines.append(f"{self.num_failed} sample(s) failed (see field '{g.ERRORS_FIELD}'):")
@@ -309,7 +318,7 @@ def predict(
     fused = model.modality == "fused"
     passes: tuple[str | None, ...] = (None, "visual", "audio") if fused else (None,)
 
-    cache: FeatureCache = cache_for(collection, exp.features)
+    cache, missing_reason = _model_cache(collection, exp.features)
 
     n = len(collection)
     if n == 0:
@@ -335,29 +344,57 @@ def predict(
     label_counts: Counter[str] = Counter()
 
     ids, paths, metas = collection.values(["id", "filepath", "metadata"])
-    chunks = [range(i, min(i + CHUNK_SIZE, n)) for i in range(0, n, CHUNK_SIZE)]
-    done = 0
-    for chunk in chunks:
-        clips: list[_Clip] = []
-        for i in chunk:
-            reason = None
-            feats = cache.get(paths[i])
-            if feats is None:
-                reason = "no cached features for this file (run `fiftyone-genre features`)"
-            elif feats.num_steps == 0:
-                reason = "cached features have no time steps (video too short?)"
-            elif feats.visual.shape[1] != ckpt.visual_dim or feats.audio.shape[1] != ckpt.audio_dim:
-                reason = (
-                    f"feature sizes {feats.visual.shape[1]}/{feats.audio.shape[1]} do not match the "
-                    f"model's {ckpt.visual_dim}/{ckpt.audio_dim} (features from another backbone?)"
-                )
-            if reason is not None:
-                if strict:
-                    raise PredictError(f"predict: {paths[i]}: {reason}")
-                report.failures[paths[i]] = reason
-                failed_ids.append(ids[i])
-                continue
-            clips.append(
+
+    def flush(clips: list[_Clip]) -> None:
+        """Score a chunk of clips and bulk-write its fields (one ``set_values`` per field)."""
+        scores = _score_windows(model, clips, window, config.batch_size, device, passes)
+        values: dict[str, dict[str, Any]] = {name: {} for name in written}
+        probs, embs = scores[None]
+        offset = 0
+        for clip in clips:
+            k = len(clip.windows)
+            lengths = np.array([e - s for s, e in clip.windows], dtype=np.float64)
+            wprobs = probs[offset : offset + k]
+            pred = _classification(fo, aggregate_windows(wprobs, lengths, exp.train.aggregate), labels)
+            label_counts[pred.label] += 1
+            values[fields["pred"]][clip.sample_id] = pred
+            values[fields["embedding"]][clip.sample_id] = embs[offset : offset + k].mean(axis=0).astype(np.float32)
+            if fused:
+                for use in ("visual", "audio"):
+                    mprobs = scores[use][0][offset : offset + k]
+                    values[fields[use]][clip.sample_id] = _classification(
+                        fo, aggregate_windows(mprobs, lengths, exp.train.aggregate), labels
+                    )
+            timeline = _timeline(fo, clip, wprobs, labels)
+            if timeline is None:
+                report.no_timeline.append(clip.filepath)
+            values[fields["timeline"]][clip.sample_id] = timeline
+            offset += k
+            ok_ids.append(clip.sample_id)
+        report.num_windows += offset
+        for name, vals in values.items():
+            dataset.set_values(name, vals, key_field="id")
+
+    pending: list[_Clip] = []
+    for i in track(range(n), total=n, desc="Predicting genres", progress=progress):
+        reason = None
+        feats = cache.get(paths[i])
+        if feats is None:
+            reason = missing_reason
+        elif feats.num_steps == 0:
+            reason = "cached features have no time steps (video too short?)"
+        elif feats.visual.shape[1] != ckpt.visual_dim or feats.audio.shape[1] != ckpt.audio_dim:
+            reason = (
+                f"feature sizes {feats.visual.shape[1]}/{feats.audio.shape[1]} do not match the "
+                f"model's {ckpt.visual_dim}/{ckpt.audio_dim} (features from another backbone?)"
+            )
+        if reason is not None:
+            if strict:
+                raise PredictError(f"predict: {paths[i]}: {reason}")
+            report.failures[paths[i]] = reason
+            failed_ids.append(ids[i])
+        else:
+            pending.append(
                 _Clip(
                     sample_id=ids[i],
                     filepath=paths[i],
@@ -366,37 +403,11 @@ def predict(
                     geometry=_video_geometry(metas[i], feats),
                 )
             )
-        done += len(chunk)
-        if progress is not None:
-            progress(min(0.99, done / n), f"Predicting {done}/{n}")
-        if not clips:
-            continue
-
-        scores = _score_windows(model, clips, window, config.batch_size, device, passes)
-        values: dict[str, dict[str, Any]] = {name: {} for name in written}
-        offset = 0
-        for clip in clips:
-            k = len(clip.windows)
-            lengths = np.array([e - s for s, e in clip.windows], dtype=np.float64)
-            probs, embs = scores[None]
-            wprobs = probs[offset : offset + k]
-            video_probs = aggregate_windows(wprobs, lengths, exp.train.aggregate)
-            pred = _classification(fo, video_probs, labels)
-            label_counts[pred.label] += 1
-            values[fields["pred"]][clip.sample_id] = pred
-            values[fields["embedding"]][clip.sample_id] = embs[offset : offset + k].mean(axis=0).astype(np.float32)
-            if fused:
-                for use, role in (("visual", "visual"), ("audio", "audio")):
-                    mprobs = scores[use][0][offset : offset + k]
-                    values[fields[role]][clip.sample_id] = _classification(
-                        fo, aggregate_windows(mprobs, lengths, exp.train.aggregate), labels
-                    )
-            values[fields["timeline"]][clip.sample_id] = _timeline(fo, clip, wprobs, labels)
-            offset += k
-            ok_ids.append(clip.sample_id)
-        report.num_windows += offset
-        for name, vals in values.items():
-            dataset.set_values(name, vals, key_field="id")
+        if len(pending) >= CHUNK_SIZE:
+            flush(pending)
+            pending = []
+    if pending:
+        flush(pending)
 
     _clear_fields(dataset, failed_ids, [f for f in written if dataset.has_field(f)])
     if not fused:
@@ -439,6 +450,36 @@ def predict(
     if progress is not None:
         progress(1.0, f"Predicted {report.num_predicted}/{n}")
     return report
+
+
+def _model_cache(collection, features: FeaturesConfig) -> tuple[FeatureCache, str]:
+    """The cache holding the features *this model* reads, and what to say on a miss.
+
+    Entries are keyed by the feature settings, not by the folder, so the
+    dataset's recorded cache folder is used when it has one (the model's
+    config may name a folder on the machine it was trained on).
+    """
+    from fiftyone_genre.cache import config_key
+    from fiftyone_genre.config import from_dict
+
+    info = collection._dataset.info.get(g.FEATURES_INFO_KEY) or {}
+    if info.get("cache_dir"):
+        features = dataclasses.replace(features, cache_dir=None)
+    cache = cache_for(collection, features)
+    reason = "no cached features for this file (run `fiftyone-genre features`)"
+    if info.get("config"):
+        try:
+            extracted = from_dict(FeaturesConfig, info["config"], "dataset.info.genre_features")
+        except ValueError:
+            extracted = None
+        if extracted is not None and config_key(extracted) != cache.key:
+            reason = (
+                f"no cached features for the model's feature settings (backbone "
+                f"{features.backbone}, {features.fps} fps); this dataset's features were extracted "
+                f"with backbone {extracted.backbone}, {extracted.fps} fps: run `fiftyone-genre features` "
+                "with the model's experiment file"
+            )
+    return cache, reason
 
 
 def _timeline(fo, clip: _Clip, wprobs: np.ndarray, labels: list[str]):

@@ -59,10 +59,10 @@ DEFAULT_PRIORITY: tuple[str, ...] = (
     g.SPORTS,
     g.ACTION,
 )
-#: dataset.info key an importer may set to the YouTube-8M vocabulary.csv path.
-YT8M_VOCABULARY_INFO_KEY = "yt8m_vocabulary"
-#: Label attributes read as an entity's verticals (YouTube-8M).
-VERTICAL_ATTRS: tuple[str, ...] = ("vertical1", "vertical2", "vertical3")
+#: dataset.info key the YouTube-8M importer sets to the vocabulary.csv path.
+YT8M_VOCABULARY_INFO_KEY = g.YT8M_VOCABULARY_INFO_KEY
+#: Label attributes read as an entity's verticals (set by the YouTube-8M importer).
+VERTICAL_ATTRS: tuple[str, ...] = g.YT8M_VERTICAL_ATTRS
 
 _TOP_KEYS = ("source", "description", "genres", "map", "unmapped", "rules", "priority", "default")
 _RULE_KEYS = ("genre", "name_regex", "vertical", "vertical1", "note")

@@ -367,6 +367,14 @@ _UCF_GROUP_ORDER = (1, 22, 8, 15, 2, 23, 9, 16, 3, 24, 10, 17, 4, 25, 11, 18, 5,
 #: HMDB51 tag per group index and fold: 1 = train, 2 = test, 0 = unused.
 _HMDB_TAG_CYCLE = (1, 2, 1, 0)
 
+#: Vertical1..3 written to the synthetic YT8M vocabulary.csv (as in the real one);
+#: other classes get ("Arts & Entertainment", "", ""). Football relies on the
+#: shipped mapping's ``vertical: Sports`` rule, so remap needs the verticals.
+YT8M_VERTICALS: dict[str, tuple[str, str, str]] = {
+    "Football": ("Sports", "", ""),
+    "Vehicle": ("Autos & Vehicles", "", ""),
+}
+
 YT8M_RGB_DIM = 1024
 YT8M_AUDIO_DIM = 128
 
@@ -869,9 +877,7 @@ def _gen_yt8m(
                 f"/m/0{i:04d}",
                 name,
                 f"https://en.wikipedia.org/wiki/{name.replace(' ', '_')}",
-                "Arts & Entertainment",
-                "",
-                "",
+                *YT8M_VERTICALS.get(name, ("Arts & Entertainment", "", "")),
                 f"Synthetic class {name}.",
             ]
         )

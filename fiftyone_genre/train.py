@@ -356,7 +356,9 @@ def train(
             raise ValueError("no training windows: no sample in the 'train' split has cached features")
 
         torch.manual_seed(tc.seed)
-        net = M.build_model(config.model, data.visual_dim, data.audio_dim, len(genres)).to(ctx.device)
+        net = M.build_model(config.model, data.visual_dim, data.audio_dim, len(genres))
+        net.set_feature_stats(**{k: torch.from_numpy(v) for k, v in D.feature_stats(train_ds.videos).items()})
+        net.to(ctx.device)
         optimizer = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         scheduler = _make_scheduler(optimizer, tc.scheduler, tc.epochs)
         weights = D.class_weights(train_ds.labels, len(genres)) if tc.balance == "class_weights" else None

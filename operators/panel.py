@@ -26,6 +26,9 @@ from fiftyone import ViewField as F
 from fiftyone_genre import genres as g
 from fiftyone_genre.analysis import confusion_view
 
+#: ``genre_run`` keys shown first, in this order (the rest follow as written).
+RUN_INFO_FIRST: tuple[str, ...] = ("model_dir", "model_path", "modality", "epoch", "date", "num_predicted", "genres", "metrics")
+
 #: Split filter choices; "all" means every sample that has the fields.
 SPLIT_CHOICES: tuple[str, ...] = ("all", *g.SPLITS)
 
@@ -121,8 +124,11 @@ def run_info_markdown(info: dict | None) -> str:
             "_No predictions yet._ Run **Predict genres** (operator browser, or the "
             "grid's action bar) with a trained model directory to fill this in."
         )
-    rows = ["| | |", "|---|---|"]
-    for key, value in info.items():
+    rows = ["| field | value |", "|---|---|"]
+    # what a person asks first ("which model? when?") on top; the long config dicts last
+    first = [k for k in RUN_INFO_FIRST if k in info]
+    for key in first + [k for k in info if k not in first]:
+        value = info[key]
         rows.append(f"| {key} | {_format_value(value)} |")
     return "\n".join(rows)
 
@@ -287,6 +293,10 @@ class GenrePanel(foo.Panel):
         controls.btn("refresh", label="Refresh", icon="refresh", on_click=self.refresh, variant="outlined")
         controls.btn("show_all", label="Show all samples", icon="clear_all", on_click=self.show_all, variant="outlined")
 
+        selection = ctx.panel.get_state("selection")
+        if selection:
+            panel.md(selection, name="selection")
+
         panel.md("**Confusion matrix**", name="confusion_title")
         if ctx.panel.get_state("has_matrix"):
             panel.md(
@@ -301,9 +311,6 @@ class GenrePanel(foo.Panel):
                 on_click=self.on_cell_click,
                 height=heatmap_height(n),
             )
-            selection = ctx.panel.get_state("selection")
-            if selection:
-                panel.md(selection, name="selection")
         else:
             panel.md(
                 "_No predictions to compare yet._ Run **Predict genres** on samples that have a `genre`.",

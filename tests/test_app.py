@@ -426,11 +426,12 @@ def test_genre_panel_confusion_cell_sets_view(page, app_data):
         ((pair, count) for pair, count in pairs.items() if count < len(dataset)), key=lambda kv: kv[1]
     )
 
-    page.locator("[data-cy='new-panel-btn']").click()
+    page.locator("[data-cy='new-panel-btn']").first.click()  # the Samples space's "+"
     page.locator("[data-cy='new-panel-option-genre_panel']").click()
     plot = page.locator(".js-plotly-plot")
     plot.wait_for(timeout=STEP_TIMEOUT_MS)
     expect(page.get_by_text("Clips per genre", exact=True)).to_be_visible()
+    expect(page.locator("[data-cy='looker']").first).to_be_visible(timeout=STEP_TIMEOUT_MS)
     page.wait_for_timeout(1000)  # Plotly redraws once after the panel settles (App: setTimeout 500ms)
     path = shot(page, "11_panel")
     publish(path, "panel.png")
@@ -452,5 +453,15 @@ def test_genre_panel_confusion_cell_sets_view(page, app_data):
         re.compile(rf"^\s*{expected} {plural}\s*$"), timeout=STEP_TIMEOUT_MS
     )
     expect(page.locator("[data-cy='view-bar']")).to_contain_text("Match")
+    expect(page.get_by_text(f"Showing true {true_genre} predicted as {pred_genre}.")).to_be_visible()
+    dataset = load(app_data.name)
+    grid_genres = {(a, b) for a, b in zip(*dataset.values(["genre.label", "genre_pred.label"]))}
+    assert (true_genre, pred_genre) in grid_genres
     path = shot(page, "12_panel_cell_clicked")
     publish(path, "panel_cell_clicked.png")
+
+    # the rest of the panel: per-genre counts and the run that made the predictions
+    page.get_by_text("Clips per genre", exact=True).scroll_into_view_if_needed()
+    expect(page.get_by_text("model_dir", exact=True)).to_be_visible()
+    path = shot(page, "13_panel_counts_and_run")
+    publish(path, "panel_counts_and_run.png")

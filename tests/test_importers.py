@@ -158,6 +158,55 @@ def test_yt8m_video_level_only_and_corrupt_record(dataset, tmp_path):
     assert any("truncated" in p.reason for p in report.problems)
 
 
+def _labels_containing(dataset, name: str):
+    return dataset.match(
+        fo.ViewField(f"{g.SOURCE_LABEL_FIELD}.classifications.label").contains(name)
+    )
+
+
+def test_yt8m_verticals_reach_remap_without_a_vocabulary(dataset, tmp_path):
+    """The importer keeps each entity's verticals (label attributes + the vocabulary
+    path in dataset.info), so the shipped mapping's ``vertical: Sports`` rule fires."""
+    from fiftyone_genre.remap import remap
+
+    m = synth.generate(
+        tmp_path / "y", "yt8m", clips_per_class=2, multilabel=0.0, paired_fraction=1.0,
+        yt8m_levels=("video",), **TINY,
+    )  # fmt: skip
+    import_yt8m(dataset, m.root, features_dir=tmp_path / "f")
+    assert dataset.info[g.YT8M_VOCABULARY_INFO_KEY] == m.extra["vocabulary"]
+    football = _labels_containing(dataset, "Football")
+    assert football.count() == 2
+    for value in football.values(g.SOURCE_LABEL_FIELD):
+        (c,) = value.classifications
+        assert c.vertical1 == "Sports" and getattr(c, "vertical2", None) is None
+    wedding = _labels_containing(dataset, "Wedding").first()[g.SOURCE_LABEL_FIELD]
+    assert wedding.classifications[0].vertical1 == "Arts & Entertainment"
+
+    report = remap(dataset)  # shipped yt8m mapping, no vocabulary passed
+    assert not any("no verticals" in w for w in report.warnings), report.warnings
+    assert football.values(f"{g.GENRE_FIELD}.label") == [g.SPORTS, g.SPORTS]
+    assert report.counts[g.SPORTS] == 2  # only Football sits in the Sports vertical
+
+    # Labels without the attributes (imported before verticals were kept): remap
+    # falls back to the vocabulary path recorded on the dataset ...
+    bare = [
+        fo.Classifications(
+            classifications=[fo.Classification(label=c.label) for c in v.classifications]
+        )
+        for v in dataset.values(g.SOURCE_LABEL_FIELD)
+    ]
+    dataset.set_values(g.SOURCE_LABEL_FIELD, bare)
+    assert remap(dataset, dry_run=True).counts == report.counts
+    # ... and a re-import puts the attributes back on the existing samples.
+    again = import_yt8m(dataset, m.root, features_dir=tmp_path / "f")
+    assert again.imported == 0 and again.updated == len(dataset)
+    assert [v.classifications[0].vertical1 for v in football.values(g.SOURCE_LABEL_FIELD)] == [
+        "Sports",
+        "Sports",
+    ]
+
+
 def test_folder_and_idempotent_reimport(dataset, trees):
     m = trees["folder"]
     first = import_folder(dataset, m.root)

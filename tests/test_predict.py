@@ -201,6 +201,14 @@ def test_nothing_predictable_and_strict_mode(dataset_name):
         predict(only_bad, a.model_dir)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         predict(ds, a.root)
+    # Features extracted with another backbone into another folder: the reason says so.
+    ds.info[g.FEATURES_INFO_KEY] = {
+        "cache_dir": str(a.root / "other-cache"),
+        "config": {"backbone": "resnet18", "fps": 2.0, "weights": "none"},
+    }
+    ds.save()
+    with pytest.raises(PredictError, match="extracted with backbone resnet18"):
+        predict(ds, a.model_dir)
     assert isinstance(ds.first().genre, fo.Classification)
 
 

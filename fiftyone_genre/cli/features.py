@@ -10,7 +10,25 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fiftyone_genre.backbones import AUDIO_BACKBONES, VISUAL_BACKBONES
+
+class _BackboneChoices:
+    """``choices`` that import :mod:`fiftyone_genre.backbones` (torch) only when a value
+    is checked or the help is shown, so building the parser stays fast. Pair it with
+    ``metavar``: argparse otherwise lists the choices while adding the argument."""
+
+    def __init__(self, attr: str) -> None:
+        self.attr = attr
+
+    def _names(self) -> list[str]:
+        from fiftyone_genre import backbones
+
+        return list(getattr(backbones, self.attr))
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
 
 
 def _dataset(name: str):
@@ -69,7 +87,8 @@ def _finetune(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="FiftyOne dataset name")
-    p.add_argument("--backbone", choices=list(VISUAL_BACKBONES), help="visual CNN (default: inception_v3, the paper's)")
+    p.add_argument("--backbone", choices=_BackboneChoices("VISUAL_BACKBONES"), metavar="NAME",
+                   help="visual CNN: %(choices)s (default: inception_v3, the paper's)")
     p.add_argument(
         "--weights",
         metavar="DEFAULT|PATH|none",
@@ -96,7 +115,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="experiment YAML (its `features` section); flags override keys")
     p.add_argument("--mode", choices=["pool", "softmax"], help="pool vector or fine-tuned softmax (paper stage 1)")
     p.add_argument("--softmax-checkpoint", help="best.pt from `finetune-frames` (mode softmax)")
-    p.add_argument("--audio-backbone", choices=list(AUDIO_BACKBONES), help="audio CNN (default small_cnn)")
+    p.add_argument("--audio-backbone", choices=_BackboneChoices("AUDIO_BACKBONES"), metavar="NAME",
+                   help="audio CNN: %(choices)s (default small_cnn)")
     p.add_argument("--workers", type=int, help="background decode threads")
     p.add_argument("--shard", metavar="K/N", help="process only the K-th of N disjoint slices (1 <= K <= N)")
     p.add_argument("--strict", action="store_true", help="fail (exit 2) if any video fails")

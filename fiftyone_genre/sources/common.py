@@ -77,6 +77,8 @@ class Entry:
     group: str
     fields: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
+    #: class name -> extra attributes of its Classification (YouTube-8M verticals)
+    label_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -373,12 +375,32 @@ def declare_schema(dataset, with_original: bool = False) -> None:
             dataset.add_sample_field(name, fo.StringField)
 
 
-def make_label(labels: list[str], multi: bool):
+def make_label(
+    labels: list[str], multi: bool, attrs: dict[str, dict[str, Any]] | None = None
+):
+    """``source_label`` value; ``attrs`` maps a class name to its Classification's attributes."""
     import fiftyone as fo
 
+    attrs = attrs or {}
+
+    def one(x: str):
+        return fo.Classification(label=x, **attrs.get(x, {}))
+
     if multi:
-        return fo.Classifications(classifications=[fo.Classification(label=x) for x in labels])
-    return fo.Classification(label=labels[0]) if labels else None
+        return fo.Classifications(classifications=[one(x) for x in labels])
+    return one(labels[0]) if labels else None
+
+
+def _label_attrs_differ(value, attrs: dict[str, dict[str, Any]]) -> bool:
+    """True when a stored label lacks (or has other values for) the entry's attributes."""
+    if not attrs or value is None:
+        return False
+    items = value.classifications if hasattr(value, "classifications") else [value]
+    for c in items:
+        for key, want in attrs.get(c.label, {}).items():
+            if getattr(c, key, None) != want:
+                return True
+    return False
 
 
 def label_names(value) -> list[str]:
@@ -443,7 +465,7 @@ def add_entries(
             continue
         fields = {
             g.SOURCE_FIELD: source,
-            g.SOURCE_LABEL_FIELD: make_label(entry.labels, multi),
+            g.SOURCE_LABEL_FIELD: make_label(entry.labels, multi, entry.label_attrs),
             g.SOURCE_SPLIT_FIELD: entry.split,
             g.GROUP_FIELD: entry.group,
             **entry.fields,
@@ -501,8 +523,11 @@ def _refresh_existing(dataset, updates: dict[str, Entry], multi: bool) -> int:
         if sample[g.GROUP_FIELD] != entry.group:
             sample[g.GROUP_FIELD] = entry.group
             dirty = True
-        if label_names(sample[g.SOURCE_LABEL_FIELD]) != list(entry.labels):
-            sample[g.SOURCE_LABEL_FIELD] = make_label(entry.labels, multi)
+        current = sample[g.SOURCE_LABEL_FIELD]
+        if label_names(current) != list(entry.labels) or _label_attrs_differ(
+            current, entry.label_attrs
+        ):
+            sample[g.SOURCE_LABEL_FIELD] = make_label(entry.labels, multi, entry.label_attrs)
             dirty = True
         changed += dirty
     return changed

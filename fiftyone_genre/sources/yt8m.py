@@ -17,6 +17,12 @@ Features kept on the sample (so later stages can use them):
   :func:`dequantize`), written under ``features_dir`` for frame-level records.
   Per-second arrays stay out of MongoDB (300 x 1152 values per video).
 
+Each ``source_label`` Classification carries its entity's verticals from
+``vocabulary.csv`` as ``vertical1``..``vertical3`` (non-empty ones only), and
+``dataset.info["yt8m_vocabulary"]`` records the vocabulary's path, so the
+mapping's vertical rules apply in :func:`fiftyone_genre.remap.remap` without
+passing a vocabulary again.
+
 Official split from the record file name: ``train*`` -> train, ``validate*``
 -> test (the labelled held-out set), ``test*`` -> unused (no labels).
 """
@@ -31,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from fiftyone_genre import genres as g
 from fiftyone_genre.sources.common import (
     VIDEO_EXTENSIONS,
     Entry,
@@ -144,9 +151,17 @@ def parse_record(payload: bytes) -> dict[str, Any]:
     return out
 
 
-def read_vocabulary(path: Path, report: ImportReport) -> dict[int, str]:
-    """``vocabulary.csv`` -> {Index: Name}; bad rows reported with their line number."""
+def read_vocabulary(
+    path: Path, report: ImportReport
+) -> tuple[dict[int, str], dict[str, dict[str, str]]]:
+    """``vocabulary.csv`` -> ({Index: Name}, {Name: {"vertical1": ..., ...}}).
+
+    Bad rows are reported with their line number. Only non-empty
+    ``Vertical1..3`` cells become attributes (names in
+    :data:`fiftyone_genre.genres.YT8M_VERTICAL_ATTRS`).
+    """
     vocab: dict[int, str] = {}
+    verticals: dict[str, dict[str, str]] = {}
     with open(path, newline="", encoding="utf-8", errors="replace") as f:
         reader = csv.DictReader(f)
         if (
@@ -165,7 +180,19 @@ def read_vocabulary(path: Path, report: ImportReport) -> dict[int, str]:
                 )
                 continue
             vocab[int(idx)] = name
-    return vocab
+            verts = {
+                attr: value
+                for i, attr in enumerate(g.YT8M_VERTICAL_ATTRS, start=1)
+                if (value := (row.get(f"Vertical{i}") or "").strip())
+            }
+            if verts:
+                verticals[name] = verts
+    return vocab, verticals
+
+
+def vocabulary_path(root: str | Path, vocabulary: str | Path | None = None) -> Path:
+    """The vocabulary.csv an import reads: ``vocabulary`` if given, else ``<root>/vocabulary.csv``."""
+    return Path(vocabulary).expanduser() if vocabulary else Path(root).expanduser() / "vocabulary.csv"
 
 
 def _split_of(path: Path) -> str:
@@ -205,10 +232,10 @@ def parse_yt8m(
 
     root = require_dir(root, "YouTube-8M root")
     report = report or ImportReport(SOURCE, "", str(root))
-    vocab_path = Path(vocabulary) if vocabulary else root / "vocabulary.csv"
+    vocab_path = vocabulary_path(root, vocabulary)
     if not vocab_path.is_file():
         raise FileNotFoundError(f"YouTube-8M vocabulary not found: {vocab_path}")
-    vocab = read_vocabulary(vocab_path, report)
+    vocab, verticals = read_vocabulary(vocab_path, report)
     if media_dir is None:
         media_dir = next((root / d for d in ("videos", "media") if (root / d).is_dir()), root)
     media = require_dir(media_dir, "YouTube-8M media folder")
@@ -278,7 +305,12 @@ def parse_yt8m(
             fields[MEAN_RGB_FIELD] = rec["mean_rgb"]
         if "mean_audio" in rec:
             fields[MEAN_AUDIO_FIELD] = rec["mean_audio"]
-        entries.append(Entry(str(video), names, rec["split"], f"{SOURCE}:{vid}", fields=fields))
+        attrs = {name: verticals[name] for name in names if name in verticals}
+        entries.append(
+            Entry(
+                str(video), names, rec["split"], f"{SOURCE}:{vid}", fields=fields, label_attrs=attrs
+            )
+        )
     if unpaired:
         shown = ", ".join(unpaired[:10]) + (" ..." if len(unpaired) > 10 else "")
         report.notes.append(
@@ -305,8 +337,12 @@ def import_yt8m(
     ds = get_dataset(dataset)
     report = ImportReport(SOURCE, ds.name, str(Path(root).absolute()))
     entries, report = parse_yt8m(root, media_dir, features_dir, vocabulary, report, progress)
-    return add_entries(
+    report = add_entries(
         ds, entries, SOURCE, report, multi_label=True, reencode=reencode,
         reencode_dir=reencode_dir, root=media_dir, compute_metadata=compute_metadata,
         progress=progress,
     )  # fmt: skip
+    if entries:  # remap's fallback for labels without vertical attributes
+        ds.info[g.YT8M_VOCABULARY_INFO_KEY] = str(vocabulary_path(root, vocabulary).absolute())
+        ds.save()
+    return report
