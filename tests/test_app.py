@@ -181,6 +181,8 @@ def app_server(app_data) -> Iterator[str]:
     """``python -m fiftyone.server.main`` on a free loopback port, our plugins dir, the test DB."""
     ensure_plugin_link()
     SHOTS_DIR.mkdir(parents=True, exist_ok=True)
+    for old in SHOTS_DIR.glob("*.png"):  # a previous run's failure shots would mislead
+        old.unlink()
     port = free_port()
     env = dict(os.environ)
     env["FIFTYONE_PLUGINS_DIR"] = str(PLUGINS_DIR)
@@ -460,7 +462,8 @@ def test_genre_panel_confusion_cell_sets_view(page, app_data):
     publish(path, "panel_cell_clicked.png")
 
     # the rest of the panel: per-genre counts and the run that made the predictions
-    page.get_by_text("Clips per genre", exact=True).scroll_into_view_if_needed()
-    expect(page.get_by_text("model_dir", exact=True)).to_be_visible()
+    run_row = page.get_by_text("model_dir", exact=True)
+    run_row.scroll_into_view_if_needed()
+    expect(run_row).to_be_visible()
     path = shot(page, "13_panel_counts_and_run")
     publish(path, "panel_counts_and_run.png")
