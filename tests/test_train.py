@@ -195,3 +195,11 @@ def test_operator_trains_through_fiftyone(feature_dataset, tmp_path):
     ckpt = M.read_checkpoint(tmp_path / "op")
     assert ckpt.experiment.model.modality == "audio" and ckpt.experiment.train.epochs == 1
     assert "Training run (audio)" in result.result["report"]
+
+
+def test_train_without_val_or_test_keeps_last_epoch(dataset, tmp_path):
+    populate(dataset, tmp_path, balanced_videos(per_split=(4, 0, 0)))
+    report = train(dataset, tiny_config(epochs=2), tmp_path / "run")
+    assert report.best_epoch == 2 and report.best_val_macro_f1 is None
+    assert report.test["num_videos"] == 0 and "no test videos" in str(report)
+    assert M.read_checkpoint(tmp_path / "run" / "best.pt").epoch == 2

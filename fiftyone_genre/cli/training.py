@@ -30,7 +30,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="model directory (checkpoints, logs, reports)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt after an interruption")
     p.add_argument("--epochs", type=int, default=None, help="override train.epochs")
-    p.add_argument("--view", default=None, help="only samples with this tag (e.g. a curated subset)")
+    p.add_argument("--tag", default=None, help="train only on samples with this tag (e.g. a curated subset)")
 
 
 def _load(args: argparse.Namespace):
@@ -44,8 +44,8 @@ def _load(args: argparse.Namespace):
     if not fo.dataset_exists(args.dataset):
         raise ValueError(f"no dataset '{args.dataset}' in database '{fo.config.database_name}'")
     collection = fo.load_dataset(args.dataset)
-    if args.view:
-        collection = collection.match_tags(args.view)
+    if args.tag:
+        collection = collection.match_tags(args.tag)
     return collection, config
 
 
