@@ -36,6 +36,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from fiftyone_genre import data as D
+from fiftyone_genre import genres as g
 from fiftyone_genre import model as M
 from fiftyone_genre.cache import cache_for
 from fiftyone_genre.config import ExperimentConfig, to_dict
@@ -318,6 +319,7 @@ def train(
     modality: str | None = None,
     resume: bool = False,
     progress: ProgressFn | None = None,
+    strict: bool = False,
 ) -> TrainReport:
     """Train a genre model on ``collection`` and write its model directory.
 
@@ -331,10 +333,14 @@ def train(
         modality: overrides ``config.model.modality`` (``fused``/``visual``/``audio``).
         resume: continue from ``out_dir/last.pt`` (same weights as an uninterrupted run).
         progress: ``(fraction, label)`` callback.
+        strict: refuse to train when any labelled sample cannot be used (its
+            reason is still recorded in ``genre_errors``); by default such
+            samples are skipped and listed in the report.
 
     Raises:
         split.LeakageError: a group has samples in more than one split.
-        ValueError: no labelled samples with features, or a resume mismatch.
+        ValueError: no labelled samples with features, a resume mismatch, or
+            (``strict``) a skipped sample.
     """
     config = copy.deepcopy(config)
     if modality is not None:
@@ -350,6 +356,13 @@ def train(
         cache = cache_for(collection)
         config.features = copy.deepcopy(cache.config)
         data = D.load_window_data(collection, tc, cache, record_errors=ctx.is_main)
+        if strict and data.skipped:
+            listed = "\n".join(f"  {s.filepath}: {s.reason}" for s in data.skipped[:20])
+            more = f"\n  ... and {len(data.skipped) - 20} more" if len(data.skipped) > 20 else ""
+            raise ValueError(
+                f"{len(data.skipped)} labelled sample(s) cannot be used (strict mode; "
+                f"reasons recorded in '{g.ERRORS_FIELD}'):\n{listed}{more}"
+            )
         genres = data.genres
         train_ds, val_ds, test_ds = data.splits["train"], data.splits["val"], data.splits["test"]
         if len(train_ds) == 0:
@@ -589,6 +602,7 @@ def ablate(
     modalities: tuple[str, ...] = M.MODALITIES,
     resume: bool = False,
     progress: ProgressFn | None = None,
+    strict: bool = False,
 ) -> AblationTable | None:
     """Train one model per modality on the same split; ``out_dir/<modality>/`` each.
 
@@ -604,7 +618,9 @@ def ablate(
             if progress is not None:
                 progress((i + f) / len(modalities), f"{m}: {label}")
 
-        report = train(collection, config, out_dir / modality, modality=modality, resume=resume, progress=sub_progress)
+        report = train(
+            collection, config, out_dir / modality, modality=modality, resume=resume, progress=sub_progress, strict=strict
+        )
         if report is None:
             continue
         rows.append(

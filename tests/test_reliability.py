@@ -329,6 +329,9 @@ def test_exit_codes_nonzero_only_when_nothing_processed_or_strict(pipeline, corp
     assert rc == 2 and "strict" in out and f"{len(corpus['bad'])} video(s) failed" in out, out
     rc, out = run_cli(["predict", "--dataset", name, "--model", model, "--device", "cpu", "--strict"])
     assert rc == 2 and any(p in out for p in corpus["bad"]), out
+    rc, out = run_cli(["train", "--dataset", name, "--config", tiny, "--out", str(work / "m_strict"), "--strict"])
+    assert rc == 2 and "strict" in out and all(p in out for p in corpus["bad"]), out
+    assert not (work / "m_strict" / "last.pt").exists()
     rc, out = run_cli(["import", "folder", corpus["root"], "--dataset", name, "--strict"])
     assert rc == 1 and "strict" in out, out
 
@@ -357,7 +360,7 @@ def test_exit_codes_nonzero_only_when_nothing_processed_or_strict(pipeline, corp
 @pytest.fixture(scope="module")
 def concurrent_features(pipeline, configs, work, db_names) -> dict:
     """Two uninterrupted feature runs on one dataset and one cache, at the same time."""
-    ds = clone(pipeline["dataset"], db_names("conc"), "conc")
+    ds = clone(pipeline["dataset"], db_names, "conc")
     cache_dir = work / "cache_conc"
     args = ["features", "--dataset", ds.name, "--config", str(configs["slow"]), "--cache-dir", str(cache_dir)]
     logs = [work / "conc_a.log", work / "conc_b.log"]
@@ -392,7 +395,7 @@ def test_concurrent_feature_runs_do_not_corrupt_the_cache(concurrent_features, c
 
 
 def test_features_killed_then_resumed(pipeline, concurrent_features, corpus, configs, work, db_names):
-    ds = clone(pipeline["dataset"], db_names("fkill"), "fkill")
+    ds = clone(pipeline["dataset"], db_names, "fkill")
     paths = ds.values("filepath")
     cache_dir = work / "cache_kill"
     cfg = load_experiment(configs["slow"]).features
@@ -442,7 +445,7 @@ def test_training_killed_then_resumed_matches_uninterrupted(pipeline, configs, w
     from fiftyone_genre import model as M
     from fiftyone_genre import train as T
 
-    epochs = 12
+    epochs = 8
     name, out_dir = pipeline["name"], work / "train_kill"
     args = ["train", "--dataset", name, "--config", str(configs["tiny"]), "--out", str(out_dir),
             "--epochs", str(epochs)]
@@ -465,7 +468,8 @@ def test_training_killed_then_resumed_matches_uninterrupted(pipeline, configs, w
         assert a["state_dict"].keys() == b["state_dict"].keys()
         for k in a["state_dict"]:
             assert torch.equal(a["state_dict"][k], b["state_dict"][k]), (ckpt, k)
-    assert a["history"] == b["history"]
+    last, ref_last = _state_dict(out_dir / M.LAST_NAME), _state_dict(reference / M.LAST_NAME)
+    assert last["history"] == ref_last["history"] and last["run_state"] == ref_last["run_state"]
 
 
 PREDICT_SLOWLY = """
@@ -483,7 +487,7 @@ sys.exit(main(sys.argv[1:]))
 
 
 def test_predict_rerun_after_kill_leaves_consistent_fields(pipeline, corpus, work, db_names):
-    ds = clone(pipeline["dataset"], db_names("pkill"), "pkill")
+    ds = clone(pipeline["dataset"], db_names, "pkill")
     ds.delete_sample_fields([f for f in PRED_FIELDS if ds.has_sample_field(f)])
     ds.info.pop(g.RUN_INFO_KEY, None)
     ds.save()

@@ -31,6 +31,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt after an interruption")
     p.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     p.add_argument("--tag", default=None, help="train only on samples with this tag (e.g. a curated subset)")
+    p.add_argument("--strict", action="store_true",
+                   help="fail (exit 2) if any labelled sample cannot be used (default: skip it, record why)")
 
 
 def _load(args: argparse.Namespace):
@@ -53,7 +55,7 @@ def run_train(args: argparse.Namespace) -> int:
     from fiftyone_genre.train import train
 
     collection, config = _load(args)
-    report = train(collection, config, args.out, modality=args.modality, resume=args.resume)
+    report = train(collection, config, args.out, modality=args.modality, resume=args.resume, strict=args.strict)
     if report is not None:  # None on torchrun ranks > 0
         print(report)
     return 0
@@ -63,7 +65,7 @@ def run_ablate(args: argparse.Namespace) -> int:
     from fiftyone_genre.train import ablate
 
     collection, config = _load(args)
-    table = ablate(collection, config, args.out, resume=args.resume)
+    table = ablate(collection, config, args.out, resume=args.resume, strict=args.strict)
     if table is not None:
         print(table)
     return 0
