@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fiftyone_genre.utils import ProgressFn, track
+from fiftyone_genre.utils import ProgressFn, atomic_path, track
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -563,6 +563,5 @@ def finetune_frame_classifier(
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)

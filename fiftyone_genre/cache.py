@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fiftyone_genre.config import FeaturesConfig, to_dict
+from fiftyone_genre.utils import atomic_path
 
 #: FeaturesConfig fields that change the numbers in a cache entry.
 FEATURE_KEY_FIELDS: tuple[str, ...] = (
@@ -184,38 +184,22 @@ class FeatureCache:
         path = self.path_for(filepath)
         path.parent.mkdir(parents=True, exist_ok=True)
         identity = file_identity(filepath, self.config.cache_key)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(
-                    f,
-                    visual=feats.visual.astype(np.float32),
-                    audio=feats.audio.astype(np.float32),
-                    timestamps=np.asarray(feats.timestamps, dtype=np.float64),
-                    has_audio=np.bool_(feats.has_audio),
-                    duration=np.float64(feats.duration),
-                    identity=np.str_(identity),
-                )
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(
+                f,
+                visual=feats.visual.astype(np.float32),
+                audio=feats.audio.astype(np.float32),
+                timestamps=np.asarray(feats.timestamps, dtype=np.float64),
+                has_audio=np.bool_(feats.has_audio),
+                duration=np.float64(feats.duration),
+                identity=np.str_(identity),
+            )
         return path
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def cache_for(collection, config: FeaturesConfig | None = None) -> FeatureCache:

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from fiftyone_genre.config import ExperimentConfig, ModelConfig
+from fiftyone_genre.utils import atomic_path
 
 CHECKPOINT_VERSION = 1
 BEST_NAME = "best.pt"
@@ -210,8 +211,6 @@ def save_checkpoint(
     checkpoint from a stranger cannot run code when loaded. ``extra`` holds
     training state for resume (optimizer/scheduler state dicts, RNG tensors).
     """
-    import os
-    import tempfile
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -227,15 +226,8 @@ def save_checkpoint(
         "metrics": dict(metrics or {}),
         **extra,
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 from tqdm.auto import tqdm
@@ -34,3 +38,25 @@ def track(
                 if now - last >= every_s or i == total:
                     last = now
                     progress(min(1.0, i / total), f"{desc} {i}/{total}".strip())
+
+
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temp path beside ``path``; on success it replaces ``path`` in one rename.
+
+    Whatever writes the temp file (numpy, torch.save, PyAV, ffmpeg), a reader
+    sees either the old file or the complete new one, never a partial file;
+    a failure or a kill leaves at most a ``*<suffix>`` file that is never read.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

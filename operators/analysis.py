@@ -20,7 +20,7 @@ import fiftyone.operators.types as types
 
 from fiftyone_genre import genres as g
 
-from .common import add_view_target, expand_path, notify_done, progress_fn
+from .common import add_view_target, as_code_block, expand_path, notify_done, progress_fn
 
 PLUGIN = "@fiftyone-genre/genre"
 
@@ -148,13 +148,13 @@ class PredictGenres(foo.Operator):
             strict=bool(ctx.params.get("strict", False)),
         )
         _done(ctx, report)
-        return {"summary": str(report), **report.to_json()}
+        return {"summary": as_code_block(report), **report.to_json()}
 
     def resolve_output(self, ctx):
         outputs = types.Object()
         outputs.int("num_predicted", label="Clips predicted")
         outputs.int("num_failed", label="Clips that failed (see genre_errors)")
-        outputs.str("summary", label="Summary", view=types.CodeView(language="text"))
+        outputs.str("summary", label="Summary", view=types.MarkdownView())
         return types.Property(outputs, view=types.View(label="Predictions written"))
 
     def __call__(self, sample_collection, model_dir, device="auto", strict=False, delegate=False):
@@ -257,7 +257,7 @@ class EvaluateGenres(foo.Operator):
         _done(ctx, report)
         data = report.to_json()
         return {
-            "summary": str(report),
+            "summary": as_code_block(report),
             "accuracy": data["accuracy"],
             "macro_f1": data["macro_f1"],
             "saved_views": data["saved_views"],
@@ -269,7 +269,7 @@ class EvaluateGenres(foo.Operator):
         outputs.float("accuracy", label="Accuracy")
         outputs.float("macro_f1", label="Macro-F1")
         outputs.list("saved_views", types.String(), label="Saved views of the largest confusions")
-        outputs.str("summary", label="Report", view=types.CodeView(language="text"))
+        outputs.str("summary", label="Report", view=types.MarkdownView())
         return types.Property(outputs, view=types.View(label="Evaluation"))
 
     def __call__(
@@ -437,7 +437,7 @@ class ComputeGenreMaps(foo.Operator):
             progress=progress_fn(ctx),
         )
         _done(ctx, report)
-        return {"summary": str(report), **report.to_json()}
+        return {"summary": as_code_block(report), **report.to_json()}
 
     def __call__(
         self, sample_collection, brain_key="genre_umap", similarity_key="genre_sim",

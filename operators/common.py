@@ -133,3 +133,12 @@ def notify_done(ctx, report, variant: str = "success") -> None:
         ctx.ops.notify(short or "Done", variant=variant)
     except Exception:  # noqa: BLE001 - a delegated run has no App to notify
         pass
+
+
+def as_code_block(text) -> str:
+    """A report as a fenced Markdown block for a ``MarkdownView`` output.
+
+    ``types.CodeView`` loads its editor from a CDN, so offline Apps (and our
+    browser test) would show "Loading..." forever; Markdown renders locally.
+    """
+    return "```\n" + str(text).rstrip() + "\n```"

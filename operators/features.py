@@ -13,6 +13,7 @@ import fiftyone.operators.types as types
 
 from .common import (
     add_view_target,
+    as_code_block,
     check_path,
     expand_path,
     form_error,
@@ -174,11 +175,11 @@ class ExtractFeatures(foo.Operator):
         notify_done(ctx, report, variant="warning" if report.failed else "success")
         if not ctx.delegated:
             ctx.ops.reload_dataset()
-        return {"report": str(report), **report.to_dict()}
+        return {"report": as_code_block(report), **report.to_dict()}
 
     def resolve_output(self, ctx):
         outputs = types.Object()
-        outputs.str("report", label="Feature extraction", view=types.CodeView(language="text"))
+        outputs.str("report", label="Feature extraction", view=types.MarkdownView())
         return types.Property(outputs)
 
     def __call__(

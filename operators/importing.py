@@ -12,7 +12,7 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from .common import check_path, expand_path, form_notice, notify_done, progress_fn
+from .common import as_code_block, check_path, expand_path, form_notice, notify_done, progress_fn
 
 SOURCE_CHOICES = (
     ("folder", "Folder tree (<label>/<video>)", "Any folder whose sub-folders are labels"),
@@ -138,7 +138,7 @@ class ImportVideos(foo.Operator):
             pass
         notify_done(ctx, report, "success" if report.ok else "error")
         return {
-            "summary": str(report),
+            "summary": as_code_block(report),
             "imported": report.imported,
             "existing": report.existing,
             "flagged": report.flagged,
@@ -152,7 +152,7 @@ class ImportVideos(foo.Operator):
         outputs.int("existing", label="Already in the dataset")
         outputs.int("flagged", label="Unreadable (flagged with genre:error)")
         outputs.int("skipped", label="Skipped entries")
-        outputs.str("summary", label="Report", view=types.CodeView(language="text"))
+        outputs.str("summary", label="Report", view=types.MarkdownView())
         return types.Property(outputs, view=types.View(label="Import finished"))
 
     def __call__(

@@ -18,6 +18,7 @@ from fiftyone_genre.config import SplitConfig
 
 from .common import (
     add_view_target,
+    as_code_block,
     expand_path,
     form_error,
     form_notice,
@@ -28,10 +29,6 @@ from .common import (
 
 #: Above this many samples the forms skip the live preview (it scans every sample).
 PREVIEW_LIMIT = 200_000
-
-
-def _code(text: str) -> str:
-    return "```text\n" + str(text).rstrip() + "\n```"
 
 
 def _report_output(ctx, title: str) -> types.Property:
@@ -50,7 +47,7 @@ def _preview(inputs: types.Object, collection, compute) -> None:
     except (ValueError, FileNotFoundError) as e:  # ConfigError names the file and key
         form_error(inputs, "preview_error", str(e).splitlines()[0], str(e))
         return
-    inputs.md(_code(report), name="preview")
+    inputs.md(as_code_block(report), name="preview")
 
 
 # ---------------------------------------------------------------------------
@@ -117,7 +114,7 @@ class RemapGenres(foo.Operator):
         if not report.dry_run:
             ctx.ops.reload_dataset()
         notify_done(ctx, report, "warning" if report.warnings else "success")
-        return {"report": _code(report), "counts": report.counts, "unmapped": report.unmapped_classes}
+        return {"report": as_code_block(report), "counts": report.counts, "unmapped": report.unmapped_classes}
 
     def resolve_output(self, ctx):
         return _report_output(ctx, "Remap report")
@@ -303,7 +300,7 @@ class SplitDataset(foo.Operator):
         leakage = check_leakage(ctx.dataset)
         ctx.ops.reload_dataset()
         notify_done(ctx, report)
-        return {"report": _code(f"{report}\n{leakage}"), "totals": report.totals()}
+        return {"report": as_code_block(f"{report}\n{leakage}"), "totals": report.totals()}
 
     def resolve_output(self, ctx):
         return _report_output(ctx, "Split report")

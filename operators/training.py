@@ -15,6 +15,7 @@ import fiftyone.operators.types as types
 
 from .common import (
     add_view_target,
+    as_code_block,
     check_path,
     expand_path,
     form_error,
@@ -143,11 +144,11 @@ class TrainModel(foo.Operator):
             progress=progress_fn(ctx),
         )
         notify_done(ctx, report, variant="warning" if report.skipped else "success")
-        return {"report": str(report), "out_dir": str(report.out_dir), "test": report.test}
+        return {"report": as_code_block(report), "out_dir": str(report.out_dir), "test": report.test}
 
     def resolve_output(self, ctx):
         outputs = types.Object()
-        outputs.str("report", label="Training", view=types.CodeView(language="text"))
+        outputs.str("report", label="Training", view=types.MarkdownView())
         outputs.str("out_dir", label="Model directory")
         return types.Property(outputs)
 

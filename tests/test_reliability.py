@@ -403,12 +403,18 @@ def test_features_killed_then_resumed(pipeline, concurrent_features, corpus, con
     args = ["features", "--dataset", ds.name, "--config", str(configs["slow"]), "--cache-dir", str(cache_dir)]
     log = work / "fkill.log"
     proc = spawn(args, log)
-    kill_when(proc, lambda: len(entries_on_disk(cache_dir)) >= 1, log)
+    kill_when(proc, lambda: len(entries_on_disk(cache_dir)) >= 2, log)
 
-    # after the kill: every entry on disk is complete; a temp file never counts
+    # after the kill: every entry on disk is complete ...
     before = check_cache_entries(cache, paths)
     n_good = len(corpus["good"])
-    assert 1 <= len(before) < n_good, f"killed too late: {len(before)} entries\n{log.read_text()[-2000:]}"
+    assert 2 <= len(before) < n_good, f"killed too late: {len(before)} entries\n{log.read_text()[-2000:]}"
+    # ... and a temp file is never read as one, even a complete one (named as put() names them)
+    orphan = sorted(before)[0]
+    entry = cache.path_for(orphan)
+    os.replace(entry, entry.parent / f"{entry.stem}x1y2z3.tmp")
+    assert cache.get(orphan) is None and cache.lookup(orphan) is None
+    del before[orphan]
 
     rc, out = run_cli(args)
     assert rc == 0, out
@@ -417,6 +423,10 @@ def test_features_killed_then_resumed(pipeline, concurrent_features, corpus, con
     assert set(after) == {p for p in paths if Path(p).name in {Path(q).name for q in corpus["good"]}}
     for p, feats in before.items():  # entries written before the kill were reused, not rewritten
         np.testing.assert_array_equal(after[p].visual, feats.visual)
+    ds.reload()
+    has_audio = {Path(p).name: a for p, a in zip(*ds.values(["filepath", g.HAS_AUDIO_FIELD]))}
+    for p in corpus["good"]:
+        assert has_audio[Path(p).name] is (Path(p).name != "video_only.mp4"), p
     # the same features as the uninterrupted runs
     reference = concurrent_features["cache"]
     for p, feats in after.items():
@@ -512,6 +522,7 @@ def test_predict_rerun_after_kill_leaves_consistent_fields(pipeline, corpus, wor
             assert all(s[f] is None for f in PRED_FIELDS), name
             assert any(e.startswith("predict: ") for e in s[g.ERRORS_FIELD]), name
             continue
+        assert not any(e.startswith("predict: ") for e in s[g.ERRORS_FIELD] or []), name
         assert s[g.PRED_FIELD].label == ref[g.PRED_FIELD].label, name
         assert s[g.PRED_FIELD].confidence == pytest.approx(ref[g.PRED_FIELD].confidence, abs=1e-5)
         assert len(s[g.TIMELINE_FIELD].detections) == len(ref[g.TIMELINE_FIELD].detections)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from fiftyone_genre import genres as g
-from fiftyone_genre.utils import ProgressFn, track
+from fiftyone_genre.utils import ProgressFn, atomic_path, track
 
 #: File extensions treated as videos when walking a tree.
 VIDEO_EXTENSIONS: frozenset[str] = frozenset(
@@ -293,23 +292,17 @@ def reencode_to_mp4(src: str | Path, dst: str | Path) -> Path:
     if ffmpeg is None:
         raise RuntimeError("re-encoding needs the ffmpeg binary on PATH (apt-get install ffmpeg)")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=dst.stem, suffix=".part.mp4")
-    os.close(fd)
-    cmd = [
-        ffmpeg, "-nostdin", "-y", "-v", "error", "-i", str(src),
-        "-map", "0:v:0", "-map", "0:a:0?",
-        "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-        "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2",
-        "-c:a", "aac", "-movflags", "+faststart", "-f", "mp4", tmp,
-    ]  # fmt: skip
-    try:
+    with atomic_path(dst, suffix=".part.mp4") as tmp:
+        cmd = [
+            ffmpeg, "-nostdin", "-y", "-v", "error", "-i", str(src),
+            "-map", "0:v:0", "-map", "0:a:0?",
+            "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+            "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2",
+            "-c:a", "aac", "-movflags", "+faststart", "-f", "mp4", str(tmp),
+        ]  # fmt: skip
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
         if res.returncode != 0:
             raise RuntimeError(f"{src}: ffmpeg failed: {res.stderr.strip()[-300:]}")
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return dst
 
 
