@@ -218,8 +218,8 @@ def db_names():
 
 
 def clone(dataset, db_names, tag: str):
-    copy = dataset.clone(db_names(tag), persistent=True)
-    return copy
+    """A persistent copy (same media, fields and info) that a subprocess can load."""
+    return dataset.clone(db_names(tag), persistent=True)
 
 
 @pytest.fixture(scope="module")
@@ -409,10 +409,11 @@ def test_features_killed_then_resumed(pipeline, concurrent_features, corpus, con
     before = check_cache_entries(cache, paths)
     n_good = len(corpus["good"])
     assert 2 <= len(before) < n_good, f"killed too late: {len(before)} entries\n{log.read_text()[-2000:]}"
-    # ... and a temp file is never read as one, even a complete one (named as put() names them)
+    # ... and a temp file is never read as one, even a complete one (named as
+    # utils.atomic_path names them)
     orphan = sorted(before)[0]
     entry = cache.path_for(orphan)
-    os.replace(entry, entry.parent / f"{entry.stem}x1y2z3.tmp")
+    os.replace(entry, entry.parent / f"{entry.name}.x1y2z3.tmp")
     assert cache.get(orphan) is None and cache.lookup(orphan) is None
     del before[orphan]
 

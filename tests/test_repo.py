@@ -30,3 +30,12 @@ def test_library_never_imports_the_app_layer():
     for path in (REPO / "fiftyone_genre").rglob("*.py"):
         text = path.read_text()
         assert "fiftyone.operators" not in text, f"{path} imports fiftyone.operators"
+
+
+def test_plugin_requirements_match_the_package():
+    import tomllib
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    lines = (REPO / "requirements.txt").read_text().splitlines()
+    reqs = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    assert reqs == deps
