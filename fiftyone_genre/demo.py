@@ -42,7 +42,7 @@ def run_demo(
     clips_per_genre: int = 24,
     duration: float = 6.0,
     seed: int = 0,
-    ablate: bool = False,
+    ablate: bool = True,
 ) -> DemoReport:
     """Run every stage on a generated dataset and print what a user would look at."""
     import fiftyone as fo

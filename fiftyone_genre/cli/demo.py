@@ -14,7 +14,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clips-per-genre", type=int, default=24)
     p.add_argument("--duration", type=float, default=6.0, help="seconds per generated clip")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ablate", action="store_true", help="also train visual-only and audio-only models")
+    p.add_argument(
+        "--no-ablate",
+        dest="ablate",
+        action="store_false",
+        help="skip the ablation (visual-only and audio-only models beside the fused one)",
+    )
     p.set_defaults(func=_demo)
 
     a = sub.add_parser("app", help="open the FiftyOne App on a dataset (with this plugin)")
