@@ -211,9 +211,7 @@ def save_checkpoint(
     checkpoint from a stranger cannot run code when loaded. ``extra`` holds
     training state for resume (optimizer/scheduler state dicts, RNG tensors).
     """
-
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     module = model.module if hasattr(model, "module") else model
     payload = {
         "format_version": CHECKPOINT_VERSION,

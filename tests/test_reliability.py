@@ -452,14 +452,24 @@ def _state_dict(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def test_training_killed_then_resumed_matches_uninterrupted(pipeline, configs, work):
+@pytest.fixture
+def one_thread():
+    """The in-process runs use one thread, like the ``--threads 1`` subprocess; restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_training_killed_then_resumed_matches_uninterrupted(pipeline, configs, work, one_thread):
     from fiftyone_genre import model as M
     from fiftyone_genre import train as T
 
     epochs = 8
     name, out_dir = pipeline["name"], work / "train_kill"
+    # Bit-exact equality needs the same float summation order: one thread in every run.
     args = ["train", "--dataset", name, "--config", str(configs["tiny"]), "--out", str(out_dir),
-            "--epochs", str(epochs)]
+            "--epochs", str(epochs), "--threads", "1"]
     log = work / "tkill.log"
     proc = spawn(args, log)
     last = out_dir / M.LAST_NAME

@@ -17,7 +17,15 @@ from fiftyone_genre.config import load_experiment
 from fiftyone_genre.train import ablate, train
 
 REPO = Path(__file__).resolve().parents[1]
-torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run faster on one thread; restored so other test modules keep theirs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

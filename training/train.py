@@ -24,15 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     add_train_arguments(parser)
     parser.add_argument("--modality", choices=("fused", "visual", "audio"), default=None)
     parser.add_argument("--ablate", action="store_true", help="train fused, visual and audio models")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads per process (default: cores / processes)")
     args = parser.parse_args(argv)
-
-    import torch
-
+    # N processes share the cores: default to cores / processes threads each.
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    threads = args.threads or max(1, (os.cpu_count() or 1) // world)
-    torch.set_num_threads(threads)
+    args.threads = args.threads or max(1, (os.cpu_count() or 1) // world)
     try:
         return run_ablate(args) if args.ablate else run_train(args)
     except (FileNotFoundError, ValueError) as e:

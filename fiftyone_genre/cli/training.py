@@ -33,6 +33,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tag", default=None, help="train only on samples with this tag (e.g. a curated subset)")
     p.add_argument("--strict", action="store_true",
                    help="fail (exit 2) if any labelled sample cannot be used (default: skip it, record why)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (float sums, hence bit-exact resumes, depend on it; default: torch's)")
 
 
 def _load(args: argparse.Namespace):
@@ -40,6 +42,10 @@ def _load(args: argparse.Namespace):
 
     from fiftyone_genre.config import load_experiment
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.config and not os.path.isfile(args.config):
         raise FileNotFoundError(f"no such config file: {args.config}")
     config = load_experiment(args.config, train={"epochs": args.epochs} if args.epochs else None)
