@@ -49,10 +49,16 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     "$PYTHON" -m venv "$VENV" || { apt_install python3-venv; "$PYTHON" -m venv "$VENV"; }
 fi
 PY="$VENV/bin/python"
-EXTRAS=""; [[ $DEV -eq 1 ]] && EXTRAS="[dev]"
-STAMP="$VENV/.fiftyone-genre-installed$( [[ $DEV -eq 1 ]] && echo -dev )"
+EXTRAS=""
+STAMP="$VENV/.fiftyone-genre-installed"
+if [[ $DEV -eq 1 ]]; then
+    EXTRAS="[dev]"
+    STAMP="$STAMP-dev"
+fi
 WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
-if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
+# The dev install is a superset: it satisfies a plain set-up too.
+installed() { [[ -f "$1" && "$(cat "$1")" == "$WANT" ]]; }
+if ! installed "$STAMP" && ! { [[ $DEV -eq 0 ]] && installed "$STAMP-dev"; }; then
     say "installing fiftyone-genre$EXTRAS and dependencies (first run: a few minutes)"
     "$PY" -m pip install -q --upgrade pip
     "$PY" -m pip install -q -e "$ROOT$EXTRAS"

@@ -39,3 +39,22 @@ def test_plugin_requirements_match_the_package():
     lines = (REPO / "requirements.txt").read_text().splitlines()
     reqs = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     assert reqs == deps
+
+
+def test_plain_setup_runs_to_the_end():
+    """`make demo`'s set-up path (no --dev) under `set -e`: it must reach "ready".
+
+    Runs against the environment `make test` just set up, so it only re-checks
+    (nothing is installed twice: the dev install satisfies a plain one).
+    """
+    import os
+    import subprocess
+    import sys
+
+    venv = Path(sys.executable).parent.parent
+    env = dict(os.environ, VENV=str(venv), FIFTYONE_PLUGINS_DIR=str(REPO / ".plugins"))
+    res = subprocess.run(
+        ["bash", str(REPO / "scripts" / "setup.sh")], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "ready" in res.stdout
