@@ -414,6 +414,26 @@ class ClipStream:
                 if len(buf) + pending_n >= win + 100 * hop:
                     merge()
 
+        # Decoded audio frames are resampled ~0.5 s at a time: one resampler call
+        # per AAC frame (~23 ms) costs more than the resampling itself.
+        batch: list[np.ndarray] = []
+        batch_n = 0
+        batch_kind: tuple | None = None
+        batch_start: int | None = None
+
+        def resample_batch() -> None:
+            nonlocal batch_n, batch_start
+            if not batch:
+                return
+            fmt, layout, rate = batch_kind
+            merged = av.AudioFrame.from_ndarray(np.concatenate(batch, axis=-1), format=fmt, layout=layout)
+            merged.sample_rate = rate
+            batch.clear()
+            batch_n = 0
+            for out in resampler.resample(merged):
+                add_audio(samples_of(out), batch_start)
+            batch_start = None
+
         def samples_of(out) -> np.ndarray:
             """Packed float mono frame -> a NumPy copy (cheaper than to_ndarray's reshapes)."""
             return np.frombuffer(out.planes[0], dtype=np.float32, count=out.samples).copy()
@@ -460,7 +480,7 @@ class ClipStream:
                     while next_k * step_dt <= t + TIME_EPS:
                         if img is None:
                             # threads=1: swscale's own pool would fight the CNN for cores
-                            rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA", threads=1)
+                            rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="BILINEAR", threads=1)
                             img = rgb.to_ndarray()
                         frames.append(img)
                         frame_times.append(t)
@@ -468,17 +488,23 @@ class ClipStream:
                     self.num_steps = next_k
             elif resampler is not None:
                 for frame in packet.decode():
-                    start = None
-                    if audio_origin is None:
+                    if audio_origin is None and batch_start is None:
                         ft = frame.time if frame.time is not None else (t0 or 0.0)
-                        start = round((ft - (t0 or 0.0)) * sr)
-                    for out in resampler.resample(frame):
-                        add_audio(samples_of(out), start)
+                        batch_start = round((ft - (t0 or 0.0)) * sr)
+                    kind = (frame.format.name, frame.layout.name, frame.sample_rate)
+                    if batch and kind != batch_kind:
+                        resample_batch()
+                    batch_kind = kind
+                    batch.append(_audio_array(frame))
+                    batch_n += frame.samples
+                    if batch_n >= frame.sample_rate // 2:
+                        resample_batch()
             c = chunk()
             if c is not None:
                 yield c
 
         if resampler is not None:
+            resample_batch()
             for out in resampler.resample(None):
                 add_audio(samples_of(out), None)
             merge()
@@ -512,6 +538,18 @@ class ClipStream:
         c = chunk(final=True)
         if c is not None:
             yield c
+
+
+def _audio_array(frame) -> np.ndarray:
+    """A decoded audio frame as ``to_ndarray`` lays it out, without its per-plane vstack.
+
+    Float planar audio (AAC decodes to it) is read straight from the planes;
+    other formats take PyAV's general path.
+    """
+    if frame.format.name == "fltp":
+        n = frame.samples
+        return np.stack([np.frombuffer(p, dtype=np.float32, count=n) for p in frame.planes])
+    return frame.to_ndarray()
 
 
 def decode_clip(path: str | os.PathLike, fps: float = 4.0, image_size: int | tuple[int, int] = 299, **kwargs) -> ClipStream:
