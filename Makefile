@@ -4,6 +4,8 @@ VENV ?= $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 export FIFTYONE_PLUGINS_DIR ?= $(CURDIR)/.plugins
 export FIFTYONE_DO_NOT_TRACK := true
+# The bundled MongoDB 6.0 is supported; skip the per-command "oldest supported version" notice.
+export FIFTYONE_DATABASE_VALIDATION ?= false
 DEMO_DB ?= fiftyone-genre-demo
 TEST_DB ?= fiftyone-genre-test
 DEMO_OUT ?= $(CURDIR)/demo_output
