@@ -66,10 +66,21 @@ def run_demo(
 
     t = stage("generate demo media")
     media = out / "media"
-    manifest = synth.generate(
-        media, layout="folder", clips_per_class=clips_per_genre, duration=duration, seed=seed
-    )
-    print(f"{len(manifest.clips)} clips under {media} (visual cue narrows to two genres, audio decides)")
+    # Re-runs reuse the clips: rewriting them would change their mtimes and so
+    # invalidate every feature-cache entry. The stamp is written last, so an
+    # interrupted generation is redone.
+    params = {"clips_per_genre": clips_per_genre, "duration": duration, "seed": seed}
+    stamp = out / "media.json"
+    if stamp.exists() and media.is_dir() and json.loads(stamp.read_text()) == params:
+        n = sum(1 for p in media.rglob("*") if p.is_file())
+        print(f"reusing {n} clips under {media} ({stamp.name} matches)")
+    else:
+        stamp.unlink(missing_ok=True)
+        manifest = synth.generate(
+            media, layout="folder", clips_per_class=clips_per_genre, duration=duration, seed=seed
+        )
+        stamp.write_text(json.dumps(params))
+        print(f"{len(manifest.clips)} clips under {media} (visual cue narrows to two genres, audio decides)")
     report.timings["generate"] = time.perf_counter() - t
 
     t = stage("import")
