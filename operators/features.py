@@ -149,6 +149,7 @@ class ExtractFeatures(foo.Operator):
             allow_immediate_execution=True,
             allow_delegated_execution=True,
             default_choice_to_delegated=True,
+            icon="graphic_eq",
         )
 
     def resolve_input(self, ctx):

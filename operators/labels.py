@@ -61,6 +61,7 @@ class RemapGenres(foo.Operator):
             label="Genre: remap source labels to genres",
             description="Write the genre field from source_label through a mapping file",
             dynamic=True,
+            icon="swap_horiz",
         )
 
     def resolve_input(self, ctx):
@@ -161,6 +162,7 @@ class RelabelSamples(foo.Operator):
             label="Genre: relabel selected samples",
             description="Set the genre of the selected samples by hand (recorded, undoable)",
             dynamic=True,
+            icon="edit",
         )
 
     def resolve_placement(self, ctx):
@@ -270,6 +272,7 @@ class SplitDataset(foo.Operator):
             label="Genre: split train/val/test by group",
             description="Group-aware, genre-stratified split, then a leakage check",
             dynamic=True,
+            icon="call_split",
         )
 
     def resolve_input(self, ctx):

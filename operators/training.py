@@ -121,6 +121,7 @@ class TrainModel(foo.Operator):
             allow_immediate_execution=True,
             allow_delegated_execution=True,
             default_choice_to_delegated=True,
+            icon="model_training",
         )
 
     def resolve_input(self, ctx):
