@@ -581,6 +581,21 @@ class _ClipWriter:
         else:
             write_clip(path, genre, seed=self.seed * 100003 + self.count, **self.opts)
 
+    def add(self, m: Manifest, path: Path, genre: str, garbage: bool, **record: Any) -> None:
+        """Write one clip (or planted garbage) and record it, and its problem, in ``m``."""
+        self.write(path, genre, garbage)
+        m.clips.append(
+            ClipRecord(
+                path=str(path),
+                genre=genre,
+                readable=not garbage,
+                has_audio=self.opts["audio"] and not garbage,
+                **record,
+            )
+        )
+        if garbage:
+            m.problems.append(Problem("unreadable", str(path), None, "garbage bytes"))
+
     def close(self) -> None:
         for _ in self._bar:
             pass
@@ -603,21 +618,8 @@ def _gen_folder(m, root, classes, n, opts, rng, seed, plant, progress=None, **_)
     for label, genre in classes.items():
         for i in range(n):
             path = root / label / f"{label.replace(' ', '_').lower()}_{i:03d}{_ext(opts)}"
-            garbage = k in bad
-            w.write(path, genre, garbage)
             rel = path.relative_to(root).with_suffix("").as_posix()
-            m.clips.append(
-                ClipRecord(
-                    path=str(path),
-                    genre=genre,
-                    labels=[label],
-                    group=f"folder:{root.name}/{rel}",
-                    readable=not garbage,
-                    has_audio=opts["audio"] and not garbage,
-                )
-            )
-            if garbage:
-                m.problems.append(Problem("unreadable", str(path), None, "garbage bytes"))
+            w.add(m, path, genre, k in bad, labels=[label], group=f"folder:{root.name}/{rel}")
             k += 1
     w.close()
     m.extra["media_dir"] = str(root)
@@ -654,23 +656,9 @@ def _gen_ucf101(
             if opts["container"] != "avi":
                 fname = fname[:-4] + _ext(opts)
             path = media / cls / fname
-            garbage = k in bad
-            w.write(path, genre, garbage)
             splits = {f: ("test" if gnum in UCF101_TEST_GROUPS[f] else "train") for f in (1, 2, 3)}
             entries.append((f"{cls}/{fname}", index[cls], splits))
-            m.clips.append(
-                ClipRecord(
-                    path=str(path),
-                    genre=genre,
-                    labels=[cls],
-                    group=f"ucf101:{cls}_g{gnum:02d}",
-                    splits=splits,
-                    readable=not garbage,
-                    has_audio=opts["audio"] and not garbage,
-                )
-            )
-            if garbage:
-                m.problems.append(Problem("unreadable", str(path), None, "garbage bytes"))
+            w.add(m, path, genre, k in bad, labels=[cls], group=f"ucf101:{cls}_g{gnum:02d}", splits=splits)
             k += 1
     w.close()
     for fold in (1, 2, 3):
@@ -717,27 +705,13 @@ def _gen_hmdb51(m, root, classes, n, opts, rng, seed, plant, clips_per_group=2, 
             movie = f"Synth_Movie{ci:02d}{gi:02d}"
             fname = f"{movie}_{action}_u_nm_np1_fr_med_{i % clips_per_group}{_ext(opts)}"
             path = root / action / fname
-            garbage = k in bad
-            w.write(path, genre, garbage)
             splits = {}
             for fold in (1, 2, 3):
                 tag = _HMDB_TAG_CYCLE[(gi + ci + fold - 1) % len(_HMDB_TAG_CYCLE)]
                 splits[fold] = {1: "train", 2: "test", 0: "unused"}[tag]
                 # the official files end their lines with a space
                 lines.setdefault((action, fold), []).append(f"{fname} {tag} ")
-            m.clips.append(
-                ClipRecord(
-                    path=str(path),
-                    genre=genre,
-                    labels=[action],
-                    group=f"hmdb51:{movie}",
-                    splits=splits,
-                    readable=not garbage,
-                    has_audio=opts["audio"] and not garbage,
-                )
-            )
-            if garbage:
-                m.problems.append(Problem("unreadable", str(path), None, "garbage bytes"))
+            w.add(m, path, genre, k in bad, labels=[action], group=f"hmdb51:{movie}", splits=splits)
             k += 1
     w.close()
     first = names[0]
@@ -802,23 +776,10 @@ def _gen_hollywood2(
     w = _ClipWriter(opts, seed, total, progress, "synth hollywood2")
     for k, (s, clip, labels) in enumerate(plan):
         path = clips_dir / f"{clip}{_ext(opts)}"
-        garbage = k in bad
-        genre = classes[labels[0]]
-        w.write(path, genre, garbage)
-        m.clips.append(
-            ClipRecord(
-                path=str(path),
-                genre=genre,
-                labels=labels,
-                group=f"hollywood2:{clip}",
-                splits={1: "train" if s != "test" else "test"},
-                readable=not garbage,
-                has_audio=opts["audio"] and not garbage,
-                autotrain=s == "autotrain",
-            )
-        )
-        if garbage:
-            m.problems.append(Problem("unreadable", str(path), None, "garbage bytes"))
+        w.add(
+            m, path, classes[labels[0]], k in bad, labels=labels, group=f"hollywood2:{clip}",
+            splits={1: "train" if s != "test" else "test"}, autotrain=s == "autotrain",
+        )  # fmt: skip
     w.close()
     for s in sets:
         in_set = [(clip, labels) for ss, clip, labels in plan if ss == s]
