@@ -14,6 +14,15 @@ import sys
 COMMAND_MODULES = ("synth", "importing", "labels", "features", "training", "analysis", "demo")
 
 
+def load_dataset(name: str, hint: str = "see `fiftyone datasets list`"):
+    """The named FiftyOne dataset, or a ValueError that names it and the database."""
+    import fiftyone as fo
+
+    if not fo.dataset_exists(name):
+        raise ValueError(f"no dataset '{name}' in database '{fo.config.database_name}' ({hint})")
+    return fo.load_dataset(name)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fiftyone-genre",

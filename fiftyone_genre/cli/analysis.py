@@ -6,20 +6,14 @@ import argparse
 import json
 import sys
 
-
-def _load(name: str):
-    import fiftyone as fo
-
-    if not fo.dataset_exists(name):
-        raise ValueError(f"no dataset named '{name}' (see `fiftyone datasets list`)")
-    return fo.load_dataset(name)
+from fiftyone_genre.cli import load_dataset
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from fiftyone_genre.config import PredictConfig
     from fiftyone_genre.predict import predict
 
-    dataset = _load(args.dataset)
+    dataset = load_dataset(args.dataset)
     report = predict(dataset, args.model, PredictConfig(device=args.device), strict=args.strict)
     print(report)
     return 0
@@ -28,7 +22,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from fiftyone_genre.analysis import evaluate
 
-    dataset = _load(args.dataset)
+    dataset = load_dataset(args.dataset)
     if args.json:
         # --json promises stdout holds only the JSON: route FiftyOne's chatter to stderr.
         import contextlib
@@ -51,7 +45,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_maps(args: argparse.Namespace) -> int:
     from fiftyone_genre.analysis import compute_maps
 
-    dataset = _load(args.dataset)
+    dataset = load_dataset(args.dataset)
     report = compute_maps(
         dataset,
         embedding_field=args.embedding_field,

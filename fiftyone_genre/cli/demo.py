@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from fiftyone_genre.cli import load_dataset
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="generate demo videos and run every stage end to end")
@@ -47,11 +49,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _app(args: argparse.Namespace) -> int:
     import fiftyone as fo
 
-    if not fo.dataset_exists(args.dataset):
-        raise ValueError(
-            f"no dataset '{args.dataset}' in database '{fo.config.database_name}'; run `make demo` first"
-        )
+    dataset = load_dataset(args.dataset, hint="run `make demo` first")
     print(f"plugins dir: {os.environ.get('FIFTYONE_PLUGINS_DIR', fo.config.plugins_dir)}")
-    session = fo.launch_app(fo.load_dataset(args.dataset), port=args.port, address=args.address, remote=True)
+    session = fo.launch_app(dataset, port=args.port, address=args.address, remote=True)
     session.wait(-1)
     return 0

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fiftyone_genre.cli import load_dataset
+
 
 class _BackboneChoices:
     """``choices`` that import :mod:`fiftyone_genre.backbones` (torch) only when a value
@@ -29,14 +31,6 @@ class _BackboneChoices:
 
     def __iter__(self):
         return iter(self._names())
-
-
-def _dataset(name: str):
-    import fiftyone as fo
-
-    if not fo.dataset_exists(name):
-        raise ValueError(f"no dataset named {name!r} (see `fiftyone datasets list`)")
-    return fo.load_dataset(name)
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -61,7 +55,7 @@ def _features(args: argparse.Namespace) -> int:
     from fiftyone_genre.features import extract_features
 
     experiment = load_experiment(args.config, features=_overrides(args))
-    dataset = _dataset(args.dataset)
+    dataset = load_dataset(args.dataset)
     report = extract_features(
         dataset,
         experiment.features,
@@ -78,7 +72,7 @@ def _finetune(args: argparse.Namespace) -> int:
     from fiftyone_genre.config import load_experiment
 
     experiment = load_experiment(args.config, features=_overrides(args))
-    dataset = _dataset(args.dataset)
+    dataset = load_dataset(args.dataset)
     report = finetune_frame_classifier(dataset, experiment, args.out, device=args.device)
     print(report)
     print(f"use it with: features.mode: softmax, features.softmax_checkpoint: {report.checkpoint}", file=sys.stderr)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from fiftyone_genre.cli import load_dataset
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this stage's subcommands."""
@@ -59,19 +61,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.set_defaults(func=run_balance)
 
 
-def _dataset(name: str):
-    import fiftyone as fo
-
-    if not fo.dataset_exists(name):
-        raise ValueError(f"no dataset '{name}' in database '{fo.config.database_name}'")
-    return fo.load_dataset(name)
-
-
 def run_remap(args: argparse.Namespace) -> int:
     from fiftyone_genre.remap import remap
 
     report = remap(
-        _dataset(args.dataset),
+        load_dataset(args.dataset),
         mapping=args.mapping,
         dry_run=args.dry_run,
         overwrite_relabeled=args.overwrite_relabeled,
@@ -85,7 +79,7 @@ def run_remap(args: argparse.Namespace) -> int:
 def run_relabel(args: argparse.Namespace) -> int:
     from fiftyone_genre.remap import relabel, undo_relabel
 
-    ds = _dataset(args.dataset)
+    ds = load_dataset(args.dataset)
     view = ds.select(args.ids) if args.ids else ds.match_tags(args.tag)
     if args.ids and len(view) != len(set(args.ids)):
         missing = sorted(set(args.ids) - set(view.values("id")))
@@ -116,19 +110,19 @@ def run_split(args: argparse.Namespace) -> int:
     if args.keep_official_test:
         changes["keep_official_test"] = True
     config = dataclasses.replace(config, **changes)
-    print(split_dataset(_dataset(args.dataset), config, dry_run=args.dry_run))
+    print(split_dataset(load_dataset(args.dataset), config, dry_run=args.dry_run))
     return 0
 
 
 def run_check_leakage(args: argparse.Namespace) -> int:
     from fiftyone_genre.split import check_leakage
 
-    print(check_leakage(_dataset(args.dataset)))
+    print(check_leakage(load_dataset(args.dataset)))
     return 0
 
 
 def run_balance(args: argparse.Namespace) -> int:
     from fiftyone_genre.split import balance_report
 
-    print(balance_report(_dataset(args.dataset)))
+    print(balance_report(load_dataset(args.dataset)))
     return 0

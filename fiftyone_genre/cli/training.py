@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from fiftyone_genre.cli import load_dataset
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train`` and ``ablate``."""
@@ -38,7 +40,6 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    import fiftyone as fo
 
     from fiftyone_genre.config import load_experiment
 
@@ -49,9 +50,7 @@ def _load(args: argparse.Namespace):
     if args.config and not os.path.isfile(args.config):
         raise FileNotFoundError(f"no such config file: {args.config}")
     config = load_experiment(args.config, train={"epochs": args.epochs} if args.epochs else None)
-    if not fo.dataset_exists(args.dataset):
-        raise ValueError(f"no dataset '{args.dataset}' in database '{fo.config.database_name}'")
-    collection = fo.load_dataset(args.dataset)
+    collection = load_dataset(args.dataset)
     if args.tag:
         collection = collection.match_tags(args.tag)
     return collection, config
