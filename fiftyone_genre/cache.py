@@ -219,5 +219,16 @@ def cache_for(collection, config: FeaturesConfig | None = None) -> FeatureCache:
                 "run `fiftyone-genre features` first"
             )
         config = from_dict(FeaturesConfig, info["config"], "dataset.info.genre_features")
-    root = config.cache_dir or info.get("cache_dir")
-    return FeatureCache(root, config)
+    return FeatureCache(cache_dir_for(collection, config), config)
+
+
+def cache_dir_for(collection, config: FeaturesConfig) -> Path:
+    """Configured folder, else the one this dataset's features went to, else the FiftyOne default."""
+    from fiftyone_genre import genres as g
+
+    if config.cache_dir:
+        return Path(config.cache_dir).expanduser().resolve()
+    info = collection._dataset.info.get(g.FEATURES_INFO_KEY) or {}
+    if info.get("cache_dir"):
+        return Path(info["cache_dir"])
+    return default_cache_dir()

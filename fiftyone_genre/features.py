@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,7 +33,7 @@ from fiftyone_genre.backbones import (  # noqa: F401 - finetune re-exported for 
     finetune_frame_classifier,
     image_size_for,
 )
-from fiftyone_genre.cache import ClipFeatures, FeatureCache, default_cache_dir
+from fiftyone_genre.cache import ClipFeatures, FeatureCache, cache_dir_for
 from fiftyone_genre.config import FeaturesConfig, to_dict
 from fiftyone_genre.media import ClipStream, MediaError, MelWindows
 from fiftyone_genre.utils import ProgressFn, track
@@ -370,16 +369,6 @@ def shard_of(sample_id: str, n: int) -> int:
     return int(hashlib.sha1(sample_id.encode()).hexdigest()[:12], 16) % n + 1
 
 
-def resolve_cache_dir(collection, config: FeaturesConfig) -> Path:
-    """Configured dir, else the one this dataset used before, else the FiftyOne default."""
-    if config.cache_dir:
-        return Path(config.cache_dir).expanduser().resolve()
-    info = collection._dataset.info.get(g.FEATURES_INFO_KEY) or {}
-    if info.get("cache_dir"):
-        return Path(info["cache_dir"])
-    return default_cache_dir()
-
-
 def extract_features(
     collection,
     config: FeaturesConfig | None = None,
@@ -402,7 +391,7 @@ def extract_features(
     config = config or FeaturesConfig()
     shard_t = parse_shard(shard)
     dataset = collection._dataset
-    root = resolve_cache_dir(collection, config)
+    root = cache_dir_for(collection, config)
     config = replace(config, cache_dir=str(root))
     cache = FeatureCache(root, config)
     started = time.perf_counter()
