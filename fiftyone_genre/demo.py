@@ -96,7 +96,7 @@ def run_demo(
     report.timings["remap+split"] = time.perf_counter() - t
 
     t = stage("features")
-    print(features.extract_features(dataset, cfg.features, device=cfg.train.device if cfg.train.device != "auto" else "cpu"))
+    print(features.extract_features(dataset, cfg.features, device=cfg.train.device))
     report.timings["features"] = time.perf_counter() - t
 
     t = stage("train")
