@@ -74,10 +74,14 @@ def _file_weights_identity(spec: str | None) -> str | None:
 
 def config_key(config: FeaturesConfig) -> str:
     """A short hash of the settings that change the features."""
+    # imported here: media imports torch, which a cache reader may not need
+    from fiftyone_genre.media import PREPROCESSING_VERSION
+
     values = {k: to_dict(config)[k] for k in FEATURE_KEY_FIELDS}
     for k in ("weights", "softmax_checkpoint", "audio_weights"):
         values[k] = _file_weights_identity(values[k])
     values["version"] = CACHE_FORMAT_VERSION
+    values["preprocessing"] = PREPROCESSING_VERSION
     blob = json.dumps(values, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -57,8 +57,9 @@ class FeaturesConfig:
     batch_size: int = 32
     #: Background decode workers feeding the CNN.
     num_workers: int = 1
-    #: Decoder threads inside PyAV for each video.
-    decode_threads: int = 2
+    #: Decoder threads inside PyAV for each video; None picks them by device
+    #: (see ``features.decode_threads_for``: 1 next to CPU CNNs, 2 for CUDA).
+    decode_threads: int | None = None
     #: Where the per-sample feature files go; None -> <fo.config.default_dataset_dir>/genre_features
     cache_dir: str | None = None
     #: Cache key uses path+size+mtime ("stat") or a content hash ("hash").

@@ -35,13 +35,15 @@ def write_video(
     tone_start: float = 0.0,
     audio_rate: int = 44100,
     channels: int = 2,
+    start: float = 0.0,
 ) -> Path:
     """An H.264/AAC MP4. ``frame_times`` (seconds) makes it variable frame rate.
 
     Frame ``i`` is a flat grey of :func:`grey_of(i)`. The audio (stereo 44.1
     kHz by default, so decoding must resample) is silence, then a sine of
     ``tone_hz`` from ``tone_start`` on. Audio and video packets are muxed in
-    time order, as real files are.
+    time order, as real files are. ``start`` (seconds) shifts every timestamp,
+    so MPEG-TS segments written with increasing starts can be concatenated.
     """
     import av
 
@@ -59,6 +61,9 @@ def write_video(
         vs = out.add_stream("libx264", rate=25)
         tb = Fraction(1, 1000)
         pts = [int(round(t * 1000)) for t in frame_times]
+    if start:  # shift every timestamp (a millisecond time base keeps it exact)
+        tb = Fraction(1, 1000)
+        pts = [int(round((t + start) * 1000)) for t in frame_times]
     vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
     vs.codec_context.time_base = tb
     vs.options = {"preset": "ultrafast", "crf": "10", "bf": "0"}
@@ -89,7 +94,7 @@ def write_video(
             arr = np.repeat(sig[None, :], channels, axis=0).astype(np.float32)
             frame = av.AudioFrame.from_ndarray(arr, format="fltp", layout=a_s.layout.name)
             frame.sample_rate = audio_rate
-            frame.pts = idx
+            frame.pts = idx + int(round(start * audio_rate))
             frame.time_base = Fraction(1, audio_rate)
             packets = a_s.encode(frame)
         for p in packets:

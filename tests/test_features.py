@@ -24,6 +24,7 @@ from fiftyone_genre.config import ExperimentConfig, FeaturesConfig, TrainConfig
 from fiftyone_genre.features import (
     FeatureExtractionError,
     FeatureExtractor,
+    decode_threads_for,
     extract_features,
     parse_shard,
     shard_of,
@@ -144,6 +145,35 @@ def _feats(value: float, t: int = 5) -> ClipFeatures:
         has_audio=True,
         duration=t / 4,
     )
+
+
+def test_a_decoding_change_invalidates_the_cache(clips, tmp_path, monkeypatch):
+    # Features made before a change to frame resizing or mel analysis must not
+    # be served as if they came from the new code.
+    from fiftyone_genre import media
+    from fiftyone_genre.cache import config_key
+
+    cfg = tiny_config(tmp_path)
+    cache = FeatureCache(tmp_path / "cache", cfg)
+    cache.put(clips[0], FeatureExtractor(cfg).extract(clips[0]))
+    assert cache.get(clips[0]) is not None
+    old = config_key(cfg)
+    monkeypatch.setattr(media, "PREPROCESSING_VERSION", media.PREPROCESSING_VERSION + 1)
+    assert config_key(cfg) != old
+    assert FeatureCache(tmp_path / "cache", cfg).get(clips[0]) is None
+
+
+def test_decoder_threads_follow_the_device_unless_configured(clips):
+    auto = FeaturesConfig()
+    assert auto.decode_threads is None
+    # next to CPU CNNs one decoder thread; in front of a GPU (or alone) more
+    assert decode_threads_for(auto, "cpu") == 1
+    assert decode_threads_for(auto, "cuda") == 2
+    assert decode_threads_for(auto, None) == 2
+    assert decode_threads_for(FeaturesConfig(decode_threads=3), "cpu") == 3
+    ex = FeatureExtractor(FeaturesConfig(backbone="mobilenet_v3_small", weights="none", image_size=IMG))
+    with ex.open(str(clips[0])) as stream:
+        assert ex.decode_threads == stream.decode_threads == 1
 
 
 def test_crash_mid_write_leaves_no_valid_entry(clips, tmp_path, monkeypatch):

@@ -137,3 +137,38 @@ def test_truncated_file_is_an_error(tmp_path):
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(MediaError, match="cut.mp4"):
         decode_all(cut, fps=4, image_size=SIZE)
+
+
+def test_audio_format_change_mid_stream_keeps_decoding(tmp_path):
+    # Broadcast MPEG-TS recordings switch audio layouts: stereo 44.1 kHz at
+    # 440 Hz for 2 s, then mono 22.05 kHz at 880 Hz. Both halves must be heard.
+    first = write_video(tmp_path / "a.ts", duration=2.0, tone_hz=440, audio_rate=44100, channels=2)
+    second = write_video(tmp_path / "b.ts", duration=2.0, tone_hz=880, audio_rate=22050, channels=1, start=2.0)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    d = decode_all(joined, fps=4, image_size=SIZE)
+    assert d.has_audio and d.frames.shape[0] == d.mels.shape[0] == 16
+    centre = d.mels.shape[-1] // 2
+    peaks = [int(d.mels[k, 0, :, centre].argmax()) for k in range(16)]
+    assert len(set(peaks[1:7])) == 1 and len(set(peaks[10:15])) == 1, peaks
+    assert peaks[12] > peaks[4]  # the second half's tone is an octave higher
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuvj420p", "yuv444p", "rgb24", "gray", "yuv420p10le"])
+def test_frame_scaler_matches_an_area_resize_for_any_pixel_format(pix_fmt):
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    from fiftyone_genre.media import FrameScaler
+
+    # smooth gradients and sharp checker edges, 320x240 down to exactly a quarter
+    yy, xx = np.mgrid[0:240, 0:320]
+    rgb = np.stack([xx * 255 // 319, yy * 255 // 239, ((xx // 24 + yy // 24) % 2) * 200 + 20], -1).astype(np.uint8)
+    frame = VideoReformatter().reformat(av.VideoFrame.from_ndarray(rgb, format="rgb24"), format=pix_fmt)
+    out = FrameScaler(60, 80)(frame)
+    assert out.shape == (60, 80, 3) and out.dtype == np.uint8
+    # reference: the frame as it looks at full size, averaged over each 4x4 block
+    full = VideoReformatter().reformat(frame, format="rgb24").to_ndarray().astype(np.float64)
+    expected = full.reshape(60, 4, 80, 4, 3).mean(axis=(1, 3))
+    psnr = 10 * np.log10(255**2 / ((out - expected) ** 2).mean())
+    assert psnr > 35, (pix_fmt, psnr)  # swscale's direct BILINEAR scores ~26 dB here
