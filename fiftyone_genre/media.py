@@ -31,6 +31,9 @@ from __future__ import annotations
 
 import math
 import os
+import queue
+import threading
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,6 +247,7 @@ class ClipStream:
         with_audio: bool = True,
         mel: MelWindows | None = None,
         check_truncation: bool = True,
+        helper_thread: bool | None = None,
     ):
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
@@ -252,6 +256,11 @@ class ClipStream:
         self.size = _as_size(image_size)
         self.chunk_size = max(1, int(chunk_size))
         self.decode_threads = max(0, int(decode_threads))
+        #: Resize and audio work on a helper thread (default: when the decoder
+        #: itself runs more than one thread). With one decoder thread, the
+        #: setting used next to CPU CNNs, everything stays on the calling
+        #: thread so decoding never keeps more than one core busy.
+        self.helper_thread = self.decode_threads > 1 if helper_thread is None else bool(helper_thread)
         self.with_audio = with_audio
         self.check_truncation = check_truncation
         self.mel = mel or MelWindows(sample_rate, n_mels, audio_window_s)
@@ -382,6 +391,49 @@ class ClipStream:
         mel_k = 0  # next step whose mel window is pending
         mel_windows: list[np.ndarray] = []
         mel_start = 0
+        chunk_size = self.chunk_size
+
+        # With ``helper_thread`` the calling thread only demuxes and decodes.
+        # Resizing the sampled frames and all audio work (resampling, log-mel,
+        # cutting windows) run in one helper thread, handed over a few times a
+        # second (4 frames and 2 audio batches per second of video: no
+        # per-decoded-frame hand-offs), and their results come back in order
+        # through these deques. swscale, swresample and NumPy's FFT release the
+        # GIL, so the helper overlaps with decoding. Everything the audio
+        # closures below touch belongs to the helper until it is joined.
+        # Without it, the same jobs run inline as they are submitted.
+        ready_frames: deque = deque()  # (image, time, steps it fills)
+        ready_mels: deque = deque()
+        jobs: queue.Queue = queue.Queue(maxsize=8)  # bounded: a slow helper blocks the decoder
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            while (job := jobs.get()) is not None:
+                if not failure:
+                    try:
+                        job()
+                    except BaseException as e:  # noqa: BLE001 - re-raised in the decoding thread
+                        failure.append(e)
+
+        helper = None
+        if self.helper_thread:
+            helper = threading.Thread(target=work, name=f"sampler:{os.path.basename(self.path)}", daemon=True)
+            helper.start()
+
+        def submit(job) -> None:
+            if helper is None:
+                job()
+                return
+            if failure:
+                raise failure[0]
+            jobs.put(job)
+
+        def join_helper() -> None:
+            if helper is not None and helper.is_alive():
+                jobs.put(None)
+                helper.join()
+            if failure:
+                raise failure[0]
 
         def compute(final: bool = False) -> None:
             """Turn buffered samples into mel columns (in batches of >= 1 s)."""
@@ -407,7 +459,7 @@ class ClipStream:
                 if len(cols) > 1:
                     cols[:] = [np.concatenate(cols, axis=1)]
                 a = j - cols_start
-                mel_windows.append(cols[0][:, a : a + n_cols])
+                ready_mels.append(cols[0][:, a : a + n_cols])
                 mel_k += 1
             if cols:
                 drop = min(self._frame_of(mel_k, sr, hop) - cols_start, n_kept)
@@ -463,98 +515,118 @@ class ClipStream:
         fifo_start: int | None = None  # where the first queued sample sits (first batch only)
         half_s = 0
 
-        def resample(frame) -> None:
+        def resample(frame, start: int | None) -> None:  # helper thread
             for out in resampler.resample(frame):
                 # packed float mono -> a NumPy copy (cheaper than to_ndarray's reshapes)
-                add_audio(np.frombuffer(out.planes[0], dtype=np.float32, count=out.samples).copy(), fifo_start)
+                add_audio(np.frombuffer(out.planes[0], dtype=np.float32, count=out.samples).copy(), start)
+
+        def new_resampler() -> None:  # helper thread
+            nonlocal resampler
+            resample(None, None)
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
 
         def flush_fifo() -> None:
             nonlocal fifo_start
             if fifo.samples:
-                resample(fifo.read())
+                submit(lambda batch=fifo.read(), start=fifo_start: resample(batch, start))
             fifo_start = None
 
         def restart_audio() -> None:
             """Format, rate or layout changed mid-stream: drain and rebuild the fifo and resampler."""
-            nonlocal fifo, resampler, half_s
+            nonlocal fifo, half_s
             flush_fifo()
-            resample(None)
+            submit(new_resampler)
             fifo = av.AudioFifo()
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
             half_s = 0
 
-        def chunk(final: bool = False) -> StepChunk | None:
+        def finish_audio() -> None:  # helper thread
+            resample(None, None)
+            merge()
+
+        def drain() -> None:
+            """Collect what the helper finished, in order."""
+            while ready_frames:
+                img, t, n = ready_frames.popleft()
+                frames.extend([img] * n)
+                frame_times.extend([t] * n)
+            while ready_mels:
+                mel_windows.append(ready_mels.popleft())
+
+        def chunk() -> StepChunk:
+            """The next (up to) chunk_size frames and mel windows."""
             nonlocal frames, frame_times, frame_start, mel_windows, mel_start
-            if not frames and not mel_windows:
-                return None
-            if not final and len(frames) < self.chunk_size and len(mel_windows) < self.chunk_size:
-                return None
+            nf = min(len(frames), chunk_size)
+            nm = min(len(mel_windows), chunk_size)
             out = StepChunk(
                 # NHWC in memory, NCHW by shape: torch sees a channels-last tensor (no copy)
-                frames=torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
-                if frames
+                frames=torch.from_numpy(np.stack(frames[:nf])).permute(0, 3, 1, 2)
+                if nf
                 else torch.zeros((0, 3, height, width), dtype=torch.uint8),
                 frame_start=frame_start,
-                timestamps=np.asarray(frame_times, dtype=np.float64),
-                mels=torch.from_numpy(np.stack(mel_windows)[:, None]) if mel_windows else self.mel.empty(),
+                timestamps=np.asarray(frame_times[:nf], dtype=np.float64),
+                mels=torch.from_numpy(np.stack(mel_windows[:nm])[:, None]) if nm else self.mel.empty(),
                 mel_start=mel_start,
             )
-            frame_start += len(frames)
-            mel_start += len(mel_windows)
-            frames, frame_times, mel_windows = [], [], []
+            frame_start += nf
+            mel_start += nm
+            frames, frame_times, mel_windows = frames[nf:], frame_times[nf:], mel_windows[nm:]
             return out
 
         scaler = FrameScaler(height, width)
-        chunk_size = self.chunk_size
-        for packet in container.demux(streams):
-            if packet.stream.type == "video":
-                for frame in packet.decode():
-                    # float maths on pts (frame.time builds Fractions: measurable at 25+ fps)
-                    pts = frame.pts
-                    if pts is None:
-                        continue
-                    t = pts * vtb
-                    if t0 is None:
-                        t0 = t
-                    t -= t0
-                    if t < last_time:  # out-of-order glitch: presentation order only moves forward
-                        continue
-                    last_time = t
-                    last_frame = frame
-                    if t + TIME_EPS < next_k * step_dt:
-                        continue  # not needed: the next step's time has not come yet
-                    img = scaler(frame)
-                    while next_k * step_dt <= t + TIME_EPS:
-                        frames.append(img)
-                        frame_times.append(t)
-                        next_k += 1
-                    self.num_steps = next_k
-            elif fifo is not None:
-                for frame in packet.decode():
-                    if fifo_start is None and audio_origin is None:
-                        ft = frame.time if frame.time is not None else (t0 or 0.0)
-                        fifo_start = round((ft - (t0 or 0.0)) * sr)
-                    frame.pts = None  # the fifo would insist on gapless timestamps
-                    layout = frame.layout.nb_channels
-                    if layout != fifo_layout and fifo_layout is not None:
-                        restart_audio()
-                    fifo_layout = layout
-                    try:
-                        fifo.write(frame)
-                    except ValueError:  # sample format or rate changed
-                        restart_audio()
-                        fifo.write(frame)
-                    if not half_s:
-                        half_s = frame.sample_rate // 2
-                    if fifo.samples >= half_s:
-                        flush_fifo()
-            if len(frames) >= chunk_size or len(mel_windows) >= chunk_size:
-                yield chunk()
+        try:
+            for packet in container.demux(streams):
+                if packet.stream.type == "video":
+                    for frame in packet.decode():
+                        # float maths on pts (frame.time builds Fractions: measurable at 25+ fps)
+                        pts = frame.pts
+                        if pts is None:
+                            continue
+                        t = pts * vtb
+                        if t0 is None:
+                            t0 = t
+                        t -= t0
+                        if t < last_time:  # out-of-order glitch: presentation order only moves forward
+                            continue
+                        last_time = t
+                        last_frame = frame
+                        if t + TIME_EPS < next_k * step_dt:
+                            continue  # not needed: the next step's time has not come yet
+                        n = 0  # steps this frame serves (more than one below `fps`)
+                        while next_k * step_dt <= t + TIME_EPS:
+                            next_k += 1
+                            n += 1
+                        submit(lambda frame=frame, t=t, n=n: ready_frames.append((scaler(frame), t, n)))
+                        self.num_steps = next_k
+                elif fifo is not None:
+                    for frame in packet.decode():
+                        if fifo_start is None and audio_origin is None:
+                            ft = frame.time if frame.time is not None else (t0 or 0.0)
+                            fifo_start = round((ft - (t0 or 0.0)) * sr)
+                        frame.pts = None  # the fifo would insist on gapless timestamps
+                        layout = frame.layout.nb_channels
+                        if layout != fifo_layout and fifo_layout is not None:
+                            restart_audio()
+                        fifo_layout = layout
+                        try:
+                            fifo.write(frame)
+                        except ValueError:  # sample format or rate changed
+                            restart_audio()
+                            fifo.write(frame)
+                        if not half_s:
+                            half_s = frame.sample_rate // 2
+                        if fifo.samples >= half_s:
+                            flush_fifo()
+                if ready_frames or ready_mels:
+                    drain()
+                    while len(frames) >= chunk_size or len(mel_windows) >= chunk_size:
+                        yield chunk()
+            if fifo is not None:
+                flush_fifo()
+                submit(finish_audio)
+        finally:
+            join_helper()  # also when the consumer stops early or decoding failed
+        drain()
 
-        if fifo is not None:
-            flush_fifo()
-            resample(None)
-            merge()
         self.has_audio = audio_origin is not None
         if next_k == 0:
             raise MediaError(f"{self.path}: no decodable video frames (truncated or corrupt?)")
@@ -578,13 +650,13 @@ class ClipStream:
                     buf = np.concatenate([buf, np.zeros(needed - have, dtype=np.float32)])
                 compute(final=True)
                 emit(next_k)
+                drain()
             if mel_start + len(mel_windows) > next_k:  # audio ran longer than the video
                 mel_windows = mel_windows[: max(0, next_k - mel_start)]
         else:
             mel_windows = []
-        c = chunk(final=True)
-        if c is not None:
-            yield c
+        while frames or mel_windows:
+            yield chunk()
 
 
 def decode_clip(path: str | os.PathLike, fps: float = 4.0, image_size: int | tuple[int, int] = 299, **kwargs) -> ClipStream:

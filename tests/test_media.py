@@ -172,3 +172,42 @@ def test_frame_scaler_matches_an_area_resize_for_any_pixel_format(pix_fmt):
     expected = full.reshape(60, 4, 80, 4, 3).mean(axis=(1, 3))
     psnr = 10 * np.log10(255**2 / ((out - expected) ** 2).mean())
     assert psnr > 35, (pix_fmt, psnr)  # swscale's direct BILINEAR scores ~26 dB here
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_helper_thread_changes_nothing_but_speed(tmp_path, threads):
+    # The helper thread (on with 2+ decoder threads) must give bit-identical
+    # steps to the inline path: same frames, times and mel windows, in order.
+    times = [0.0, 0.1, 0.13, 0.4, 0.45, 0.9, 1.0, 1.02, 1.3, 1.8, 1.9, 2.6, 2.62]
+    p = write_video(tmp_path / "vfr_tone.mp4", duration=3.0, frame_times=times, tone_hz=700, tone_start=1.2)
+    inline = decode_all(p, fps=4, image_size=SIZE, decode_threads=threads, helper_thread=False, chunk_size=3)
+    helped = decode_all(p, fps=4, image_size=SIZE, decode_threads=threads, helper_thread=True, chunk_size=3)
+    assert torch.equal(inline.frames, helped.frames) and torch.equal(inline.mels, helped.mels)
+    np.testing.assert_array_equal(inline.timestamps, helped.timestamps)
+    assert inline.has_audio and helped.has_audio
+
+
+def test_helper_thread_errors_surface_and_no_thread_is_left(tmp_path, monkeypatch):
+    import threading
+
+    from fiftyone_genre import media
+
+    p = write_video(tmp_path / "clip.mp4", duration=2.0)
+    before = threading.active_count()
+    # a consumer that stops after the first chunk must not leave the helper running
+    stream = decode_clip(p, fps=8, image_size=SIZE, chunk_size=2, helper_thread=True)
+    next(iter(stream))
+    stream.close()
+    del stream
+    import gc
+
+    gc.collect()
+    assert threading.active_count() == before
+
+    def broken(self, frame):
+        raise MemoryError("no room for a frame")
+
+    monkeypatch.setattr(media.FrameScaler, "__call__", broken)
+    with pytest.raises(MediaError, match="clip.mp4: out of memory"):
+        decode_all(p, fps=4, image_size=SIZE, helper_thread=True)
+    assert threading.active_count() == before
