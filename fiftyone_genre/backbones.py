@@ -449,7 +449,7 @@ def finetune_frame_classifier(
 
     from fiftyone_genre import genres as g
     from fiftyone_genre.config import ExperimentConfig, FeaturesConfig, to_dict
-    from fiftyone_genre.features import decode_threads_for
+    from fiftyone_genre.features import decode_plan_for
     from fiftyone_genre.media import MediaError
     from fiftyone_genre.model import resolve_device
 
@@ -477,7 +477,7 @@ def finetune_frame_classifier(
         bad: dict[str, str] = {}
         for path, label in track(items, desc=f"decode {split} frames", progress=progress if split == "train" else None):
             try:
-                x = _sample_frames(path, fc.fps, size, max_frames_per_video, decode_threads_for(fc, None))
+                x = _sample_frames(path, fc.fps, size, max_frames_per_video, decode_plan_for(fc, None).decode_threads)
             except MediaError as e:
                 bad[path] = str(e)
                 continue

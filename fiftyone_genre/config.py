@@ -55,10 +55,12 @@ class FeaturesConfig:
     #: Seed for randomly initialised backbones, so every run and shard agrees.
     init_seed: int = 0
     batch_size: int = 32
-    #: Background decode workers feeding the CNN.
-    num_workers: int = 1
+    #: Background decode threads feeding the CNN; 0 decodes on the calling
+    #: thread between CNN batches. None picks by device (see
+    #: ``features.decode_plan_for``: 0 next to CPU CNNs, 1 in front of CUDA).
+    num_workers: int | None = None
     #: Decoder threads inside PyAV for each video; None picks them by device
-    #: (see ``features.decode_threads_for``: 1 next to CPU CNNs, 2 for CUDA).
+    #: (``features.decode_plan_for``: 1 next to CPU CNNs, 2 in front of CUDA).
     decode_threads: int | None = None
     #: Where the per-sample feature files go; None -> <fo.config.default_dataset_dir>/genre_features
     cache_dir: str | None = None

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -69,26 +70,37 @@ class _Video:
 
 _SENTINEL = object()
 
-#: Decoder threads per video when ``FeaturesConfig.decode_threads`` is None.
-#: CNNs on the CPU keep every core busy, so extra decoder threads only
-#: preempt their threads (measured on 2 cores: end-to-end 4.9 s with 1 decoder
-#: thread vs 5.3 s with 2 for the same 20 s clip). In front of a GPU, or with
-#: no CNN running, decoding is the bottleneck and gets more threads.
+#: How decoding runs when ``FeaturesConfig.num_workers`` / ``decode_threads``
+#: are None. CNNs on the CPU keep every core busy: a decode thread running
+#: beside them preempts one of their threads and the whole operator waits for
+#: it, so decoding costs more concurrently than in turn. Measured on 2 cores
+#: (ResNet-50, 20 s clip): CNN alone 4.0 s; decoding in turn on the calling
+#: thread, one decoder thread: 4.4 s; one background worker: 4.9 s (5.3 s
+#: with 2 decoder threads). In front of a GPU decoding is the bottleneck, and
+#: a worker with 2 decoder threads overlaps it with inference.
+CPU_NUM_WORKERS = 0
 CPU_DECODE_THREADS = 1
+NUM_WORKERS = 1
 DECODE_THREADS = 2
 
 
-def decode_threads_for(config: FeaturesConfig, device: str | torch.device | None) -> int:
-    """Decoder threads per video: the configured number, else by where the CNNs run.
+class DecodePlan(NamedTuple):
+    """Background decode workers (0: decode on the calling thread) and decoder threads per video."""
+
+    num_workers: int
+    decode_threads: int
+
+
+def decode_plan_for(config: FeaturesConfig, device: str | torch.device | None) -> DecodePlan:
+    """The configured decoding, with unset values picked by where the CNNs run.
 
     ``device=None`` means no CNN runs while decoding (e.g. sampling frames for
     fine-tuning).
     """
-    if config.decode_threads is not None:
-        return int(config.decode_threads)
-    if device is not None and torch.device(device).type == "cpu":
-        return CPU_DECODE_THREADS
-    return DECODE_THREADS
+    on_cpu = device is not None and torch.device(device).type == "cpu"
+    workers = config.num_workers if config.num_workers is not None else (CPU_NUM_WORKERS if on_cpu else NUM_WORKERS)
+    threads = config.decode_threads if config.decode_threads is not None else (CPU_DECODE_THREADS if on_cpu else DECODE_THREADS)
+    return DecodePlan(num_workers=max(0, int(workers)), decode_threads=max(0, int(threads)))
 
 
 class FeatureExtractor:
@@ -121,7 +133,7 @@ class FeatureExtractor:
         self.visual_dim = self.visual.dim
         self.audio_dim = self.audio.dim
         self.batch_size = max(1, config.batch_size)
-        self.decode_threads = decode_threads_for(config, self.device)
+        self.decode_plan = decode_plan_for(config, self.device)
 
     # --- decoding side -----------------------------------------------------
     def open(self, path: str, mel: MelWindows | None = None) -> ClipStream:
@@ -136,35 +148,39 @@ class FeatureExtractor:
             # small chunks: the CNN starts after 2 s of video, not after a whole
             # batch was decoded; the main loop still batches up to batch_size
             chunk_size=min(self.batch_size, 8),
-            decode_threads=self.decode_threads,
+            decode_threads=self.decode_plan.decode_threads,
             mel=mel,
         )
 
-    def _worker(self, tasks: queue.Queue, out: queue.Queue, stop: threading.Event) -> None:
+    def _decode_items(self, tasks: queue.Queue, stop: threading.Event) -> Iterator[tuple[str, int, object]]:
+        """Decode queued videos into ("chunk" | "done" | "error", video, payload) messages."""
         mel = MelWindows(self.config.audio_sample_rate, self.config.n_mels, self.config.audio_window_s)
         while not stop.is_set():
             try:
                 vid, path = tasks.get_nowait()
             except queue.Empty:
-                break
+                return
             try:
                 stream = self.open(path, mel=mel)
-                for chunk in stream:
-                    if stop.is_set():
-                        stream.close()
-                        return
-                    out.put(("chunk", vid, chunk))
-                out.put(
-                    (
-                        "done",
-                        vid,
-                        {"steps": stream.num_steps, "has_audio": stream.has_audio, "duration": stream.duration},
-                    )
-                )
+                try:
+                    for chunk in stream:
+                        if stop.is_set():
+                            return
+                        yield ("chunk", vid, chunk)
+                finally:
+                    stream.close()
+                done = {"steps": stream.num_steps, "has_audio": stream.has_audio, "duration": stream.duration}
             except MediaError as e:
-                out.put(("error", vid, str(e)))
+                yield ("error", vid, str(e))
+                continue
             except Exception as e:  # noqa: BLE001 - one odd file must not stop the run
-                out.put(("error", vid, f"{path}: {type(e).__name__}: {e}"))
+                yield ("error", vid, f"{path}: {type(e).__name__}: {e}")
+                continue
+            yield ("done", vid, done)
+
+    def _worker(self, tasks: queue.Queue, out: queue.Queue, stop: threading.Event) -> None:
+        for message in self._decode_items(tasks, stop):
+            out.put(message)
         out.put(("worker_done", None, None))
 
     # --- inference side ----------------------------------------------------
@@ -183,7 +199,7 @@ class FeatureExtractor:
         tasks: queue.Queue = queue.Queue()
         for i, (_, path) in enumerate(items):
             tasks.put((i, str(path)))
-        workers_n = max(1, min(self.config.num_workers, len(items)))
+        workers_n = min(self.decode_plan.num_workers, len(items))
         # Bounded: decoders may run only a few chunks ahead of the CNN.
         out: queue.Queue = queue.Queue(maxsize=2 + 2 * workers_n)
         stop = threading.Event()
@@ -193,10 +209,21 @@ class FeatureExtractor:
         ]
         for t in threads:
             t.start()
+        # No workers: the calling thread decodes a chunk whenever the CNNs wait for one.
+        inline = self._decode_items(tasks, stop) if not threads else None
+
+        def receive() -> tuple[str, int | None, object]:
+            if inline is not None:
+                return next(inline, ("worker_done", None, None))
+            try:
+                return out.get(timeout=0.05)
+            except queue.Empty:
+                return ("idle", None, None)
+
         videos = {i: _Video(key, str(path)) for i, (key, path) in enumerate(items)}
         vis_buf: list[tuple[int, int, torch.Tensor]] = []  # (video, start step, frames)
         aud_buf: list[tuple[int, int, torch.Tensor]] = []
-        running = workers_n
+        running = max(1, workers_n)
 
         def flush(buf: list, net: torch.nn.Module, kind: str) -> list[int]:
             if not buf:
@@ -233,10 +260,7 @@ class FeatureExtractor:
         try:
             while running or vis_buf or aud_buf:
                 ready: list[int] = []
-                try:
-                    msg, vid, payload = out.get(timeout=0.05) if running else ("idle", None, None)
-                except queue.Empty:
-                    msg, vid, payload = "idle", None, None
+                msg, vid, payload = receive() if running else ("idle", None, None)
                 if msg == "chunk":
                     v = videos[vid]
                     if payload.num_frames:
@@ -271,6 +295,8 @@ class FeatureExtractor:
                 yield ExtractResult(v.key, v.path, error=v.error or f"{v.path}: decoder stopped unexpectedly")
         finally:
             stop.set()
+            if inline is not None:
+                inline.close()  # closes the video it was reading
             while True:  # unblock workers waiting on a full queue
                 try:
                     out.get_nowait()

@@ -24,7 +24,7 @@ from fiftyone_genre.config import ExperimentConfig, FeaturesConfig, TrainConfig
 from fiftyone_genre.features import (
     FeatureExtractionError,
     FeatureExtractor,
-    decode_threads_for,
+    decode_plan_for,
     extract_features,
     parse_shard,
     shard_of,
@@ -163,17 +163,32 @@ def test_a_decoding_change_invalidates_the_cache(clips, tmp_path, monkeypatch):
     assert FeatureCache(tmp_path / "cache", cfg).get(clips[0]) is None
 
 
-def test_decoder_threads_follow_the_device_unless_configured(clips):
+def test_decoding_plan_follows_the_device_unless_configured(clips):
     auto = FeaturesConfig()
-    assert auto.decode_threads is None
-    # next to CPU CNNs one decoder thread; in front of a GPU (or alone) more
-    assert decode_threads_for(auto, "cpu") == 1
-    assert decode_threads_for(auto, "cuda") == 2
-    assert decode_threads_for(auto, None) == 2
-    assert decode_threads_for(FeaturesConfig(decode_threads=3), "cpu") == 3
+    assert auto.num_workers is None and auto.decode_threads is None
+    # next to CPU CNNs: decode in turn, one decoder thread; in front of a GPU
+    # (or with no CNN running) a background worker with more decoder threads
+    assert decode_plan_for(auto, "cpu") == (0, 1)
+    assert decode_plan_for(auto, "cuda") == (1, 2)
+    assert decode_plan_for(auto, None).decode_threads == 2
+    assert decode_plan_for(FeaturesConfig(num_workers=2, decode_threads=3), "cpu") == (2, 3)
     ex = FeatureExtractor(FeaturesConfig(backbone="mobilenet_v3_small", weights="none", image_size=IMG))
     with ex.open(str(clips[0])) as stream:
-        assert ex.decode_threads == stream.decode_threads == 1
+        assert stream.decode_threads == 1 and not stream.helper_thread
+
+
+@pytest.mark.parametrize("workers", [0, 1, 2])
+def test_inline_and_background_decoding_give_the_same_features(clips, tmp_path, workers):
+    cfg = tiny_config(tmp_path, num_workers=workers, decode_threads=workers or 1)
+    paths = [str(c) for c in clips]
+    results = {r.key: r for r in FeatureExtractor(cfg).run([(p, p) for p in paths])}
+    reference = {r.key: r for r in FeatureExtractor(tiny_config(tmp_path, num_workers=0)).run([(p, p) for p in paths])}
+    assert set(results) == set(paths)
+    for p in paths:
+        a, b = results[p].features, reference[p].features
+        assert a.num_steps == b.num_steps and a.has_audio == b.has_audio
+        np.testing.assert_allclose(a.visual, b.visual, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(a.audio, b.audio, rtol=1e-4, atol=1e-5)
 
 
 def test_crash_mid_write_leaves_no_valid_entry(clips, tmp_path, monkeypatch):

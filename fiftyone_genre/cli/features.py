@@ -111,7 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--softmax-checkpoint", help="best.pt from `finetune-frames` (mode softmax)")
     p.add_argument("--audio-backbone", choices=_BackboneChoices("AUDIO_BACKBONES"), metavar="NAME",
                    help="audio CNN: %(choices)s (default small_cnn)")
-    p.add_argument("--workers", type=int, help="background decode threads")
+    p.add_argument("--workers", type=int, help="background decode threads (0: decode between CNN batches; default: 0 on CPU, 1 on CUDA)")
     p.add_argument("--shard", metavar="K/N", help="process only the K-th of N disjoint slices (1 <= K <= N)")
     p.add_argument("--strict", action="store_true", help="fail (exit 2) if any video fails")
     p.set_defaults(func=_features)
