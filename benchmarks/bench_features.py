@@ -249,9 +249,11 @@ def _plan_text(plan) -> str:
 
 # --- main --------------------------------------------------------------------------
 def main() -> int:
+    from fiftyone_genre.config import FeaturesConfig
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--backbone", default="resnet50", help="rows 2 and 4: a CNN of the paper's weight class (InceptionV3 is heavier still)")
-    ap.add_argument("--image-size", type=int, default=224)
+    ap.add_argument("--backbone", default=FeaturesConfig.backbone, help="rows 1, 2 and 4 (default: the project's and the paper's InceptionV3)")
+    ap.add_argument("--image-size", type=int, default=None, help="CNN input side (default: the backbone's own, 299 for InceptionV3)")
     ap.add_argument("--size", default="640x360", help="clip resolution for rows 1, 2 and 4")
     ap.add_argument("--rss-size", default="320x240", help="clip resolution for row 3")
     ap.add_argument("--clip-s", type=float, default=20.0, help="clip length for rows 1, 2 and 4")
@@ -275,7 +277,6 @@ def main() -> int:
     import torch
 
     from fiftyone_genre.cache import FeatureCache
-    from fiftyone_genre.config import FeaturesConfig
     from fiftyone_genre.features import DECODE_THREADS, NUM_WORKERS, DecodePlan, FeatureExtractor
     from fiftyone_genre.media import decode_all
 
@@ -290,6 +291,7 @@ def main() -> int:
 
     cfg = FeaturesConfig(backbone=args.backbone, weights="none", image_size=args.image_size, batch_size=args.batch_size)
     ex = FeatureExtractor(cfg)
+    args.image_size = ex.image_size
     cache_dir = work / "cache"
     shutil.rmtree(cache_dir, ignore_errors=True)
     cache = FeatureCache(cache_dir, cfg)
