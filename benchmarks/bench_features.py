@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def decode_only(path: Path, threads: int) -> float:
     return time.perf_counter() - t
 
 
-def sampler(path: Path, cfg, image_size: int, threads: int) -> tuple[float, int]:
+def sampler(path: Path, cfg, image_size: int, plan) -> tuple[float, int]:
     """Our streaming decode: 4 fps frames resized + aligned log-mel windows."""
     from fiftyone_genre.media import ClipStream
 
@@ -129,7 +130,8 @@ def sampler(path: Path, cfg, image_size: int, threads: int) -> tuple[float, int]
         n_mels=cfg.n_mels,
         audio_window_s=cfg.audio_window_s,
         chunk_size=cfg.batch_size,
-        decode_threads=threads,
+        decode_threads=plan.decode_threads,
+        helper_thread=plan.helper_thread,
     )
     for _ in stream:
         pass
@@ -242,9 +244,18 @@ def measure_rss(path: Path, backbone: str, image_size: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:g}-min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:g}-s"
+
+
+def _sampler_text(plan) -> str:
+    helper = " + helper" if plan.helper_thread else ""
+    return f"{plan.decode_threads} dec. thread{'s' * (plan.decode_threads > 1)}{helper}"
+
+
 def _plan_text(plan) -> str:
     where = "decoding in turn" if plan.num_workers == 0 else f"{plan.num_workers} decode worker{'s' * (plan.num_workers > 1)}"
-    return f"{where}, {plan.decode_threads} dec. thread{'s' * (plan.decode_threads > 1)}"
+    return f"{where}, {_sampler_text(plan)}"
 
 
 # --- main --------------------------------------------------------------------------
@@ -277,7 +288,13 @@ def main() -> int:
     import torch
 
     from fiftyone_genre.cache import FeatureCache
-    from fiftyone_genre.features import DECODE_THREADS, NUM_WORKERS, DecodePlan, FeatureExtractor
+    from fiftyone_genre.features import (
+        DECODE_THREADS,
+        NUM_WORKERS,
+        DecodePlan,
+        FeatureExtractor,
+        decode_plan_for,
+    )
     from fiftyone_genre.media import decode_all
 
     work = Path(args.workdir)
@@ -297,20 +314,23 @@ def main() -> int:
     cache = FeatureCache(cache_dir, cfg)
     timings: dict[str, dict] = {}
 
-    # Row 1 runs both sides with the decoder threads extraction uses on this
-    # device (1 next to CPU CNNs); row 1b repeats it with the CUDA setting.
-    row1_threads = list(dict.fromkeys([ex.decode_plan.decode_threads, DECODE_THREADS]))
-    row1: dict[int, tuple[float, float]] = {}
-    for threads in row1_threads:
-        print(f"row 1: sampler vs decode-only, {threads} decoder thread(s) ...", file=sys.stderr)
+    # Row 1 decodes as extraction does on this device; row 1b as it does in
+    # front of a GPU. decode-only gets the same decoder threads.
+    plans = [ex.decode_plan]
+    gpu_plan = DecodePlan(NUM_WORKERS, DECODE_THREADS, helper_thread=True)
+    if gpu_plan[1:] != ex.decode_plan[1:]:
+        plans.append(gpu_plan)
+    row1: list[tuple[object, float, float]] = []
+    for plan in plans:
+        print(f"row 1: sampler vs decode-only, {_sampler_text(plan)} ...", file=sys.stderr)
         t_dec, t_smp = [], []
-        sampler(clip, cfg, args.image_size, threads)  # warm-up: imports and the mel filterbank
+        sampler(clip, cfg, args.image_size, plan)  # warm-up: imports and the mel filterbank
         for _ in range(2 * args.repeats + 3):  # ~1 s each: cheap to repeat, and load spikes are short
-            t_dec.append(decode_only(clip, threads))
-            dt, steps = sampler(clip, cfg, args.image_size, threads)
+            t_dec.append(decode_only(clip, plan.decode_threads))
+            dt, steps = sampler(clip, cfg, args.image_size, plan)
             t_smp.append(dt)
-        row1[threads] = (min(t_dec), min(t_smp))
-        timings[f"row1_threads{threads}"] = {"decode_only_s": t_dec, "sampler_s": t_smp}
+        row1.append((plan, min(t_dec), min(t_smp)))
+        timings[f"row1_{_sampler_text(plan)}"] = {"decode_only_s": t_dec, "sampler_s": t_smp}
 
     print("row 2: end-to-end vs CNN alone ...", file=sys.stderr)
     pre = decode_all(clip, fps=cfg.fps, image_size=args.image_size)
@@ -318,7 +338,7 @@ def main() -> int:
     # Row 2 extracts as this device's defaults do (on CPU: decoding in turn on
     # the calling thread); row 2b with a background decode worker instead.
     plan = ex.decode_plan
-    worker_plan = DecodePlan(NUM_WORKERS, plan.decode_threads) if plan.num_workers == 0 else None
+    worker_plan = decode_plan_for(replace(cfg, num_workers=NUM_WORKERS), ex.device) if plan.num_workers == 0 else None
     t_cnn, t_e2e, t_e2e_worker = [], [], []
     for _ in range(args.repeats):
         t_cnn.append(cnn_only(ex, pre.frames, pre.mels))
@@ -341,9 +361,9 @@ def main() -> int:
     r4 = paper / e2e
     video_s = args.clip_s
     rows = []
-    for i, (threads, (dec, smp)) in enumerate(row1.items()):
+    for i, (plan_1, dec, smp) in enumerate(row1):
         r1 = dec / smp
-        label = f"1{'b' if i else ''} sampler (4 fps+resize+mel) / decode-only, {threads} dec. thread{'s' if threads > 1 else ''}"
+        label = f"1{'b' if i else ''} sampler (4 fps+resize+mel) / decode-only, {_sampler_text(plan_1)}"
         target, met = (">= 0.80", r1 >= 0.8) if i == 0 else ("(report)", None)
         rows.append((label, f"{video_s / smp:.1f}x vs {video_s / dec:.1f}x realtime", f"{r1:.2f}", target, met))
     rows += [
@@ -353,14 +373,6 @@ def main() -> int:
             f"{r2:.2f}",
             ">= 0.85",
             r2 >= 0.85,
-        ),
-        (
-            f"3 peak RSS {args.long_s / 60:g}-min / {args.short_s / 60:g}-min video",
-            f"{rss_long['peak_mib']:.0f} vs {rss_short['peak_mib']:.0f} MiB "
-            f"(+{rss_long['peak_mib'] - rss_long['baseline_mib']:.0f} vs +{rss_short['peak_mib'] - rss_short['baseline_mib']:.0f} over the loaded model)",
-            f"{r3:.2f}x",
-            "<= 1.10x",
-            r3 <= 1.1,
         ),
         *(
             [
@@ -375,13 +387,21 @@ def main() -> int:
             if t_e2e_worker
             else []
         ),
+        (
+            f"3 peak RSS {_duration(args.long_s)} / {_duration(args.short_s)} video",
+            f"{rss_long['peak_mib']:.0f} vs {rss_short['peak_mib']:.0f} MiB "
+            f"(+{rss_long['peak_mib'] - rss_long['baseline_mib']:.0f} vs +{rss_short['peak_mib'] - rss_short['baseline_mib']:.0f} over the loaded model)",
+            f"{r3:.2f}x",
+            "<= 1.10x",
+            r3 <= 1.1,
+        ),
         ("4 end-to-end vs paper (cv2+JPEG+CNN)", f"{e2e:.1f}s vs {paper:.1f}s", f"{r4:.2f}x faster", "(report)", None),
     ]
     print()
     print(
         f"feature extraction benchmark: {args.backbone}@{args.image_size}px weights=none, "
         f"{cfg.fps:g} fps, mel {cfg.n_mels}x{cfg.audio_window_s:g}s, batch {cfg.batch_size}, "
-        f"torch threads {torch.get_num_threads()}, decode workers {ex.decode_plan.num_workers} x {ex.decode_plan.decode_threads} decoder thread(s) (extraction on {ex.device.type}), "
+        f"torch threads {torch.get_num_threads()}, extraction on {ex.device.type}: {_plan_text(ex.decode_plan)}, "
         f"{os.cpu_count()} cpu(s), load avg {os.getloadavg()[0]:.1f}; "
         f"H.264 25 fps + AAC 44.1k stereo; rows 1/2/4: {args.size} {video_s:g}s clip ({steps} steps); "
         f"row 3: {args.rss_size}, CNN {args.rss_backbone}@{args.rss_image_size}px"
@@ -406,7 +426,7 @@ def main() -> int:
                     "rss_short": rss_short,
                     "rss_long": rss_long,
                     "ratios": {
-                        **{f"sampler_threads{t}": d / m for t, (d, m) in row1.items()},
+                        **{f"sampler_{_sampler_text(p)}": d / m for p, d, m in row1},
                         "overlap": r2,
                         "rss": r3,
                         "vs_paper": r4,

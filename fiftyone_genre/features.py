@@ -85,10 +85,16 @@ DECODE_THREADS = 2
 
 
 class DecodePlan(NamedTuple):
-    """Background decode workers (0: decode on the calling thread) and decoder threads per video."""
+    """How videos are decoded for the CNNs.
+
+    ``num_workers`` background decode threads (0: the calling thread decodes
+    in turn with the CNNs), ``decode_threads`` inside PyAV per video, and
+    whether a per-video helper thread resizes frames and analyses audio.
+    """
 
     num_workers: int
     decode_threads: int
+    helper_thread: bool = True
 
 
 def decode_plan_for(config: FeaturesConfig, device: str | torch.device | None) -> DecodePlan:
@@ -100,7 +106,10 @@ def decode_plan_for(config: FeaturesConfig, device: str | torch.device | None) -
     on_cpu = device is not None and torch.device(device).type == "cpu"
     workers = config.num_workers if config.num_workers is not None else (CPU_NUM_WORKERS if on_cpu else NUM_WORKERS)
     threads = config.decode_threads if config.decode_threads is not None else (CPU_DECODE_THREADS if on_cpu else DECODE_THREADS)
-    return DecodePlan(num_workers=max(0, int(workers)), decode_threads=max(0, int(threads)))
+    workers = max(0, int(workers))
+    # Decoding in turn with CPU CNNs (or for a GPU) may use the idle cores; a
+    # background decoder beside CPU CNNs keeps to one thread of work.
+    return DecodePlan(workers, max(0, int(threads)), helper_thread=not (on_cpu and workers > 0))
 
 
 class FeatureExtractor:
@@ -149,6 +158,7 @@ class FeatureExtractor:
             # batch was decoded; the main loop still batches up to batch_size
             chunk_size=min(self.batch_size, 8),
             decode_threads=self.decode_plan.decode_threads,
+            helper_thread=self.decode_plan.helper_thread,
             mel=mel,
         )
 

@@ -247,7 +247,7 @@ class ClipStream:
         with_audio: bool = True,
         mel: MelWindows | None = None,
         check_truncation: bool = True,
-        helper_thread: bool | None = None,
+        helper_thread: bool = True,
     ):
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
@@ -256,11 +256,11 @@ class ClipStream:
         self.size = _as_size(image_size)
         self.chunk_size = max(1, int(chunk_size))
         self.decode_threads = max(0, int(decode_threads))
-        #: Resize and audio work on a helper thread (default: when the decoder
-        #: itself runs more than one thread). With one decoder thread, the
-        #: setting used next to CPU CNNs, everything stays on the calling
-        #: thread so decoding never keeps more than one core busy.
-        self.helper_thread = self.decode_threads > 1 if helper_thread is None else bool(helper_thread)
+        #: Resize and audio work on a helper thread. Off, everything stays on
+        #: the calling thread, so decoding keeps at most ``decode_threads``
+        #: cores busy (the extractor's choice when a background decoder runs
+        #: beside CPU CNNs).
+        self.helper_thread = bool(helper_thread)
         self.with_audio = with_audio
         self.check_truncation = check_truncation
         self.mel = mel or MelWindows(sample_rate, n_mels, audio_window_s)

@@ -168,13 +168,14 @@ def test_decoding_plan_follows_the_device_unless_configured(clips):
     assert auto.num_workers is None and auto.decode_threads is None
     # next to CPU CNNs: decode in turn, one decoder thread; in front of a GPU
     # (or with no CNN running) a background worker with more decoder threads
-    assert decode_plan_for(auto, "cpu") == (0, 1)
-    assert decode_plan_for(auto, "cuda") == (1, 2)
+    assert decode_plan_for(auto, "cpu") == (0, 1, True)
+    assert decode_plan_for(auto, "cuda") == (1, 2, True)
     assert decode_plan_for(auto, None).decode_threads == 2
-    assert decode_plan_for(FeaturesConfig(num_workers=2, decode_threads=3), "cpu") == (2, 3)
+    # a background decoder beside CPU CNNs keeps to one thread of work
+    assert decode_plan_for(FeaturesConfig(num_workers=2, decode_threads=3), "cpu") == (2, 3, False)
     ex = FeatureExtractor(FeaturesConfig(backbone="mobilenet_v3_small", weights="none", image_size=IMG))
     with ex.open(str(clips[0])) as stream:
-        assert stream.decode_threads == 1 and not stream.helper_thread
+        assert stream.decode_threads == 1 and stream.helper_thread
 
 
 @pytest.mark.parametrize("workers", [0, 1, 2])
