@@ -71,13 +71,14 @@ class _Video:
 _SENTINEL = object()
 
 #: How decoding runs when ``FeaturesConfig.num_workers`` / ``decode_threads``
-#: are None. CNNs on the CPU keep every core busy: a decode thread running
-#: beside them preempts one of their threads and the whole operator waits for
-#: it, so decoding costs more concurrently than in turn. Measured on 2 cores
-#: (ResNet-50, 20 s clip): CNN alone 4.0 s; decoding in turn on the calling
-#: thread, one decoder thread: 4.4 s; one background worker: 4.9 s (5.3 s
-#: with 2 decoder threads). In front of a GPU decoding is the bottleneck, and
-#: a worker with 2 decoder threads overlaps it with inference.
+#: are None. CNNs on the CPU keep every core busy: a decoder running beside
+#: them preempts one of their threads and the whole operator waits for it, so
+#: on CPU the calling thread decodes in turn with the CNNs (one decoder
+#: thread, the helper thread using the core the decoder leaves). On 2 cores,
+#: InceptionV3 at 299 px, 20 s clip: end-to-end reaches 0.88 of the CNN alone
+#: this way vs 0.85 with a background worker (benchmark rows 2 and 2b). In
+#: front of a GPU decoding is the bottleneck: a worker with 2 decoder threads
+#: overlaps it with inference.
 CPU_NUM_WORKERS = 0
 CPU_DECODE_THREADS = 1
 NUM_WORKERS = 1
