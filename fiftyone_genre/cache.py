@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,9 @@ FEATURE_KEY_FIELDS: tuple[str, ...] = (
 )
 
 CACHE_FORMAT_VERSION = 1
+#: A temp file untouched this long belongs to a killed run (a live writer
+#: finishes an entry in seconds), so a new run may delete it.
+STALE_TEMP_S = 3600.0
 
 
 @dataclass
@@ -180,6 +184,26 @@ class FeatureCache:
                 return bool(z["has_audio"])
         except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):
             return None
+
+    def remove_stale_temp_files(self, older_than_s: float = STALE_TEMP_S) -> int:
+        """Delete ``*.tmp`` files a killed run left in this config's folder; returns the count.
+
+        Only files untouched for ``older_than_s`` go: a live writer (another
+        shard, a concurrent run) finishes an entry in seconds, so its temp
+        file is never taken from under it.
+        """
+        if not self.dir.is_dir():
+            return 0
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for tmp in self.dir.glob("*/*.tmp"):
+            try:
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed += 1
+            except FileNotFoundError:  # its writer finished or another sweep got it
+                continue
+        return removed
 
     def put(self, filepath: str | Path, feats: ClipFeatures) -> Path:
         """Write atomically: a temp file in the same folder, then ``os.replace``."""

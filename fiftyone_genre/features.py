@@ -75,8 +75,8 @@ _SENTINEL = object()
 #: them preempts one of their threads and the whole operator waits for it, so
 #: on CPU the calling thread decodes in turn with the CNNs (one decoder
 #: thread, the helper thread using the core the decoder leaves). On 2 cores,
-#: InceptionV3 at 299 px, 20 s clip: end-to-end reaches 0.88 of the CNN alone
-#: this way vs 0.85 with a background worker (benchmark rows 2 and 2b). In
+#: InceptionV3 at 299 px, 20 s clip: end-to-end reaches 0.88-0.91 of the CNN
+#: alone this way, 0.85-0.91 with a background worker (benchmark rows 2, 2b). In
 #: front of a GPU decoding is the bottleneck: a worker with 2 decoder threads
 #: overlaps it with inference.
 CPU_NUM_WORKERS = 0
@@ -361,6 +361,8 @@ class FeatureReport:
     shard: tuple[int, int] | None = None
     visual_dim: int = 0
     audio_dim: int = 0
+    #: temp files of killed earlier runs removed from the cache folder
+    stale_temp_files: int = 0
 
     @property
     def steps_per_s(self) -> float:
@@ -384,6 +386,7 @@ class FeatureReport:
             "with_audio": self.with_audio,
             "cache_dir": self.cache_dir,
             "shard": list(self.shard) if self.shard else None,
+            "stale_temp_files": self.stale_temp_files,
         }
 
     def __str__(self) -> str:
@@ -395,6 +398,8 @@ class FeatureReport:
             f"{self.videos_per_s:.2f} videos/s ({self.video_seconds / max(self.seconds, 1e-9):.1f}x real time)",
             f"  visual dim {self.visual_dim}, audio dim {self.audio_dim}; cache: {self.cache_dir}",
         ]
+        if self.stale_temp_files:
+            lines.append(f"  removed {self.stale_temp_files} temp file(s) left by an interrupted earlier run")
         for path, reason in list(self.failed.items())[:20]:
             lines.append(f"  FAILED {path}: {reason}")
         if len(self.failed) > 20:
@@ -460,6 +465,7 @@ def extract_features(
     if shard_t is not None:
         pairs = [(i, p) for i, p in pairs if shard_of(i, shard_t[1]) == shard_t[0]]
     report = FeatureReport(total=len(pairs), cache_dir=str(root), shard=shard_t)
+    report.stale_temp_files = cache.remove_stale_temp_files()
 
     has_audio: dict[str, bool] = {}
     todo: list[tuple[str, str]] = []

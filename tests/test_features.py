@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import urllib.error
 from pathlib import Path
 
@@ -217,6 +218,24 @@ def test_crash_mid_write_leaves_no_valid_entry(clips, tmp_path, monkeypatch):
     data = entry.read_bytes()
     entry.write_bytes(data[: len(data) // 2])
     assert cache.get(video) is None and cache.lookup(video) is None
+
+
+def test_a_new_run_removes_temp_files_of_killed_runs_only(video_dataset, tmp_path):
+    cfg = tiny_config(tmp_path)
+    extract_features(video_dataset, cfg)
+    cache = FeatureCache(tmp_path / "cache", cfg)
+    entry = cache.path_for(video_dataset.values("filepath")[0])
+    killed = entry.parent / f"{entry.name}.killed.tmp"  # what a SIGKILL mid-write leaves
+    live = entry.parent / f"{entry.name}.writing.tmp"  # another run writing right now
+    for f in (killed, live):
+        f.write_bytes(b"PK\x03\x04 partial")
+    two_hours_ago = time.time() - 7200
+    os.utime(killed, (two_hours_ago, two_hours_ago))
+
+    report = extract_features(video_dataset, cfg)
+    assert report.stale_temp_files == 1 and "removed 1 temp file" in str(report)
+    assert not killed.exists() and live.exists()
+    assert report.cached == 4  # the valid entries are untouched
 
 
 def test_concurrent_writers_never_expose_a_torn_entry(clips, tmp_path):
