@@ -75,6 +75,12 @@ def build_train_form(ctx, inputs: types.Object) -> bool:
     inputs.enum("modality", modality.values(), default=default_modality, label="Modality", view=types.RadioView(choices=modality.choices))
     inputs.int("epochs", label="Epochs (optional)", description="Overrides the YAML's train.epochs.")
     inputs.bool("resume", default=False, label="Resume", description="Continue from last.pt in the model directory after an interrupted run.")
+    inputs.bool(
+        "strict",
+        default=False,
+        label="Strict",
+        description="Refuse to train if any labelled sample cannot be used (default: skip it and list it in the report).",
+    )
 
     if ctx.params.get("epochs") is not None and int(ctx.params["epochs"]) < 1:
         form_error(inputs, "epochs_error", "Epochs must be at least 1.")
@@ -142,6 +148,7 @@ class TrainModel(foo.Operator):
             expand_path(ctx.params["out_dir"]),
             modality=ctx.params.get("modality") or None,
             resume=bool(ctx.params.get("resume", False)),
+            strict=bool(ctx.params.get("strict", False)),
             progress=progress_fn(ctx),
         )
         notify_done(ctx, report, variant="warning" if report.skipped else "success")
@@ -161,6 +168,7 @@ class TrainModel(foo.Operator):
         modality: str = "fused",
         epochs: int | None = None,
         resume: bool = False,
+        strict: bool = False,
         delegate: bool = False,
     ):
         """Train from Python, through the operator.
@@ -185,6 +193,7 @@ class TrainModel(foo.Operator):
                 "modality": modality,
                 "epochs": epochs,
                 "resume": resume,
+                "strict": strict,
             },
             request_delegation=delegate,
         )

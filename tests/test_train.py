@@ -205,6 +205,26 @@ def test_operator_trains_through_fiftyone(feature_dataset, tmp_path):
     assert "Training run (audio)" in result.result["report"]
 
 
+def test_operator_strict_refuses_unusable_samples(dataset, tmp_path):
+    import fiftyone.operators as foo
+    import yaml
+
+    videos = balanced_videos()
+    populate(dataset, tmp_path, videos, cached=set(range(1, len(videos))))  # sample 0: no features
+    dataset.persistent = True
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config(epochs=1).to_dict()))
+    op = foo.get_operator("@fiftyone-genre/genre/train_model")
+    from fiftyone.operators.executor import ExecutionError
+
+    with pytest.raises(ExecutionError, match=r"(?s)strict mode.*clip_000\.mp4"):
+        op(dataset, str(tmp_path / "strict"), config_path=str(cfg), strict=True)
+    assert not (tmp_path / "strict" / "last.pt").exists()
+    lenient = op(dataset, str(tmp_path / "lenient"), config_path=str(cfg))
+    assert lenient.error is None, lenient.error
+    assert "clip_000.mp4" in lenient.result["report"]  # skipped, and said so
+
+
 def test_train_without_val_or_test_keeps_last_epoch(dataset, tmp_path):
     populate(dataset, tmp_path, balanced_videos(per_split=(4, 0, 0)))
     report = train(dataset, tiny_config(epochs=2), tmp_path / "run")
