@@ -288,13 +288,7 @@ def main() -> int:
     import torch
 
     from fiftyone_genre.cache import FeatureCache
-    from fiftyone_genre.features import (
-        DECODE_THREADS,
-        NUM_WORKERS,
-        DecodePlan,
-        FeatureExtractor,
-        decode_plan_for,
-    )
+    from fiftyone_genre.features import NUM_WORKERS, FeatureExtractor, decode_plan_for
     from fiftyone_genre.media import decode_all
 
     work = Path(args.workdir)
@@ -317,7 +311,7 @@ def main() -> int:
     # Row 1 decodes as extraction does on this device; row 1b as it does in
     # front of a GPU. decode-only gets the same decoder threads.
     plans = [ex.decode_plan]
-    gpu_plan = DecodePlan(NUM_WORKERS, DECODE_THREADS, helper_thread=True)
+    gpu_plan = decode_plan_for(cfg, "cuda")
     if gpu_plan[1:] != ex.decode_plan[1:]:
         plans.append(gpu_plan)
     row1: list[tuple[object, float, float]] = []

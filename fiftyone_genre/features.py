@@ -68,8 +68,6 @@ class _Video:
     error: str | None = None
 
 
-_SENTINEL = object()
-
 #: How decoding runs when ``FeaturesConfig.num_workers`` / ``decode_threads``
 #: are None. CNNs on the CPU keep every core busy: a decoder running beside
 #: them preempts one of their threads and the whole operator waits for it, so

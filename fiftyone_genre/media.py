@@ -513,7 +513,6 @@ class ClipStream:
         fifo = av.AudioFifo() if resampler is not None else None
         fifo_layout = None  # AudioFifo checks format and rate, not the channel count
         fifo_start: int | None = None  # where the first queued sample sits (first batch only)
-        half_s = 0
 
         def resample(frame, start: int | None) -> None:  # helper thread
             for out in resampler.resample(frame):
@@ -533,11 +532,10 @@ class ClipStream:
 
         def restart_audio() -> None:
             """Format, rate or layout changed mid-stream: drain and rebuild the fifo and resampler."""
-            nonlocal fifo, half_s
+            nonlocal fifo
             flush_fifo()
             submit(new_resampler)
             fifo = av.AudioFifo()
-            half_s = 0
 
         def finish_audio() -> None:  # helper thread
             resample(None, None)
@@ -612,9 +610,7 @@ class ClipStream:
                         except ValueError:  # sample format or rate changed
                             restart_audio()
                             fifo.write(frame)
-                        if not half_s:
-                            half_s = frame.sample_rate // 2
-                        if fifo.samples >= half_s:
+                        if fifo.samples >= frame.sample_rate // 2:  # ~0.5 s queued
                             flush_fifo()
                 if ready_frames or ready_mels:
                     drain()
