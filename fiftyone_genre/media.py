@@ -290,8 +290,8 @@ class ClipStream:
         except (OSError, UnicodeError) as e:
             raise MediaError(f"{self.path}: cannot open: {e}") from e
         if not container.streams.video:
+            kind = "an audio-only file" if container.streams.audio else "no streams"  # before close(): it empties streams
             container.close()
-            kind = "an audio-only file" if container.streams.audio else "no streams"
             raise MediaError(f"{self.path}: no video stream ({kind})")
         self._container = container
         vs = container.streams.video[0]

@@ -187,8 +187,8 @@ class ExtractFeatures(foo.Operator):
         self,
         sample_collection,
         config_path: str | None = None,
-        backbone: str = "inception_v3",
-        weights: str = "DEFAULT",
+        backbone: str | None = None,
+        weights: str | None = None,
         image_size: int | None = None,
         device: str = "auto",
         cache_dir: str | None = None,
@@ -206,9 +206,10 @@ class ExtractFeatures(foo.Operator):
             dataset = fo.load_dataset("genres")
             op = foo.get_operator("@fiftyone-genre/genre/extract_features")
             op(dataset, backbone="mobilenet_v3_small", weights="none", device="cpu")
-            op(dataset, config_path="training/paper.yaml", delegate=True)  # queue it
+            op(dataset, config_path="training/paper_pool.yaml", delegate=True)  # queue it
 
-        ``weights`` is ``"DEFAULT"``, ``"none"`` or a state-dict path.
+        ``weights`` is ``"DEFAULT"``, ``"none"`` or a state-dict path. Settings
+        left as None come from ``config_path`` (else the FeaturesConfig defaults).
         """
         params = {
             "config_path": config_path,
@@ -219,7 +220,7 @@ class ExtractFeatures(foo.Operator):
             "shard": shard,
             "strict": strict,
         }
-        if weights in ("DEFAULT", "none"):
+        if weights is None or weights in ("DEFAULT", "none"):
             params["weights"] = weights
         else:
             params.update(weights="path", weights_path=str(weights))

@@ -165,7 +165,7 @@ class TrainModel(foo.Operator):
         sample_collection,
         out_dir: str,
         config_path: str | None = None,
-        modality: str = "fused",
+        modality: str | None = None,
         epochs: int | None = None,
         resume: bool = False,
         strict: bool = False,

@@ -429,3 +429,20 @@ def test_operator_runs_through_fiftyone(video_dataset, tmp_path):
     assert result.error is None, result.error
     assert result.result["extracted"] == 4
     assert video_dataset.values(g.HAS_AUDIO_FIELD) == [True, True, False, True]
+
+
+def test_operator_sdk_call_takes_backbone_and_weights_from_the_yaml(video_dataset, tmp_path):
+    # op(dataset, config_path=...) must not replace the file's choices with
+    # the signature's own (it used InceptionV3 + DEFAULT weights, offline: fail)
+    import fiftyone.operators as foo
+    import yaml
+
+    video_dataset.persistent = True
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(yaml.safe_dump({"features": {"backbone": "mobilenet_v3_small", "weights": "none", "image_size": IMG}}))
+    op = foo.get_operator("@fiftyone-genre/genre/extract_features")
+    result = op(video_dataset, config_path=str(cfg), device="cpu", cache_dir=str(tmp_path / "yaml_cache"))
+    assert result.error is None, result.error
+    assert result.result["extracted"] == 4
+    info = video_dataset.info[g.FEATURES_INFO_KEY]["config"]
+    assert (info["backbone"], info["weights"], info["image_size"]) == ("mobilenet_v3_small", "none", IMG)

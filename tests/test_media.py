@@ -118,7 +118,7 @@ def _bad_file(kind: str, d):
     [
         ("zero", "zero-byte"),
         ("text", "not a readable video"),
-        ("audio_only", "no video stream"),
+        ("audio_only", "no video stream (an audio-only file)"),
         ("directory", "is a directory"),
         ("missing", "not found"),
     ],

@@ -213,7 +213,9 @@ def test_operator_strict_refuses_unusable_samples(dataset, tmp_path):
     populate(dataset, tmp_path, videos, cached=set(range(1, len(videos))))  # sample 0: no features
     dataset.persistent = True
     cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(yaml.safe_dump(tiny_config(epochs=1).to_dict()))
+    exp = tiny_config(epochs=1)
+    exp.model.modality = "audio"  # the SDK call below names no modality: the file's must win
+    cfg.write_text(yaml.safe_dump(exp.to_dict()))
     op = foo.get_operator("@fiftyone-genre/genre/train_model")
     from fiftyone.operators.executor import ExecutionError
 
@@ -223,6 +225,7 @@ def test_operator_strict_refuses_unusable_samples(dataset, tmp_path):
     lenient = op(dataset, str(tmp_path / "lenient"), config_path=str(cfg))
     assert lenient.error is None, lenient.error
     assert "clip_000.mp4" in lenient.result["report"]  # skipped, and said so
+    assert M.read_checkpoint(tmp_path / "lenient").experiment.model.modality == "audio"
 
 
 def test_train_without_val_or_test_keeps_last_epoch(dataset, tmp_path):
