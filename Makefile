@@ -10,7 +10,7 @@ DEMO_DB ?= fiftyone-genre-demo
 TEST_DB ?= fiftyone-genre-test
 DEMO_OUT ?= $(CURDIR)/demo_output
 
-.PHONY: setup setup-dev demo test lint app bench clean
+.PHONY: setup setup-dev demo test lint app bench clean lock
 
 setup:
 	@VENV=$(VENV) bash scripts/setup.sh
@@ -34,6 +34,12 @@ app: setup
 
 bench: setup
 	FIFTYONE_DATABASE_NAME=$(TEST_DB) $(PY) benchmarks/bench_features.py
+
+# Re-resolve uv.lock from pyproject.toml (newest versions its ranges allow), then
+# `make test` installs exactly that. Commit uv.lock together with pyproject.toml.
+lock: setup
+	$(VENV)/bin/uv lock --upgrade
+	$(MAKE) test
 
 clean:
 	rm -rf $(DEMO_OUT) test_output .pytest_cache .ruff_cache

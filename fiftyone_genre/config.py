@@ -1,6 +1,6 @@
 """One config object per stage, and the experiment YAML that holds them all.
 
-An experiment file (``training/*.yaml``) has one section per stage::
+An experiment file (``fiftyone_genre/configs/*.yaml``, or any file of the same shape) has one section per stage::
 
     features: {backbone: mobilenet_v3_small, fps: 4.0, ...}
     model:    {hidden_size: 256, ...}
@@ -259,8 +259,40 @@ def load_yaml(path: str | Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML: {e}") from e
 
 
+#: The experiment configs shipped inside the package (``fiftyone_genre/configs/<name>.yaml``).
+CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def shipped_configs() -> list[str]:
+    """Names of the shipped experiment configs, e.g. ``["cpu_fast", "paper_pool", ...]``."""
+    return sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml"))
+
+
+def resolve_config(name_or_path: str | Path) -> Path:
+    """A config given by name (``cpu_fast``) or by file path, as a path that exists.
+
+    Names address the files shipped in the package, so ``--config cpu_fast``
+    works from any folder after a plain ``pip install``; an existing file path
+    always wins over a name.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    text = str(name_or_path)
+    if "/" not in text and "\\" not in text:
+        shipped = CONFIGS_DIR / (text if text.endswith(".yaml") else f"{text}.yaml")
+        if shipped.is_file():
+            return shipped
+    if path.exists():
+        raise ConfigError(f"{path}: not a file")
+    raise ConfigError(
+        f"{text}: experiment config not found (neither a file nor a shipped config; "
+        f"shipped: {', '.join(shipped_configs())})"
+    )
+
+
 def load_experiment(path: str | Path | None = None, **overrides: Any) -> ExperimentConfig:
-    """Load an experiment YAML (or the defaults when ``path`` is None).
+    """Load an experiment YAML by name or path (or the defaults when ``path`` is None).
 
     ``overrides`` are section dicts merged over the file, e.g.
     ``load_experiment(p, train={"epochs": 2})``.
@@ -268,6 +300,7 @@ def load_experiment(path: str | Path | None = None, **overrides: Any) -> Experim
     data: dict[str, Any] = {}
     source = "<defaults>"
     if path is not None:
+        path = resolve_config(path)
         source = str(path)
         loaded = load_yaml(path)
         if loaded is None:

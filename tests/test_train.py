@@ -171,7 +171,7 @@ def test_torchrun_two_cpu_processes(feature_dataset, tmp_path):
     M.load_model(out)
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "training").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((REPO / "fiftyone_genre" / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_training_yamls_load(path):
     exp = load_experiment(path)
     assert exp.train.window >= 1 and exp.model.hidden_size >= 1
@@ -180,11 +180,11 @@ def test_training_yamls_load(path):
 
 
 def test_training_yamls_present():
-    names = {p.name for p in (REPO / "training").glob("*.yaml")}
+    names = {p.name for p in (REPO / "fiftyone_genre" / "configs").glob("*.yaml")}
     assert {"paper_pool.yaml", "paper_softmax.yaml", "cpu_fast.yaml"} <= names
-    pool = load_experiment(REPO / "training" / "paper_pool.yaml")
+    pool = load_experiment("paper_pool")
     assert pool.features.backbone == "inception_v3" and pool.model.hidden_size == 2048
-    fast = load_experiment(REPO / "training" / "cpu_fast.yaml")
+    fast = load_experiment("cpu_fast")
     assert fast.features.weights == "none" and fast.model.hidden_size <= 256
 
 

@@ -1,7 +1,7 @@
 """torchrun entry point: the ``fiftyone-genre train`` command, one process per device.
 
     torchrun --nproc_per_node 2 training/train.py --dataset NAME \
-        --config training/cpu_fast.yaml --out runs/fast
+        --config cpu_fast --out runs/fast
 
 Each process loads the dataset and the feature cache, joins the process group
 (gloo on CPU, nccl on CUDA) and trains its shard of the windows under

@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="generate demo videos and run every stage end to end")
     p.add_argument("--out", default="demo_output", help="output folder (media, cache, model, plots)")
     p.add_argument("--dataset", default="genre-demo", help="FiftyOne dataset name")
-    p.add_argument("--config", default=None, help="experiment YAML (default: training/cpu_fast.yaml)")
+    p.add_argument("--config", default=None, help="experiment config: shipped name or YAML file (default: cpu_fast)")
     p.add_argument("--clips-per-genre", type=int, default=24)
     p.add_argument("--duration", type=float, default=6.0, help="seconds per generated clip")
     p.add_argument("--seed", type=int, default=0)

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="FiftyOne dataset name")
-    p.add_argument("--config", default=None, help="experiment YAML (e.g. training/cpu_fast.yaml); defaults if omitted")
+    p.add_argument("--config", default=None, help="experiment config: a shipped name (cpu_fast, paper_pool, paper_softmax) or a YAML file; defaults if omitted")
     p.add_argument("--out", required=True, help="model directory (checkpoints, logs, reports)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt after an interruption")
     p.add_argument("--epochs", type=int, default=None, help="override train.epochs")
