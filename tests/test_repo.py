@@ -58,3 +58,51 @@ def test_plain_setup_runs_to_the_end():
     )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "ready" in res.stdout
+
+
+def test_lock_file_matches_pyproject_and_pins_the_torch_trio():
+    """Set-up installs uv.lock; it must be current and hold one consistent torch trio.
+
+    ``uv lock --check`` fails when pyproject.toml changed without `make lock`.
+    The trio must move together: torchaudio 2.11.1 next to torch 2.11.0 does
+    not load (undefined symbol), which is why the versions are pinned exactly.
+    """
+    import subprocess
+    import sys
+
+    import tomllib
+
+    uv = Path(sys.executable).parent / "uv"
+    res = subprocess.run([str(uv), "lock", "--check", "--offline"], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    lock = tomllib.loads((REPO / "uv.lock").read_text())
+    versions = {}
+    for pkg in lock["package"]:
+        versions.setdefault(pkg["name"], set()).add(pkg["version"])
+    assert versions["torch"] == {"2.11.0"}
+    assert versions["torchvision"] == {"0.26.0"}
+    assert versions["torchaudio"] == {"2.11.0"}
+    setup = (REPO / "scripts" / "setup.sh").read_text()
+    assert "sync --frozen" in setup  # the lock, not the index, decides
+
+
+def test_setup_smoke_check_names_the_package_pair_that_does_not_fit(tmp_path):
+    """A torchaudio that cannot load next to torch stops set-up with one line naming both."""
+    import os
+    import subprocess
+    import sys
+
+    fake = tmp_path / "torchaudio"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "raise OSError('libtorchaudio.so: undefined symbol: torch_exception_get_what_without_backtrace')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    res = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "smoke_check.py")], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 1
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, res.stderr
+    assert "torchaudio" in lines[0] and "does not fit torch 2.11.0" in lines[0] and "undefined symbol" in lines[0]
+    assert "Traceback" not in res.stderr
