@@ -16,29 +16,32 @@ SIZE = 32
 
 
 def test_constant_frame_rate_29_97_samples_by_time(tmp_path):
+    # Issue 15 changed the rule: each step takes the frame *shown* at its time
+    # (the last frame with pts <= t_k, was: the first frame at or after t_k),
+    # and the steps run to the end of the last frame's display time.
     p = write_video(tmp_path / "ntsc.mp4", duration=3.0, fps=Fraction(30000, 1001), audio=False)
     d = decode_all(p, fps=4, image_size=SIZE)
     period = 1001 / 30000
-    last_frame = (90 - 1) * period
-    assert d.frames.shape == (math.floor(last_frame * 4) + 1, 3, SIZE, SIZE)
+    end = 90 * period  # the last frame is shown until 3.003 s
+    assert d.frames.shape == (math.ceil(end * 4), 3, SIZE, SIZE)
     for k, t in enumerate(d.timestamps):
-        # the first frame at or after k/4 s: never early, never more than a frame late
-        assert k / 4 - 1e-4 <= t < k / 4 + period + 1e-4, (k, t)
+        # the frame on screen at k/4 s: never late, never more than a frame early
+        assert k / 4 - period - 1e-4 < t <= k / 4 + 1e-4, (k, t)
     # no drift: the 30-vs-29.97 difference would put step 11 a frame off by now
-    assert abs(d.timestamps[-1] - round(11 / 4 / period + 0.4999) * period) < 1e-3
+    assert abs(d.timestamps[-1] - math.floor(12 / 4 / period + 1e-6) * period) < 1e-3
 
 
-def test_variable_frame_rate_takes_first_frame_at_or_after_each_step(tmp_path):
+def test_variable_frame_rate_takes_the_frame_shown_at_each_step(tmp_path):
     times = [0.0, 0.1, 0.13, 0.4, 0.45, 0.9, 1.0, 1.02, 1.3, 1.8, 1.9]
     p = write_video(tmp_path / "vfr.mp4", duration=2.0, frame_times=times)
     d = decode_all(p, fps=4, image_size=SIZE)
-    expected = [next(i for i, t in enumerate(times) if t >= k / 4 - 1e-6) for k in range(8)]
-    assert len(d.timestamps) == 8  # steps 0 .. floor(1.9 * 4)
+    expected = [max(i for i, t in enumerate(times) if t <= k / 4 + 1e-6) for k in range(8)]
+    assert len(d.timestamps) == 8  # steps 0 .. 1.75 s: the last frame (1.9 s) is shown until ~1.94 s
     np.testing.assert_allclose(d.timestamps, [times[i] for i in expected], atol=1e-3)
     # the pixels are those of the chosen frames (frame i is grey level 10 + 10 i)
     assert [index_of(f) for f in d.frames] == expected
     # a gap longer than a step repeats the frame instead of shifting later steps
-    assert expected[2] == expected[3] == 5
+    assert expected[2] == expected[3] == 4 and expected[6] == expected[7] == 8
 
 
 def test_sampling_rate_is_configurable(tmp_path):
