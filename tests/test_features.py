@@ -76,7 +76,8 @@ def test_extract_writes_cache_has_audio_and_info(video_dataset, tmp_path):
     cfg = tiny_config(tmp_path)
     report = extract_features(video_dataset, cfg)
     assert (report.extracted, report.cached, len(report.failed)) == (4, 0, 0)
-    assert report.steps == 8 + 8 + 6 + 12 and report.steps_per_s > 0
+    # issue 15 (no tail dropped): no_audio.mp4 holds 38 frames = 1.52 s, so the step at 1.5 s counts (was 6)
+    assert report.steps == 8 + 8 + 7 + 12 and report.steps_per_s > 0
     assert video_dataset.values(g.HAS_AUDIO_FIELD) == [True, True, False, True]
     info = video_dataset.info[g.FEATURES_INFO_KEY]
     assert info["cache_dir"] == str((tmp_path / "cache").resolve())
