@@ -688,3 +688,13 @@ def test_an_unexpected_error_is_one_line_with_exit_1(monkeypatch):
     rc, out = run_cli(["features", "--dataset", NO_DATASET])
     assert rc == 1 and "unexpected error: RuntimeError: something nobody foresaw" in out, out
     assert "Traceback" not in out
+
+
+def test_the_config_that_hung_a_worker_is_refused_at_load(tmp_path):
+    # issue 15 item 1's reproducer: audio_window_s -1 with a background decode worker
+    cfg = tmp_path / "hang.yaml"
+    cfg.write_text("features:\n  audio_window_s: -1\n  num_workers: 1\n")
+    started = time.monotonic()
+    rc, out = run_cli(["features", "--dataset", NO_DATASET, "--config", str(cfg)])
+    assert rc == 2 and "'audio_window_s': must be in [0.1, 10], got -1.0" in out, out
+    assert time.monotonic() - started < 10
