@@ -9,13 +9,16 @@ An experiment file (``fiftyone_genre/configs/*.yaml``, or any file of the same s
     split:    {...}
 
 Every default lives here, once, and matches the paper unless it says why not.
-Files are read with ``yaml.safe_load``; an unknown key or a value of the wrong
-type fails with the file and the key named.
+Files are read with ``yaml.safe_load``; an unknown key, a value of the wrong
+type or a value outside its range (:data:`RANGES`) fails with the file, the key
+and the allowed range named, before any video is decoded or model loaded.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -170,6 +173,92 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
+@dataclass(frozen=True)
+class Range:
+    """Allowed numeric values of one key: ``lo <= v <= hi`` (``lo < v`` when ``open_lo``)."""
+
+    lo: float
+    hi: float
+    open_lo: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        above = value > self.lo if self.open_lo else value >= self.lo
+        return above and value <= self.hi
+
+    def __str__(self) -> str:
+        lo = "(" if self.open_lo else "["
+        return f"{lo}{_num(self.lo)}, {_num(self.hi)}]"
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+#: Every numeric key's allowed values. Bounds are what the code can honour
+#: (the audio CNN needs >= 8 mel bands and >= 8 mel frames = 0.1 s windows; a
+#: mel band needs FFT bins: <= 128 bands at 16 kHz) or what keeps a typo from
+#: running for hours (fps 1e6, 1000 decode threads).
+RANGES: dict[tuple[str, str], Range] = {
+    ("FeaturesConfig", "fps"): Range(0, 120, open_lo=True),
+    ("FeaturesConfig", "image_size"): Range(32, 1024),
+    ("FeaturesConfig", "audio_sample_rate"): Range(8000, 96000),
+    ("FeaturesConfig", "n_mels"): Range(8, 128),
+    ("FeaturesConfig", "audio_window_s"): Range(0.1, 10.0),
+    ("FeaturesConfig", "init_seed"): Range(0, 2**32 - 1),
+    ("FeaturesConfig", "batch_size"): Range(1, 4096),
+    ("FeaturesConfig", "num_workers"): Range(0, 32),
+    ("FeaturesConfig", "decode_threads"): Range(0, 64),
+    ("ModelConfig", "visual_proj"): Range(1, 65536),
+    ("ModelConfig", "audio_proj"): Range(1, 65536),
+    ("ModelConfig", "hidden_size"): Range(1, 65536),
+    ("ModelConfig", "num_layers"): Range(1, 16),
+    ("ModelConfig", "dropout"): Range(0, 0.99),
+    ("ModelConfig", "modality_dropout"): Range(0, 1),
+    ("TrainConfig", "window"): Range(1, 100000),
+    ("TrainConfig", "stride"): Range(1, 100000),
+    ("TrainConfig", "eval_stride"): Range(1, 100000),
+    ("TrainConfig", "batch_size"): Range(1, 65536),
+    ("TrainConfig", "epochs"): Range(0, 100000),
+    ("TrainConfig", "lr"): Range(0, 10, open_lo=True),
+    ("TrainConfig", "weight_decay"): Range(0, 10),
+    ("TrainConfig", "grad_clip"): Range(0, 1e6),
+    ("TrainConfig", "patience"): Range(0, 100000),
+    ("TrainConfig", "num_workers"): Range(0, 32),
+    ("TrainConfig", "finetune_epochs"): Range(0, 100000),
+    ("TrainConfig", "finetune_lr"): Range(0, 10, open_lo=True),
+    ("PredictConfig", "batch_size"): Range(1, 65536),
+    ("SplitConfig", "seed"): Range(0, 2**63 - 1),
+}
+
+#: A device is spelled auto, cpu, cuda, cuda:N or mps. Whether it exists is
+#: checked when a stage starts (``utils.check_device``), before any model is
+#: loaded: a config file may name cuda and still be used for a CPU-only step.
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_DEVICE_KEYS = {("TrainConfig", "device"), ("PredictConfig", "device")}
+
+
+def _check_range(cls: type, name: str, value: Any, where: str) -> None:
+    rng = RANGES.get((cls.__name__, name))
+    if rng is not None and value is not None and value not in rng:
+        raise ConfigError(f"{where}: must be in {rng}, got {value!r}")
+    if (cls.__name__, name) in _DEVICE_KEYS and not _DEVICE_RE.match(str(value).lower()):
+        raise ConfigError(f"{where}: must be auto, cpu, cuda, cuda:N or mps; got {value!r}")
+
+
+def check_config(obj: Any, source: str | None = None) -> Any:
+    """Range-check every key of a stage config (built in code, not from a file); returns it."""
+    cls = type(obj)
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if is_dataclass_type(type(value)):
+            check_config(value, source)
+        else:
+            _check_range(cls, f.name, value, f"{source or cls.__name__}: key '{f.name}'")
+    return obj
+
+
 def to_dict(obj: Any) -> dict[str, Any]:
     """A plain, YAML/JSON-safe dict (tuples become lists)."""
 
@@ -240,9 +329,12 @@ def from_dict(cls: type, data: dict[str, Any], source: str = "<dict>") -> Any:
             f"{source}: unknown key(s) {', '.join(map(str, unknown))}; "
             f"valid keys are {', '.join(sorted(names))}"
         )
-    kwargs = {
-        k: _check_value(cls, k, hints[k], v, f"{source}: key '{k}'") for k, v in data.items()
-    }
+    kwargs = {}
+    for k, v in data.items():
+        where = f"{source}: key '{k}'"
+        kwargs[k] = _check_value(cls, k, hints[k], v, where)
+        if not is_dataclass_type(hints[k]):
+            _check_range(cls, k, kwargs[k], where)
     return cls(**kwargs)
 
 
@@ -253,6 +345,10 @@ def load_yaml(path: str | Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"{path}: cannot read file ({e.strerror or e})") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a YAML text file (binary content at byte {e.start})") from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: not a YAML text file (binary content: NUL bytes)")
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -310,8 +406,12 @@ def load_experiment(path: str | Path | None = None, **overrides: Any) -> Experim
         data = {k: dict(v or {}) if isinstance(v, dict) or v is None else v for k, v in loaded.items()}
     for section, values in overrides.items():
         if values:
-            data.setdefault(section, {})
-            data[section] = {**(data[section] or {}), **values}
+            current = data.get(section) or {}
+            if not isinstance(current, dict):
+                raise ConfigError(
+                    f"{source}: section '{section}': expected a mapping of keys, got {type(current).__name__}"
+                )
+            data[section] = {**current, **values}
     return ExperimentConfig.from_dict(data, source)
 
 

@@ -16,6 +16,7 @@ is set in one bulk write, per-sample failures land in ``genre_errors`` and
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
 import threading
 import time
@@ -35,9 +36,9 @@ from fiftyone_genre.backbones import (  # noqa: F401 - finetune re-exported for 
     image_size_for,
 )
 from fiftyone_genre.cache import ClipFeatures, FeatureCache, cache_dir_for
-from fiftyone_genre.config import FeaturesConfig, to_dict
+from fiftyone_genre.config import FeaturesConfig, check_config, to_dict
 from fiftyone_genre.media import ClipStream, MediaError, MelWindows
-from fiftyone_genre.utils import ProgressFn, track
+from fiftyone_genre.utils import ProgressFn, shown, track
 
 STAGE = "features"
 
@@ -119,7 +120,7 @@ class FeatureExtractor:
     """
 
     def __init__(self, config: FeaturesConfig, device: str | torch.device = "cpu"):
-        self.config = config
+        self.config = check_config(config)
         self.device = torch.device(device)
         self.image_size = image_size_for(config.backbone, config.image_size)
         self.visual = build_visual_backbone(
@@ -169,28 +170,42 @@ class FeatureExtractor:
                 vid, path = tasks.get_nowait()
             except queue.Empty:
                 return
+            yield from self._decode_one(vid, path, mel, stop)
+
+    def _decode_one(self, vid: int, path: str, mel: MelWindows, stop: threading.Event) -> Iterator[tuple[str, int, object]]:
+        """One video's messages; a problem with this file becomes its "error" message."""
+        try:
+            stream = self.open(path, mel=mel)
             try:
-                stream = self.open(path, mel=mel)
-                try:
-                    for chunk in stream:
-                        if stop.is_set():
-                            return
-                        yield ("chunk", vid, chunk)
-                finally:
-                    stream.close()
-                done = {"steps": stream.num_steps, "has_audio": stream.has_audio, "duration": stream.duration}
-            except MediaError as e:
-                yield ("error", vid, str(e))
-                continue
-            except Exception as e:  # noqa: BLE001 - one odd file must not stop the run
-                yield ("error", vid, f"{path}: {type(e).__name__}: {e}")
-                continue
-            yield ("done", vid, done)
+                for chunk in stream:
+                    if stop.is_set():
+                        return
+                    yield ("chunk", vid, chunk)
+            finally:
+                stream.close()
+            done = {"steps": stream.num_steps, "has_audio": stream.has_audio, "duration": stream.duration}
+        except MediaError as e:
+            yield ("error", vid, str(e))
+            return
+        except Exception as e:  # noqa: BLE001 - one odd file must not stop the run
+            yield ("error", vid, f"{shown(path)}: {type(e).__name__}: {e}")
+            return
+        yield ("done", vid, done)
 
     def _worker(self, tasks: queue.Queue, out: queue.Queue, stop: threading.Event) -> None:
-        for message in self._decode_items(tasks, stop):
-            out.put(message)
-        out.put(("worker_done", None, None))
+        """A background decode thread: every exception goes to the consumer, never to stderr.
+
+        A failure outside a video's own handling (start-up, a broken queue, an
+        interrupt) used to end the thread silently while the consumer waited
+        for its "worker_done" forever.
+        """
+        try:
+            for message in self._decode_items(tasks, stop):
+                out.put(message)
+        except BaseException as e:  # noqa: BLE001 - forwarded and re-raised by the consumer
+            out.put(("fatal", threading.current_thread().name, e))
+        finally:
+            out.put(("worker_done", None, None))
 
     # --- inference side ----------------------------------------------------
     @torch.inference_mode()
@@ -201,118 +216,30 @@ class FeatureExtractor:
         return net(x).float().cpu().numpy()
 
     def run(self, items: Iterable[tuple[str, str]]) -> Iterator[ExtractResult]:
-        """Extract ``(key, path)`` items; yields results in completion order."""
+        """Extract ``(key, path)`` items; yields results in completion order.
+
+        Raises :class:`FeatureExtractionError` when a decode thread fails
+        outside a video's own error handling: the run stops with that error.
+        """
         items = list(items)
         if not items:
             return
-        tasks: queue.Queue = queue.Queue()
-        for i, (_, path) in enumerate(items):
-            tasks.put((i, str(path)))
-        workers_n = min(self.decode_plan.num_workers, len(items))
-        # Bounded: decoders may run only a few chunks ahead of the CNN.
-        out: queue.Queue = queue.Queue(maxsize=2 + 2 * workers_n)
-        stop = threading.Event()
-        threads = [
-            threading.Thread(target=self._worker, args=(tasks, out, stop), daemon=True, name=f"decode-{i}")
-            for i in range(workers_n)
-        ]
-        for t in threads:
-            t.start()
-        # No workers: the calling thread decodes a chunk whenever the CNNs wait for one.
-        inline = self._decode_items(tasks, stop) if not threads else None
-
-        def receive() -> tuple[str, int | None, object]:
-            if inline is not None:
-                return next(inline, ("worker_done", None, None))
-            try:
-                return out.get(timeout=0.05)
-            except queue.Empty:
-                return ("idle", None, None)
-
-        videos = {i: _Video(key, str(path)) for i, (key, path) in enumerate(items)}
-        vis_buf: list[tuple[int, int, torch.Tensor]] = []  # (video, start step, frames)
-        aud_buf: list[tuple[int, int, torch.Tensor]] = []
-        running = max(1, workers_n)
-
-        def flush(buf: list, net: torch.nn.Module, kind: str) -> list[int]:
-            if not buf:
-                return []
-            feats = self._infer(net, [t for _, _, t in buf])
-            touched, offset = [], 0
-            for vid, start, t in buf:
-                n = t.shape[0]
-                v = videos[vid]
-                if v.error is None:
-                    getattr(v, kind).append((start, feats[offset : offset + n]))
-                offset += n
-                v.pending -= 1
-                touched.append(vid)
-            buf.clear()
-            return touched
-
-        def buffered(buf: list) -> int:
-            return sum(t.shape[0] for _, _, t in buf)
-
-        def finished(vid: int) -> ExtractResult | None:
-            v = videos[vid]
-            if v.error is not None and v.pending == 0:
-                videos.pop(vid)
-                return ExtractResult(v.key, v.path, error=v.error)
-            if v.done is None or v.pending:
-                return None
-            videos.pop(vid)
-            try:
-                return ExtractResult(v.key, v.path, features=self._assemble(v))
-            except ValueError as e:
-                return ExtractResult(v.key, v.path, error=f"{v.path}: {e}")
-
+        feed = _DecodeFeed(self, items)
+        batches = _Batches(self, items)
         try:
-            while running or vis_buf or aud_buf:
-                ready: list[int] = []
-                msg, vid, payload = receive() if running else ("idle", None, None)
-                if msg == "chunk":
-                    v = videos[vid]
-                    if payload.num_frames:
-                        vis_buf.append((vid, payload.frame_start, payload.frames))
-                        v.pending += 1
-                        v.timestamps.append(payload.timestamps)
-                    if payload.num_mels:
-                        aud_buf.append((vid, payload.mel_start, payload.mels))
-                        v.pending += 1
-                elif msg == "done":
-                    videos[vid].done = payload
-                    ready.append(vid)
-                elif msg == "error":
-                    videos[vid].error = payload
-                    ready.append(vid)
-                elif msg == "worker_done":
-                    running -= 1
+            while feed.running or batches.buffered():
+                msg, vid, payload = feed.receive()
+                ready = batches.take(msg, vid, payload)
                 # Run the CNNs on a full batch, or on whatever is there when the
                 # decoders have nothing new (never let the CNN idle waiting).
-                idle = msg == "idle" or not running
-                if buffered(vis_buf) >= self.batch_size or (idle and vis_buf):
-                    ready += flush(vis_buf, self.visual, "visual")
-                if buffered(aud_buf) >= self.batch_size or (idle and aud_buf):
-                    ready += flush(aud_buf, self.audio, "audio")
+                ready += batches.flush(idle=msg == "idle" or not feed.running)
                 for r in dict.fromkeys(ready):
-                    if r in videos:
-                        result = finished(r)
-                        if result is not None:
-                            yield result
-            for vid in list(videos):  # anything left (a worker died without a message)
-                v = videos.pop(vid)
-                yield ExtractResult(v.key, v.path, error=v.error or f"{v.path}: decoder stopped unexpectedly")
+                    result = batches.finished(r)
+                    if result is not None:
+                        yield result
+            yield from batches.leftovers()
         finally:
-            stop.set()
-            if inline is not None:
-                inline.close()  # closes the video it was reading
-            while True:  # unblock workers waiting on a full queue
-                try:
-                    out.get_nowait()
-                except queue.Empty:
-                    if not any(t.is_alive() for t in threads):
-                        break
-                    time.sleep(0.01)
+            feed.close()
 
     def _assemble(self, v: _Video) -> ClipFeatures:
         info = v.done or {}
@@ -340,6 +267,137 @@ class FeatureExtractor:
         if result.error:
             raise MediaError(result.error)
         return result.features
+
+
+_IDLE = ("idle", None, None)
+
+
+class _DecodeFeed:
+    """The decoding side of one run: background workers (or the calling thread) -> messages.
+
+    Messages are ``(kind, video, payload)``; a worker's "fatal" message is
+    raised here as :class:`FeatureExtractionError`, so a dead decoder stops
+    the run instead of leaving it waiting.
+    """
+
+    def __init__(self, extractor: FeatureExtractor, items: list[tuple[str, str]]):
+        self.tasks: queue.Queue = queue.Queue()
+        for i, (_, path) in enumerate(items):
+            self.tasks.put((i, str(path)))
+        n = min(extractor.decode_plan.num_workers, len(items))
+        # Bounded: decoders may run only a few chunks ahead of the CNN.
+        self.out: queue.Queue = queue.Queue(maxsize=2 + 2 * n)
+        self.stop = threading.Event()
+        self.threads = [
+            threading.Thread(target=extractor._worker, args=(self.tasks, self.out, self.stop), daemon=True, name=f"decode-{i}")
+            for i in range(n)
+        ]
+        for t in self.threads:
+            t.start()
+        # No workers: the calling thread decodes a chunk whenever the CNNs wait for one.
+        self.inline = extractor._decode_items(self.tasks, self.stop) if not self.threads else None
+        self.running = max(1, n)
+
+    def receive(self) -> tuple[str, int | None, object]:
+        if not self.running:
+            return _IDLE
+        if self.inline is not None:
+            msg = next(self.inline, ("worker_done", None, None))
+        else:
+            try:
+                msg = self.out.get(timeout=0.05)
+            except queue.Empty:
+                return _IDLE
+        if msg[0] == "worker_done":
+            self.running -= 1
+        elif msg[0] == "fatal":
+            error = msg[2]
+            raise FeatureExtractionError(f"decode thread {msg[1]} failed: {type(error).__name__}: {error}") from error
+        return msg
+
+    def close(self) -> None:
+        """Stop the workers and wait for them (they may be blocked on a full queue)."""
+        self.stop.set()
+        if self.inline is not None:
+            self.inline.close()  # closes the video it was reading
+        while True:
+            try:
+                self.out.get_nowait()
+            except queue.Empty:
+                if not any(t.is_alive() for t in self.threads):
+                    break
+                time.sleep(0.01)
+
+
+class _Batches:
+    """The inference side of one run: CNN batches across videos, then each video's features."""
+
+    def __init__(self, extractor: FeatureExtractor, items: list[tuple[str, str]]):
+        self.ex = extractor
+        self.videos = {i: _Video(key, str(path)) for i, (key, path) in enumerate(items)}
+        self.visual: list[tuple[int, int, torch.Tensor]] = []  # (video, start step, frames)
+        self.audio: list[tuple[int, int, torch.Tensor]] = []
+
+    def buffered(self) -> bool:
+        return bool(self.visual or self.audio)
+
+    def take(self, msg: str, vid: int | None, payload) -> list[int]:
+        """Record one decoder message; returns the videos that may now be complete."""
+        if msg == "chunk":
+            v = self.videos[vid]
+            if payload.num_frames:
+                self.visual.append((vid, payload.frame_start, payload.frames))
+                v.pending += 1
+                v.timestamps.append(payload.timestamps)
+            if payload.num_mels:
+                self.audio.append((vid, payload.mel_start, payload.mels))
+                v.pending += 1
+        elif msg == "done":
+            self.videos[vid].done = payload
+            return [vid]
+        elif msg == "error":
+            self.videos[vid].error = payload
+            return [vid]
+        return []
+
+    def flush(self, idle: bool) -> list[int]:
+        touched: list[int] = []
+        for buf, net, kind in ((self.visual, self.ex.visual, "visual"), (self.audio, self.ex.audio, "audio")):
+            if buf and (idle or sum(t.shape[0] for _, _, t in buf) >= self.ex.batch_size):
+                touched += self._run_cnn(buf, net, kind)
+        return touched
+
+    def _run_cnn(self, buf: list, net: torch.nn.Module, kind: str) -> list[int]:
+        feats = self.ex._infer(net, [t for _, _, t in buf])
+        touched, offset = [], 0
+        for vid, start, t in buf:
+            n = t.shape[0]
+            v = self.videos[vid]
+            if v.error is None:
+                getattr(v, kind).append((start, feats[offset : offset + n]))
+            offset += n
+            v.pending -= 1
+            touched.append(vid)
+        buf.clear()
+        return touched
+
+    def finished(self, vid: int) -> ExtractResult | None:
+        v = self.videos.get(vid)
+        if v is None or v.pending or (v.error is None and v.done is None):
+            return None
+        del self.videos[vid]
+        if v.error is not None:
+            return ExtractResult(v.key, v.path, error=v.error)
+        try:
+            return ExtractResult(v.key, v.path, features=self.ex._assemble(v))
+        except ValueError as e:
+            return ExtractResult(v.key, v.path, error=f"{shown(v.path)}: {e}")
+
+    def leftovers(self) -> Iterator[ExtractResult]:
+        """Anything left (a worker died without a message)."""
+        for vid in list(self.videos):
+            v = self.videos.pop(vid)
+            yield ExtractResult(v.key, v.path, error=v.error or f"{shown(v.path)}: decoder stopped unexpectedly")
 
 
 # --- over a FiftyOne collection ----------------------------------------------------
@@ -399,7 +457,7 @@ class FeatureReport:
         if self.stale_temp_files:
             lines.append(f"  removed {self.stale_temp_files} temp file(s) left by an interrupted earlier run")
         for path, reason in list(self.failed.items())[:20]:
-            lines.append(f"  FAILED {path}: {reason}")
+            lines.append(f"  FAILED {shown(path)}: {reason}")
         if len(self.failed) > 20:
             lines.append(f"  ... and {len(self.failed) - 20} more (see the genre_errors field)")
         return "\n".join(lines)
@@ -446,26 +504,65 @@ def extract_features(
     the work without overlap. Failures are recorded on the samples
     (``genre_errors``) and the run continues; it raises
     :class:`FeatureExtractionError` only when nothing could be processed, or
-    at the end when ``strict`` and anything failed.
+    at the end when ``strict`` and anything failed. Samples whose file was
+    (re-)extracted get fresh ``metadata`` when the old one no longer fits
+    the file (a file replaced after import).
     """
     from fiftyone_genre.model import resolve_device
 
-    config = config or FeaturesConfig()
+    # every value and the device are checked before a video is opened or a model built
+    config = check_config(config or FeaturesConfig())
+    torch_device = resolve_device(device)
     shard_t = parse_shard(shard)
-    dataset = collection._dataset
     root = cache_dir_for(collection, config)
     config = replace(config, cache_dir=str(root))
     cache = FeatureCache(root, config)
     started = time.perf_counter()
 
+    pairs = _shard_pairs(collection, shard_t)
+    report = FeatureReport(total=len(pairs), cache_dir=str(root), shard=shard_t)
+    report.stale_temp_files = cache.remove_stale_temp_files()
+    run = _RunOutcome()
+    todo = _lookup_cached(cache, pairs, report, run)
+    if todo:
+        extractor = FeatureExtractor(config, device=torch_device)
+        report.visual_dim, report.audio_dim = extractor.visual_dim, extractor.audio_dim
+        results = extractor.run(todo)
+        for r in track(results, total=len(todo), desc="features", progress=progress):
+            _record_result(cache, r, report, run)
+    elif progress is not None:
+        progress(1.0, f"features: all {report.cached} cached")
+    report.with_audio = sum(run.has_audio.values())
+    report.seconds = time.perf_counter() - started
+    _save_outcome(collection._dataset, run, report, root, config)
+    if report.total and not (report.extracted or report.cached):
+        raise FeatureExtractionError(f"no video could be processed\n{report}")
+    if strict and report.failed:
+        raise FeatureExtractionError(f"{len(report.failed)} video(s) failed (strict mode)\n{report}")
+    return report
+
+
+@dataclass
+class _RunOutcome:
+    """Per-sample results of one run, written back to the dataset at the end in bulk."""
+
+    has_audio: dict[str, bool] = field(default_factory=dict)
+    ok_ids: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    #: sample id -> duration (s) of the features just extracted (metadata check)
+    extracted: dict[str, float] = field(default_factory=dict)
+
+
+def _shard_pairs(collection, shard_t: tuple[int, int] | None) -> list[tuple[str, str]]:
     ids, paths = collection.values(["id", "filepath"])
     pairs = list(zip(ids, paths))
     if shard_t is not None:
         pairs = [(i, p) for i, p in pairs if shard_of(i, shard_t[1]) == shard_t[0]]
-    report = FeatureReport(total=len(pairs), cache_dir=str(root), shard=shard_t)
-    report.stale_temp_files = cache.remove_stale_temp_files()
+    return pairs
 
-    has_audio: dict[str, bool] = {}
+
+def _lookup_cached(cache: FeatureCache, pairs, report: FeatureReport, run: _RunOutcome) -> list[tuple[str, str]]:
+    """Count cache hits; returns the ``(id, path)`` pairs still to extract."""
     todo: list[tuple[str, str]] = []
     for sid, path in pairs:
         hit = cache.lookup(path)
@@ -473,46 +570,69 @@ def extract_features(
             todo.append((sid, path))
         else:
             report.cached += 1
-            has_audio[sid] = hit
-    ok_ids: list[str] = [sid for sid in has_audio]
-    failed_ids: dict[str, str] = {}
+            run.has_audio[sid] = hit
+            run.ok_ids.append(sid)
+    return todo
 
-    if todo:
-        extractor = FeatureExtractor(config, device=resolve_device(device))
-        report.visual_dim, report.audio_dim = extractor.visual_dim, extractor.audio_dim
-        results = extractor.run(todo)
-        for r in track(results, total=len(todo), desc="features", progress=progress):
-            if r.error is not None:
-                reason = r.error.removeprefix(f"{r.path}: ")  # the sample already names the file
-                failed_ids[r.key] = reason
-                report.failed[r.path] = reason
-                continue
-            try:
-                cache.put(r.path, r.features)
-            except OSError as e:
-                failed_ids[r.key] = f"cannot write cache entry: {e}"
-                report.failed[r.path] = failed_ids[r.key]
-                continue
-            report.extracted += 1
-            report.steps += r.features.num_steps
-            report.video_seconds += r.features.duration
-            has_audio[r.key] = r.features.has_audio
-            ok_ids.append(r.key)
-    elif progress is not None:
-        progress(1.0, f"features: all {report.cached} cached")
-    report.with_audio = sum(has_audio.values())
-    report.seconds = time.perf_counter() - started
 
-    _write_back(dataset, has_audio, ok_ids, failed_ids)
+def _record_result(cache: FeatureCache, r: ExtractResult, report: FeatureReport, run: _RunOutcome) -> None:
+    """Write one video's features to the cache, or record why it has none."""
+    if r.error is not None:
+        reason = r.error.removeprefix(f"{shown(r.path)}: ")  # the sample already names the file
+        run.failed[r.key] = report.failed[r.path] = reason
+        return
+    try:
+        cache.put(r.path, r.features)
+    except OSError as e:
+        run.failed[r.key] = report.failed[r.path] = f"cannot write cache entry: {e}"
+        return
+    report.extracted += 1
+    report.steps += r.features.num_steps
+    report.video_seconds += r.features.duration
+    run.has_audio[r.key] = r.features.has_audio
+    run.ok_ids.append(r.key)
+    run.extracted[r.key] = r.features.duration
+
+
+def _save_outcome(dataset, run: _RunOutcome, report: FeatureReport, root, config: FeaturesConfig) -> None:
+    _write_back(dataset, run.has_audio, run.ok_ids, run.failed)
+    _refresh_metadata(dataset, run.extracted)
     if report.extracted or report.cached:
         dataset.info[g.FEATURES_INFO_KEY] = {"cache_dir": str(root), "config": to_dict(config)}
         dataset.save()
 
-    if report.total and not (report.extracted or report.cached):
-        raise FeatureExtractionError(f"no video could be processed\n{report}")
-    if strict and report.failed:
-        raise FeatureExtractionError(f"{len(report.failed)} video(s) failed (strict mode)\n{report}")
-    return report
+
+#: Metadata whose duration is further than this from the decoded one is stale.
+METADATA_TOLERANCE_S = 0.5
+
+
+def _refresh_metadata(dataset, extracted: dict[str, float]) -> None:
+    """Recompute ``metadata`` of extracted samples whose file no longer matches it.
+
+    A file replaced after import is re-extracted (its cache identity
+    changed), but FiftyOne keeps the old ``metadata``, and the prediction
+    timeline is laid out from it. Stale means: missing, another file size, or
+    a duration that disagrees with what was just decoded.
+    """
+    if not extracted:
+        return
+    view = dataset.select(list(extracted))
+    stale: list[str] = []
+    for sid, path, meta in zip(*view.values(["id", "filepath", "metadata"])):
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            continue
+        duration = getattr(meta, "duration", None)
+        if (
+            meta is None
+            or getattr(meta, "size_bytes", None) != size
+            or duration is None
+            or abs(float(duration) - extracted[sid]) > METADATA_TOLERANCE_S
+        ):
+            stale.append(sid)
+    if stale:
+        dataset.select(stale).compute_metadata(overwrite=True, warn_failures=False, progress=False)
 
 
 def _write_back(dataset, has_audio: dict[str, bool], ok_ids: list[str], failed: dict[str, str]) -> None:

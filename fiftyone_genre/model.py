@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from fiftyone_genre.config import ExperimentConfig, ModelConfig
-from fiftyone_genre.utils import atomic_path
+from fiftyone_genre.utils import atomic_path, check_device, shown
 
 CHECKPOINT_VERSION = 1
 BEST_NAME = "best.pt"
@@ -234,22 +234,47 @@ def find_checkpoint(model_dir: str | Path) -> Path:
     p = Path(model_dir)
     if p.is_file():
         return p
+    if not p.exists():
+        raise FileNotFoundError(f"{shown(p)}: no such model directory or checkpoint file")
+    if not p.is_dir():
+        raise FileNotFoundError(f"{shown(p)}: not a model directory or checkpoint file")
     for name in (BEST_NAME, LAST_NAME):
         if (p / name).is_file():
             return p / name
-    raise FileNotFoundError(f"{p}: no checkpoint ({BEST_NAME} or {LAST_NAME}) in this model directory")
+    raise FileNotFoundError(f"{shown(p)}: no checkpoint ({BEST_NAME} or {LAST_NAME}) in this model directory")
+
+
+def _unreadable_reason(error: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in our words.
+
+    torch's own message advises re-running with ``weights_only=False``: that
+    would let a stranger's file run code, so it is never passed on.
+    """
+    text = str(error)
+    detail = text.split("WeightsUnpickler error:", 1)[1].strip().split("\n")[0] if "WeightsUnpickler error:" in text else ""
+    if "Unsupported global" in detail or "Unsupported class" in detail:
+        what = detail.split("GLOBAL", 1)[-1].split(" was not")[0].strip()
+        return f"it holds a pickled Python object ({what}) that the safe weights_only loader refuses to run"
+    return "not a PyTorch checkpoint: corrupt, truncated or another kind of file"
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Load a checkpoint's contents safely (``weights_only=True``)."""
+    """Load a checkpoint's contents safely (``weights_only=True``).
+
+    The file is always read onto the CPU (tensors move to the device later):
+    an unusable device must be reported as a device problem, not blamed on
+    the checkpoint. ``map_location`` is kept for callers; only "cpu" is used.
+    """
     path = find_checkpoint(path)
     try:
-        raw = torch.load(path, map_location=map_location, weights_only=True)
+        raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise ValueError(f"{path}: not a readable checkpoint ({e})") from e
+        raise ValueError(f"{shown(path)}: not a readable checkpoint ({_unreadable_reason(e)})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{shown(path)}: not a fiftyone-genre checkpoint (holds a {type(raw).__name__})")
     missing = {"state_dict", "experiment", "genres", "visual_dim", "audio_dim"} - set(raw)
     if missing:
-        raise ValueError(f"{path}: not a fiftyone-genre checkpoint (missing {', '.join(sorted(missing))})")
+        raise ValueError(f"{shown(path)}: not a fiftyone-genre checkpoint (missing {', '.join(sorted(missing))})")
     return Checkpoint(
         path=path,
         experiment=ExperimentConfig.from_dict(raw["experiment"], f"{path}:experiment"),
@@ -271,8 +296,12 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu") -> tup
     return model, ckpt
 
 
-def resolve_device(spec: str = "auto") -> torch.device:
-    """``"auto"`` -> cuda when available, else cpu; otherwise the named device."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(spec)
+def resolve_device(spec: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> cuda when available, else cpu; otherwise the named device, checked.
+
+    A device that does not exist here (``cuda`` without CUDA, ``tpu``) raises
+    ``ValueError`` naming it (:func:`~fiftyone_genre.utils.check_device`).
+    """
+    if isinstance(spec, torch.device):
+        return torch.device(check_device(str(spec)))
+    return torch.device(check_device(spec))

@@ -33,7 +33,7 @@ from typing import Any
 
 from fiftyone_genre import genres as g
 from fiftyone_genre.config import ConfigError, SplitConfig
-from fiftyone_genre.utils import ProgressFn, track
+from fiftyone_genre.utils import ProgressFn, shown, track
 
 UNSPLIT = "(unsplit)"
 
@@ -247,42 +247,71 @@ def split_dataset(
     report = SplitReport(
         seed=config.seed, ratios=ratios, keep_official_test=config.keep_official_test, dry_run=dry_run
     )
+    units = _collect_groups(collection, report, progress)
+    if merge_duplicates and units.groups:
+        units.merge(_merge_duplicate_groups(collection, units.key_of, hash_cache, progress), report)
+    fixed, allowed = _official_folds(units.folds, config.keep_official_test, report)
+    assignment = assign_groups(units.groups, ratios, config.seed, fixed=fixed, allowed=allowed)
+    values = [assignment[k] if k is not None else None for k in units.key_of]
+    counts: dict[str, Counter] = {s: Counter() for s in g.SPLITS}
+    for genre, s in zip(units.genres, values):
+        if s is not None:
+            counts[s][genre] += 1
+    report.counts = {s: dict(c) for s, c in counts.items()}
+    report.groups = dict(Counter(assignment.values()))
+    if not dry_run:
+        _write_split(collection, values, config, ratios)
+    return report
+
+
+@dataclass
+class _Units:
+    """The units of assignment: each sample's group key, and each group's genres and folds."""
+
+    genres: list[Any]
+    key_of: list[str | None] = field(default_factory=list)
+    groups: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    folds: dict[str, set] = field(default_factory=lambda: defaultdict(set))
+
+    def merge(self, canon: dict[str, str], report: SplitReport) -> None:
+        """Join absorbed groups into their representatives."""
+        if not canon:
+            return
+        report.merged_groups = len(canon)
+        self.key_of = [canon.get(k, k) if k is not None else None for k in self.key_of]
+        for old, new in canon.items():
+            self.groups[new].update(self.groups.pop(old))
+            self.folds[new] |= self.folds.pop(old, set())
+
+
+def _collect_groups(collection, report: SplitReport, progress: ProgressFn | None) -> _Units:
     ids = collection.values("id")
     n = len(ids)
-    genres = _values(collection, f"{g.GENRE_FIELD}.label", n)
+    units = _Units(genres=_values(collection, f"{g.GENRE_FIELD}.label", n))
     group_vals = _values(collection, g.GROUP_FIELD, n)
     official = _values(collection, g.SOURCE_SPLIT_FIELD, n)
-
-    groups: dict[str, Counter] = defaultdict(Counter)
-    folds: dict[str, set] = defaultdict(set)
-    key_of: list[str | None] = []
     for i in track(range(n), total=n, desc="split", progress=progress):
-        if not genres[i]:
+        if not units.genres[i]:
             report.unsplit += 1
-            key_of.append(None)
+            units.key_of.append(None)
             continue
         key = group_vals[i]
         if not key:
             report.no_group += 1
             key = f"<sample {ids[i]}>"
         key = str(key)
-        key_of.append(key)
-        groups[key][genres[i]] += 1
+        units.key_of.append(key)
+        units.groups[key][units.genres[i]] += 1
         if official[i]:
-            folds[key].add(str(official[i]).lower())
+            units.folds[key].add(str(official[i]).lower())
+    return units
 
-    if merge_duplicates and groups:
-        canon = _merge_duplicate_groups(collection, key_of, hash_cache, progress)
-        if canon:
-            report.merged_groups = len(canon)
-            key_of = [canon.get(k, k) if k is not None else None for k in key_of]
-            for old, new in canon.items():
-                groups[new].update(groups.pop(old))
-                folds[new] |= folds.pop(old, set())
 
+def _official_folds(folds: dict[str, set], keep_official_test: bool, report: SplitReport):
+    """``keep_official_test``: groups with an official test clip are fixed to test; other folded groups go to train/val."""
     fixed: dict[str, str] = {}
     allowed: dict[str, tuple[str, ...]] = {}
-    if config.keep_official_test:
+    if keep_official_test:
         for key, fs in folds.items():
             if "test" in fs:
                 fixed[key] = "test"
@@ -291,18 +320,11 @@ def split_dataset(
                     report.mixed_official_groups += 1
             elif fs:
                 allowed[key] = ("train", "val")
-    assignment = assign_groups(groups, ratios, config.seed, fixed=fixed, allowed=allowed)
+    return fixed, allowed
 
-    values = [assignment[k] if k is not None else None for k in key_of]
-    counts: dict[str, Counter] = {s: Counter() for s in g.SPLITS}
-    for i, s in enumerate(values):
-        if s is not None:
-            counts[s][genres[i]] += 1
-    report.counts = {s: dict(c) for s, c in counts.items()}
-    report.groups = dict(Counter(assignment.values()))
-    if dry_run:
-        return report
-    if n:
+
+def _write_split(collection, values: list[str | None], config: SplitConfig, ratios) -> None:
+    if values:
         collection.set_values(g.SPLIT_FIELD, values)
     dataset = collection._root_dataset
     dataset.info[g.SPLIT_INFO_KEY] = {
@@ -312,7 +334,6 @@ def split_dataset(
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     dataset.save()
-    return report
 
 
 # ---------------------------------------------------------------------------
@@ -421,12 +442,14 @@ def content_hashes(
 
 @dataclass
 class LeakageReport:
-    """A clean check: what was looked at."""
+    """A clean check: what was looked at, and identical content carrying different labels."""
 
     samples: int = 0
     groups: int = 0
     files_hashed: int = 0
     missing_files: list[str] = field(default_factory=list)
+    #: one line per set of identical files whose samples carry different genres
+    conflicting_labels: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         s = (
@@ -435,9 +458,94 @@ class LeakageReport:
         )
         if self.missing_files:
             s += f"; {len(self.missing_files)} files missing (not checked): " + ", ".join(
-                self.missing_files[:5]
+                shown(p) for p in self.missing_files[:5]
             )
-        return s
+        return s + _label_warning(self.conflicting_labels)
+
+
+def _label_warning(conflicts: list[str]) -> str:
+    if not conflicts:
+        return ""
+    more = f"\n  ... and {len(conflicts) - 10} more" if len(conflicts) > 10 else ""
+    return (
+        f"\nwarning: identical content carries different labels in {len(conflicts)} case(s) "
+        "(a label is wrong, or the clip belongs to no single genre):\n  " + "\n  ".join(conflicts[:10]) + more
+    )
+
+
+@dataclass
+class _LeakageInput:
+    """What the check reads from the collection, per split sample and per labelled file."""
+
+    by_group: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    split_of: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    labels_of: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    samples: int = 0
+
+
+def _leakage_input(collection) -> _LeakageInput:
+    ids = collection.values("id")
+    n = len(ids)
+    splits = _values(collection, g.SPLIT_FIELD, n)
+    groups = _values(collection, g.GROUP_FIELD, n)
+    paths = collection.values("filepath")
+    originals = _values(collection, g.ORIGINAL_PATH_FIELD, n)
+    labels = _values(collection, f"{g.GENRE_FIELD}.label", n)
+    out = _LeakageInput()
+    for i in range(n):
+        files = {paths[i], originals[i]} - {None, ""}
+        if labels[i]:
+            for p in files:
+                out.labels_of[p].add(str(labels[i]))
+        s = splits[i]
+        if not s:
+            continue
+        out.samples += 1
+        if groups[i]:
+            out.by_group[str(groups[i])][s] += 1
+        for p in files:
+            out.split_of[p].add(s)
+    return out
+
+
+def _split_problems(data: _LeakageInput, by_hash: dict[str, list[str]]) -> list[str]:
+    """Groups and files (same path or identical content) that sit in more than one split."""
+    problems: list[str] = []
+    for key, per in sorted(data.by_group.items()):
+        if len(per) > 1:
+            where = ", ".join(f"{s} ({c})" for s, c in sorted(per.items()))
+            problems.append(f"group {key!r} is in {where}")
+    split_of = data.split_of
+    hashed = {p for ps in by_hash.values() for p in ps}
+    for digest, ps in sorted(by_hash.items()):
+        ps = [p for p in ps if p in split_of]
+        used = set().union(*(split_of[p] for p in ps)) if ps else set()
+        if len(ps) > 1 and len(used) > 1:
+            where = ", ".join(f"{shown(p)} ({'/'.join(sorted(split_of[p]))})" for p in sorted(ps))
+            problems.append(f"identical content sha256:{digest[:12]} in {where}")
+        elif len(ps) == 1 and len(split_of[ps[0]]) > 1:
+            problems.append(f"file {shown(ps[0])} is in {', '.join(sorted(split_of[ps[0]]))}")
+    for p, ss in split_of.items():  # the same path in two splits needs no hashing
+        if len(ss) > 1 and p not in hashed:
+            problems.append(f"file {shown(p)} is in {', '.join(sorted(ss))}")
+    return problems
+
+
+def _label_conflicts(data: _LeakageInput, by_hash: dict[str, list[str]]) -> list[str]:
+    """Identical content (or one path imported twice) under different genres."""
+    conflicts: list[str] = []
+    hashed = set()
+    for digest, ps in sorted(by_hash.items()):
+        ps = sorted(p for p in ps if p in data.labels_of)
+        hashed.update(ps)
+        labels = set().union(*(data.labels_of[p] for p in ps)) if ps else set()
+        if len(labels) > 1:
+            files = ", ".join(shown(p) for p in ps[:6]) + (f" and {len(ps) - 6} more" if len(ps) > 6 else "")
+            conflicts.append(f"sha256:{digest[:12]} labelled {', '.join(sorted(labels))}: {files}")
+    for p, labels in sorted(data.labels_of.items()):
+        if len(labels) > 1 and p not in hashed:
+            conflicts.append(f"{shown(p)} labelled {', '.join(sorted(labels))}")
+    return conflicts
 
 
 def check_leakage(collection, hash_cache: str | Path | None = None, progress: ProgressFn | None = None) -> LeakageReport:
@@ -446,58 +554,25 @@ def check_leakage(collection, hash_cache: str | Path | None = None, progress: Pr
     Only files whose size equals another file's are hashed (identical content
     implies identical size), and hashes are cached by path+size+mtime, so a
     re-check of a large dataset is cheap. Both ``filepath`` and, when set,
-    ``original_filepath`` are compared.
+    ``original_filepath`` are compared. Identical content carrying different
+    genres (split or not) is no leakage but is reported: one label is wrong.
     """
-    report = LeakageReport()
-    ids = collection.values("id")
-    n = len(ids)
-    splits = _values(collection, g.SPLIT_FIELD, n)
-    groups = _values(collection, g.GROUP_FIELD, n)
-    paths = collection.values("filepath")
-    originals = _values(collection, g.ORIGINAL_PATH_FIELD, n)
-
-    by_group: dict[str, dict[str, int]] = defaultdict(Counter)
-    files: list[tuple[str, str]] = []  # (path, split)
-    for i in range(n):
-        s = splits[i]
-        if not s:
-            continue
-        report.samples += 1
-        if groups[i]:
-            by_group[str(groups[i])][s] += 1
-        for p in {paths[i], originals[i]} - {None, ""}:
-            files.append((p, s))
-    report.groups = len(by_group)
-    problems: list[str] = []
-    for key, per in sorted(by_group.items()):
-        if len(per) > 1:
-            where = ", ".join(f"{s} ({c})" for s, c in sorted(per.items()))
-            problems.append(f"group {key!r} is in {where}")
-
-    split_of: dict[str, set[str]] = defaultdict(set)
-    for p, s in files:
-        split_of[p].add(s)
-    by_hash, hashed, missing = content_hashes(split_of, hash_cache, progress)
-    report.files_hashed = hashed
-    report.missing_files = missing
-    to_hash = {p for ps in by_hash.values() for p in ps}
-    for digest, ps in sorted(by_hash.items()):
-        used = set().union(*(split_of[p] for p in ps))
-        if len(ps) > 1 and len(used) > 1:
-            where = ", ".join(f"{p} ({'/'.join(sorted(split_of[p]))})" for p in sorted(ps))
-            problems.append(f"identical content sha256:{digest[:12]} in {where}")
-        elif len(ps) == 1 and len(split_of[ps[0]]) > 1:
-            problems.append(f"file {ps[0]} is in {', '.join(sorted(split_of[ps[0]]))}")
-    for p, ss in split_of.items():  # the same path in two splits needs no hashing
-        if len(ss) > 1 and p not in to_hash:
-            problems.append(f"file {p} is in {', '.join(sorted(ss))}")
+    data = _leakage_input(collection)
+    report = LeakageReport(samples=data.samples, groups=len(data.by_group))
+    by_hash, report.files_hashed, missing = content_hashes(
+        list(dict.fromkeys([*data.split_of, *data.labels_of])), hash_cache, progress
+    )
+    report.missing_files = [p for p in missing if p in data.split_of]
+    report.conflicting_labels = _label_conflicts(data, by_hash)
+    problems = _split_problems(data, by_hash)
     if problems:
-        shown = problems[:25]
+        shown_problems = problems[:25]
         more = f"\n  ... and {len(problems) - 25} more" if len(problems) > 25 else ""
         raise LeakageError(
             f"leakage between splits ({len(problems)} problem(s)); re-run split:\n  "
-            + "\n  ".join(shown)
+            + "\n  ".join(shown_problems)
             + more
+            + _label_warning(report.conflicting_labels)
         )
     return report
 

@@ -60,3 +60,47 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def shown(path: object) -> str:
+    """A file name as it may be printed in logs and reports.
+
+    A name is data from the outside world: one holding a newline or another
+    control character could print a forged line (``FAILED ...``) or move the
+    cursor. Printable names (any script) pass unchanged; others are shown as
+    a Python string literal, with every control character escaped.
+    """
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
+#: Device types a user may name; anything else is a typo (``tpu``) and refused up front.
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def check_device(spec: str | None, what: str = "device") -> str:
+    """Validate a device spec before any model is loaded; returns the spec resolved.
+
+    ``auto`` (or None) picks cuda when available, else cpu. ``cuda``/``cuda:N``
+    and ``mps`` must exist on this machine: otherwise torch would fail later,
+    deep inside model loading, and blame the wrong thing (the checkpoint).
+    Raises ``ValueError`` with one sentence naming ``what`` and the allowed values.
+    """
+    import torch
+
+    text = "auto" if spec is None else str(spec).strip().lower()
+    if text == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    kind, _, index = text.partition(":")
+    if kind not in DEVICE_TYPES or (index and not index.isdigit()) or (index and kind != "cuda"):
+        raise ValueError(f"{what} {spec!r} is not a device; use auto, cpu, cuda, cuda:N or mps")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{what} {spec!r}: CUDA is not available on this machine; use cpu or auto")
+        if index and int(index) >= torch.cuda.device_count():
+            raise ValueError(
+                f"{what} {spec!r}: this machine has {torch.cuda.device_count()} CUDA device(s) (0-based)"
+            )
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"{what} {spec!r}: MPS is not available on this machine; use cpu or auto")
+    return text

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+import torch
+import yaml
 
 from fiftyone_genre import genres as g
 from fiftyone_genre.config import (
@@ -75,3 +79,79 @@ def test_feature_defaults_are_named_once():
 
     names = {f for f in FeaturesConfig.__dataclass_fields__}
     assert set(FEATURE_KEY_FIELDS) <= names
+
+
+# --- issue 15, item 2 and 8: every value range-checked at load, naming key and range ----------
+@pytest.mark.parametrize(
+    "section, key, value, allowed",
+    [
+        ("features", "fps", ".nan", "(0, 120]"),
+        ("features", "fps", ".inf", "(0, 120]"),
+        ("features", "fps", "-4", "(0, 120]"),
+        ("features", "fps", "1000000", "(0, 120]"),
+        ("features", "n_mels", "0", "[8, 128]"),
+        ("features", "n_mels", "4", "[8, 128]"),
+        ("features", "audio_window_s", "-1", "[0.1, 10]"),
+        ("features", "image_size", "8", "[32, 1024]"),
+        ("features", "batch_size", "0", "[1, 4096]"),
+        ("features", "num_workers", "-1", "[0, 32]"),
+        ("features", "num_workers", "1000", "[0, 32]"),
+        ("features", "audio_sample_rate", "100", "[8000, 96000]"),
+        ("train", "lr", "0", "(0, 10]"),
+        ("train", "window", "0", "[1, 100000]"),
+        ("model", "dropout", "1.5", "[0, 0.99]"),
+        ("predict", "batch_size", "0", "[1, 65536]"),
+    ],
+)
+def test_values_out_of_range_are_refused_at_load_naming_key_and_range(tmp_path, section, key, value, allowed):
+    p = tmp_path / "exp.yaml"
+    p.write_text(f"{section}:\n  {key}: {value}\n")
+    with pytest.raises(ConfigError) as e:
+        load_experiment(p)
+    msg = str(e.value)
+    assert str(p) in msg and f"'{key}'" in msg and allowed in msg, msg
+    # the same through an override (what a CLI flag becomes)
+    with pytest.raises(ConfigError, match=rf"'{key}'.*{re.escape(allowed)}"):
+        load_experiment(None, **{section: {key: yaml.safe_load(value)}})
+
+
+def test_device_spelling_is_checked_at_load_and_availability_before_a_model(tmp_path):
+    from fiftyone_genre.utils import check_device
+
+    p = tmp_path / "exp.yaml"
+    p.write_text("train:\n  device: tpu\n")
+    with pytest.raises(ConfigError, match=r"'device'.*auto, cpu, cuda"):
+        load_experiment(p)
+    assert load_experiment(None, predict={"device": "cuda:1"}).predict.device == "cuda:1"  # spelled right
+    with pytest.raises(ValueError, match="not a device"):
+        check_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            check_device("cuda")
+    assert check_device("auto") in ("cpu", "cuda")
+
+
+def test_configs_built_in_code_are_checked_too():
+    from fiftyone_genre.config import check_config
+
+    with pytest.raises(ConfigError, match=r"FeaturesConfig: key 'n_mels': must be in \[8, 128\], got 4"):
+        check_config(FeaturesConfig(n_mels=4))
+    assert check_config(ExperimentConfig()) == ExperimentConfig()
+
+
+def test_override_of_a_section_that_is_not_a_mapping_names_it(tmp_path):
+    p = tmp_path / "exp.yaml"
+    p.write_text("features: [1, 2]\n")
+    with pytest.raises(ConfigError, match=r"exp.yaml: section 'features': expected a mapping"):
+        load_experiment(p, features={"fps": 2.0})
+
+
+def test_binary_yaml_is_named(tmp_path):
+    p = tmp_path / "weights.yaml"
+    p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
+    with pytest.raises(ConfigError, match=r"weights.yaml: not a YAML text file"):
+        load_experiment(p)
+    q = tmp_path / "nul.yaml"
+    q.write_bytes(b"features:\n  fps: 4\x00\x00\n")
+    with pytest.raises(ConfigError, match=r"nul.yaml: not a YAML text file"):
+        load_experiment(q)

@@ -76,7 +76,8 @@ def test_extract_writes_cache_has_audio_and_info(video_dataset, tmp_path):
     cfg = tiny_config(tmp_path)
     report = extract_features(video_dataset, cfg)
     assert (report.extracted, report.cached, len(report.failed)) == (4, 0, 0)
-    assert report.steps == 8 + 8 + 6 + 12 and report.steps_per_s > 0
+    # issue 15 (no tail dropped): no_audio.mp4 holds 38 frames = 1.52 s, so the step at 1.5 s counts (was 6)
+    assert report.steps == 8 + 8 + 7 + 12 and report.steps_per_s > 0
     assert video_dataset.values(g.HAS_AUDIO_FIELD) == [True, True, False, True]
     info = video_dataset.info[g.FEATURES_INFO_KEY]
     assert info["cache_dir"] == str((tmp_path / "cache").resolve())
@@ -85,7 +86,8 @@ def test_extract_writes_cache_has_audio_and_info(video_dataset, tmp_path):
     cache = FeatureCache(info["cache_dir"], cfg)
     feats = cache.get(video_dataset.first().filepath)
     assert feats.visual.shape == (8, 576) and feats.audio.shape == (8, 512)
-    np.testing.assert_allclose(feats.timestamps, [0, 0.28, 0.52, 0.76, 1.0, 1.28, 1.52, 1.76], atol=1e-3)
+    # issue 15: the frame on screen at k/4 s (last pts <= t; was the first frame at or after it)
+    np.testing.assert_allclose(feats.timestamps, [0, 0.24, 0.48, 0.72, 1.0, 1.24, 1.48, 1.72], atol=1e-3)
     silent = cache.get(video_dataset.values("filepath")[2])
     assert not silent.has_audio and not silent.audio.any()
     assert "features" in str(report) and "4 extracted" in str(report)
@@ -446,3 +448,95 @@ def test_operator_sdk_call_takes_backbone_and_weights_from_the_yaml(video_datase
     assert result.result["extracted"] == 4
     info = video_dataset.info[g.FEATURES_INFO_KEY]["config"]
     assert (info["backbone"], info["weights"], info["image_size"]) == ("mobilenet_v3_small", "none", IMG)
+
+
+# --- issue 15 ------------------------------------------------------------------------
+def _ends_within(seconds: float, fn):
+    """Run ``fn`` in a thread; fail if it still runs after ``seconds``; return its exception."""
+    box: dict = {}
+
+    def target():
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            box["error"] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"still running after {seconds}s (a hang)"
+    return box.get("error")
+
+
+def test_decode_worker_failing_at_start_up_stops_the_run(clips, tmp_path, monkeypatch):
+    from fiftyone_genre import features as F
+
+    ex = FeatureExtractor(tiny_config(tmp_path, num_workers=1), device="cpu")
+
+    class BrokenMel:  # what a torchaudio that fails to load looked like
+        def __init__(self, *a, **k):
+            raise ImportError("torchaudio failed to load")
+
+    monkeypatch.setattr(F, "MelWindows", BrokenMel)
+    error = _ends_within(30, lambda: list(ex.run([(str(c), str(c)) for c in clips])))
+    assert isinstance(error, FeatureExtractionError), error
+    assert "decode thread decode-0 failed: ImportError: torchaudio failed to load" in str(error)
+    time.sleep(0.2)
+    assert not any(t.name.startswith("decode-") for t in threading.enumerate())
+
+
+def test_decode_worker_failing_mid_run_stops_the_run(clips, tmp_path, monkeypatch):
+    ex = FeatureExtractor(tiny_config(tmp_path, num_workers=1), device="cpu")
+    real = FeatureExtractor._decode_one
+    seen = []
+
+    def second_fails(self, vid, path, mel, stop):
+        seen.append(path)
+        if len(seen) == 2:
+            raise RuntimeError("worker broke between videos")
+        yield from real(self, vid, path, mel, stop)
+
+    monkeypatch.setattr(FeatureExtractor, "_decode_one", second_fails)
+    error = _ends_within(60, lambda: list(ex.run([(str(c), str(c)) for c in clips])))
+    assert isinstance(error, FeatureExtractionError) and "worker broke between videos" in str(error), error
+
+
+def test_cli_exits_non_zero_when_a_decode_worker_dies(video_dataset, tmp_path, monkeypatch, capsys):
+    from fiftyone_genre import features as F
+    from fiftyone_genre.cli import main
+
+    class BrokenMel:
+        def __init__(self, *a, **k):
+            raise ImportError("torchaudio failed to load")
+
+    monkeypatch.setattr(F, "MelWindows", BrokenMel)
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text("features:\n  backbone: mobilenet_v3_small\n  weights: none\n  image_size: 64\n  num_workers: 1\n")
+    box = {}
+    error = _ends_within(60, lambda: box.setdefault("rc", main(["features", "--dataset", video_dataset.name, "--config", str(cfg),
+                                                               "--cache-dir", str(tmp_path / "c")])))
+    assert error is None and box["rc"] == 2
+    assert "torchaudio failed to load" in capsys.readouterr().err
+
+
+def test_re_extraction_refreshes_stale_metadata(video_dataset, tmp_path):
+    video_dataset.compute_metadata()
+    sample = video_dataset.match({"filepath": {"$regex": "tone_300"}}).first()
+    assert abs(sample.metadata.duration - 2.0) < 0.1
+    extract_features(video_dataset, tiny_config(tmp_path))
+    # the file is replaced by a longer one after import
+    write_video(sample.filepath, duration=4.0, tone_hz=300)
+    report = extract_features(video_dataset, tiny_config(tmp_path))
+    assert report.extracted == 1
+    sample.reload()
+    assert abs(sample.metadata.duration - 4.0) < 0.1, sample.metadata
+    assert sample.metadata.total_frame_count == 100
+
+
+def test_report_prints_file_names_escaped(tmp_path):
+    from fiftyone_genre.features import FeatureReport
+
+    report = FeatureReport(total=2, failed={"/v/a\nFAILED /v/forged.mp4: made up": "not a readable video"})
+    lines = str(report).splitlines()
+    assert not any(line.lstrip().startswith("FAILED /v/forged.mp4") for line in lines), lines
+    assert any("'/v/a\\nFAILED /v/forged.mp4: made up'" in line for line in lines), lines

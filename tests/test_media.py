@@ -16,29 +16,32 @@ SIZE = 32
 
 
 def test_constant_frame_rate_29_97_samples_by_time(tmp_path):
+    # Issue 15 changed the rule: each step takes the frame *shown* at its time
+    # (the last frame with pts <= t_k, was: the first frame at or after t_k),
+    # and the steps run to the end of the last frame's display time.
     p = write_video(tmp_path / "ntsc.mp4", duration=3.0, fps=Fraction(30000, 1001), audio=False)
     d = decode_all(p, fps=4, image_size=SIZE)
     period = 1001 / 30000
-    last_frame = (90 - 1) * period
-    assert d.frames.shape == (math.floor(last_frame * 4) + 1, 3, SIZE, SIZE)
+    end = 90 * period  # the last frame is shown until 3.003 s
+    assert d.frames.shape == (math.ceil(end * 4), 3, SIZE, SIZE)
     for k, t in enumerate(d.timestamps):
-        # the first frame at or after k/4 s: never early, never more than a frame late
-        assert k / 4 - 1e-4 <= t < k / 4 + period + 1e-4, (k, t)
+        # the frame on screen at k/4 s: never late, never more than a frame early
+        assert k / 4 - period - 1e-4 < t <= k / 4 + 1e-4, (k, t)
     # no drift: the 30-vs-29.97 difference would put step 11 a frame off by now
-    assert abs(d.timestamps[-1] - round(11 / 4 / period + 0.4999) * period) < 1e-3
+    assert abs(d.timestamps[-1] - math.floor(12 / 4 / period + 1e-6) * period) < 1e-3
 
 
-def test_variable_frame_rate_takes_first_frame_at_or_after_each_step(tmp_path):
+def test_variable_frame_rate_takes_the_frame_shown_at_each_step(tmp_path):
     times = [0.0, 0.1, 0.13, 0.4, 0.45, 0.9, 1.0, 1.02, 1.3, 1.8, 1.9]
     p = write_video(tmp_path / "vfr.mp4", duration=2.0, frame_times=times)
     d = decode_all(p, fps=4, image_size=SIZE)
-    expected = [next(i for i, t in enumerate(times) if t >= k / 4 - 1e-6) for k in range(8)]
-    assert len(d.timestamps) == 8  # steps 0 .. floor(1.9 * 4)
+    expected = [max(i for i, t in enumerate(times) if t <= k / 4 + 1e-6) for k in range(8)]
+    assert len(d.timestamps) == 8  # steps 0 .. 1.75 s: the last frame (1.9 s) is shown until ~1.94 s
     np.testing.assert_allclose(d.timestamps, [times[i] for i in expected], atol=1e-3)
     # the pixels are those of the chosen frames (frame i is grey level 10 + 10 i)
     assert [index_of(f) for f in d.frames] == expected
     # a gap longer than a step repeats the frame instead of shifting later steps
-    assert expected[2] == expected[3] == 5
+    assert expected[2] == expected[3] == 4 and expected[6] == expected[7] == 8
 
 
 def test_sampling_rate_is_configurable(tmp_path):
@@ -211,3 +214,214 @@ def test_helper_thread_errors_surface_and_no_thread_is_left(tmp_path, monkeypatc
     with pytest.raises(MediaError, match="clip.mp4: out of memory"):
         decode_all(p, fps=4, image_size=SIZE, helper_thread=True)
     assert threading.active_count() == before
+
+
+# --- issue 15: the decoder's parts alone, and the hard inputs -------------------------------
+def _ends_within(seconds: float, fn):
+    """Run ``fn`` in a thread; fail if it is still running after ``seconds``; return its exception."""
+    import threading
+
+    box: dict = {}
+
+    def target():
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            box["error"] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"still running after {seconds}s (a hang)"
+    return box.get("error")
+
+
+def test_step_sampler_gives_each_step_the_frame_on_screen():
+    from fiftyone_genre.media import StepSampler
+
+    s = StepSampler(fps=4)
+    released = [s.offer(t, f"f{t}") for t in (0.0, 1.0, 2.0)]
+    assert released == [None, ("f0.0", 0.0, 4), ("f1.0", 1.0, 4)]
+    assert s.finish(1.0) == ("f2.0", 2.0, 4) and s.next_k == 12  # the tail up to 3.0 s
+    # a frame that no step shows is dropped; out-of-order frames are ignored
+    s = StepSampler(fps=1)
+    assert s.offer(0.0, "a") is None and s.offer(0.5, "b") == ("a", 0.0, 1)
+    assert s.offer(0.3, "late") is None and s.offer(0.9, "c") is None  # b served no step
+    assert s.finish(0.2) == ("c", 0.9, 1)  # step 1 at 1.0 s shows c (on screen until 1.1 s)
+
+
+def test_step_sampler_clips_timestamp_gaps():
+    from fiftyone_genre.media import StepSampler
+
+    s = StepSampler(fps=4, max_gap_s=2.0)
+    s.offer(0.0, "a")
+    s.offer(0.5, "b")
+    out = s.offer(3600.5, "c")  # an hour-long jump
+    assert out == ("b", 0.5, 8)  # steps 0.5 .. 2.25 s: at most max_gap_s of repeats
+    assert s.gaps == [(0.5, 3598.0)] and s.last_time == 2.5
+    assert s.finish(0.25) == ("c", 2.5, 1)
+    # a single frame with a bogus hour-long duration: capped the same way
+    s = StepSampler(fps=4, max_gap_s=2.0)
+    s.offer(0.0, "only")
+    assert s.finish(3600.0) == ("only", 0.0, 8)
+
+
+def test_mel_grid_windows_match_a_direct_analysis_of_each_window():
+    from fiftyone_genre.media import MelGrid, MelWindows
+
+    mel = MelWindows(16000, 32, 0.5)
+    grid = MelGrid(mel, fps=4)
+    rng = np.random.default_rng(0)
+    signal = rng.standard_normal(16000 * 3).astype(np.float32)
+    for piece in np.array_split(signal, 37):  # arbitrary batch boundaries
+        grid.add(piece, 0 if grid.origin is None else None)
+    list(grid.finish(12))
+    windows = list(grid.ready)
+    assert len(windows) == 12 and windows[0].shape == (32, mel.num_frames)
+    half = mel.window_samples // 2
+    padded = np.concatenate([np.zeros(half, np.float32), signal, np.zeros(16000, np.float32)])
+    for k in (0, 5, 11):  # window k is centred on k/4 s (the grid snaps to the 10 ms hop)
+        start = round(round(k * 16000 / 4) / mel.hop) * mel.hop
+        direct = mel.frames(padded[start : start + mel.window_samples])[:, : mel.num_frames]
+        np.testing.assert_allclose(windows[k], direct, atol=1e-4)
+
+
+def test_mel_grid_pads_a_long_silent_tail_in_pieces():
+    from fiftyone_genre.media import MelGrid, MelWindows
+
+    grid = MelGrid(MelWindows(16000, 16, 1.0), fps=4)
+    grid.add(np.ones(1600, np.float32), 0)
+    largest = 0
+    for _ in grid.finish(4 * 600):  # 10 minutes of steps after 0.1 s of sound
+        largest = max(largest, len(grid.buf))
+        grid.ready.clear()  # the caller hands windows on between pieces
+    assert grid.next_k == 2400
+    assert largest <= 16000 * (MelGrid.PAD_PIECE_S + 1)  # never the whole tail at once
+
+
+def test_audio_feed_resamples_across_a_format_change():
+    import av
+
+    from fiftyone_genre.media import AudioFeed
+
+    got: list = []
+    feed = AudioFeed(16000, lambda samples, start: got.append((len(samples), start)), submit=lambda job: job())
+
+    def frame(rate, channels, n, pts):
+        f = av.AudioFrame.from_ndarray(np.zeros((channels, n), np.float32), format="fltp",
+                                       layout="stereo" if channels == 2 else "mono")
+        f.sample_rate, f.pts, f.time_base = rate, pts, Fraction(1, rate)
+        return f
+
+    for i in range(44):  # 1 s of 44.1 kHz stereo starting at 0.25 s
+        feed.write(frame(44100, 2, 1000, 11025 + i * 1000), t0=0.0)
+    for i in range(22):  # then 1 s of 22.05 kHz mono
+        feed.write(frame(22050, 1, 1000, i * 1000), t0=0.0)
+    feed.close()
+    assert got[0][1] == 4000  # the first batch is placed at 0.25 s
+    assert all(start is None for _, start in got[1:])
+    total = sum(n for n, _ in got)
+    assert abs(total - (44000 / 44100 + 22000 / 22050) * 16000) < 64, total
+
+
+@pytest.mark.parametrize("fail_at", [1, 4], ids=["start-up", "mid-stream"])
+def test_helper_thread_failure_ends_the_decode_within_seconds(tmp_path, monkeypatch, fail_at):
+    import threading
+
+    from fiftyone_genre import media
+
+    p = write_video(tmp_path / "clip.mp4", duration=4.0, fps=25, tone_hz=440)
+    calls = {"n": 0}
+    real = media.Helper._next_job
+
+    def failing(self):
+        calls["n"] += 1
+        if calls["n"] == fail_at:
+            raise RuntimeError("helper broke")
+        return real(self)
+
+    monkeypatch.setattr(media.Helper, "_next_job", failing)
+    before = threading.active_count()
+    error = _ends_within(20, lambda: decode_all(p, fps=8, image_size=SIZE, helper_thread=True, chunk_size=2))
+    assert isinstance(error, RuntimeError) and "helper broke" in str(error)
+    assert threading.active_count() == before
+
+
+def test_sparse_one_fps_video_stays_aligned_and_keeps_its_tail(tmp_path):
+    # 5 frames at 1 fps: 20 steps at 4 fps, each showing the frame on screen
+    p = write_video(tmp_path / "slides.mp4", duration=5.0, fps=1, tone_hz=1000, tone_start=2.0)
+    d = decode_all(p, fps=4, image_size=SIZE)
+    assert len(d.timestamps) == 20 and d.mels.shape[0] == 20
+    np.testing.assert_allclose(d.timestamps, np.repeat([0.0, 1.0, 2.0, 3.0, 4.0], 4), atol=1e-3)
+    assert [index_of(f) for f in d.frames] == list(np.repeat(range(5), 4))
+    assert np.all(d.timestamps <= d.step_times + 1e-6)  # never a frame from the future
+    # the tone starts at 2.0 s: the step at 2.0 s hears it at its centre, the frame is 2's
+    centre = d.mels.shape[-1] // 2
+    loud = d.mels[:, 0, :, centre].max(dim=1).values
+    assert loud[8] > loud[7] + 0.5 and index_of(d.frames[8]) == 2
+
+
+def _write_rotated(path, degrees: int):
+    """A 64x48 clip with an asymmetric picture and a display matrix rotating it by ``degrees``."""
+    import av
+
+    img = np.zeros((48, 64, 3), np.uint8)
+    img[:24, :32] = 250  # bright top-left quadrant
+    img[24:, 32:] = 120
+    out = av.open(str(path), "w")
+    vs = out.add_stream("libx264", rate=4)
+    vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+    if degrees:
+        vs.set_display_rotation(degrees)
+    for i in range(4):
+        f = av.VideoFrame.from_ndarray(img, format="rgb24")
+        f.pts = i
+        for pkt in vs.encode(f):
+            out.mux(pkt)
+    for pkt in vs.encode():
+        out.mux(pkt)
+    out.close()
+    return path
+
+
+@pytest.mark.parametrize("degrees", [-90, 90, 180])
+def test_rotation_metadata_is_applied_to_frames(tmp_path, degrees):
+    plain = decode_all(_write_rotated(tmp_path / "plain.mp4", 0), fps=4, image_size=(48, 64))
+    turned = decode_all(_write_rotated(tmp_path / f"rot{degrees}.mp4", degrees), fps=4, image_size=(48, 64))
+    assert not torch.equal(plain.frames, turned.frames)
+    # upright = the stored picture turned by the display matrix (counter-clockwise degrees)
+    square = decode_all(_write_rotated(tmp_path / f"sq{degrees}.mp4", degrees), fps=4, image_size=32)
+    ref = decode_all(tmp_path / "plain.mp4", fps=4, image_size=32).frames
+    expected = torch.rot90(ref, degrees // 90, dims=(2, 3))
+    assert (square.frames.float() - expected.float()).abs().mean() < 3
+    # a quarter turn shows a portrait picture: the bright corner moves where the viewer sees it
+    if degrees == -90:  # clockwise: the top-left corner goes to the top-right
+        top_right = turned.frames[0, :, :24, 32:].float().mean()
+        assert top_right > 200, top_right
+
+
+def test_an_hour_long_timestamp_gap_costs_bounded_steps_and_memory(tmp_path):
+    from fiftyone_genre import media
+
+    first = write_video(tmp_path / "a.ts", duration=1.0, tone_hz=440)
+    second = write_video(tmp_path / "b.ts", duration=1.0, tone_hz=880, start=3600.0)
+    joined = tmp_path / "gap.ts"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    stream = decode_clip(joined, fps=4, image_size=SIZE, check_truncation=False)
+    frames = mels = 0
+    for c in stream:
+        frames += c.num_frames
+        mels += c.num_mels
+    limit = 4 * (2 + media.MAX_GAP_S) + 8
+    assert frames == stream.num_steps <= limit and mels <= stream.num_steps, (frames, stream.num_steps)
+    assert len(stream.gaps) == 1 and stream.gaps[0][1] > 3000  # reported
+    assert stream.duration < 2 + media.MAX_GAP_S + 1
+
+
+def test_file_names_are_printed_escaped(tmp_path):
+    forged = tmp_path / "clip\nFAILED other.mp4: forged"
+    forged.write_text("not a video")
+    with pytest.raises(MediaError) as e:
+        list(ClipStream(forged, fps=4, image_size=SIZE))
+    msg = str(e.value)
+    assert "\n" not in msg and repr(str(forged)) in msg, msg

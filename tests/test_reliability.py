@@ -594,3 +594,107 @@ def test_yaml_with_python_objects_is_refused_naming_the_file(tmp_path):
     # a dict that merely looks like one is still validated key by key
     with pytest.raises(ConfigError, match="image_size"):
         from_dict(FeaturesConfig, {"image_size": "huge"}, "x.yaml")
+
+
+# --- issue 15, item 8: errors up front, one sentence, no traceback, no wrong blame -------------
+NO_DATASET = "no-such-dataset-for-this-test"
+
+
+@pytest.mark.parametrize(
+    "flags, needle",
+    [
+        (["--fps", "nan"], r"'fps': must be in \(0, 120\], got nan"),
+        (["--fps", "inf"], r"'fps': must be in \(0, 120\], got inf"),
+        (["--fps", "-4"], r"'fps': must be in \(0, 120\]"),
+        (["--batch-size", "0"], r"'batch_size': must be in \[1, 4096\], got 0"),
+        (["--workers", "-1"], r"'num_workers': must be in \[0, 32\], got -1"),
+        (["--workers", "1000"], r"'num_workers': must be in \[0, 32\], got 1000"),
+        (["--device", "tpu"], r"--device 'tpu' is not a device"),
+    ],
+)
+def test_features_flags_are_checked_before_any_work(flags, needle):
+    rc, out = run_cli(["features", "--dataset", NO_DATASET, *flags])
+    assert rc == 2 and re.search(needle, out), out
+    assert "Traceback" not in out and "no dataset" not in out, out  # refused before the dataset is read
+
+
+def test_features_section_that_is_a_list_plus_a_flag_is_a_config_error(tmp_path):
+    cfg = tmp_path / "list.yaml"
+    cfg.write_text("features: [1, 2]\n")
+    rc, out = run_cli(["features", "--dataset", NO_DATASET, "--config", str(cfg), "--fps", "2"])
+    assert rc == 2 and f"{cfg}: section 'features': expected a mapping" in out, out
+    assert "TypeError" not in out
+
+
+def test_n_mels_out_of_range_is_refused_before_decoding(tmp_path):
+    for n in (0, 4):
+        cfg = tmp_path / f"mels{n}.yaml"
+        cfg.write_text(f"features:\n  n_mels: {n}\n")
+        rc, out = run_cli(["features", "--dataset", NO_DATASET, "--config", str(cfg)])
+        assert rc == 2 and "'n_mels': must be in [8, 128]" in out and "no dataset" not in out, out
+
+
+def test_binary_yaml_is_named_by_the_cli(tmp_path):
+    cfg = tmp_path / "photo.yaml"
+    cfg.write_bytes(bytes(range(256)) * 4)
+    rc, out = run_cli(["features", "--dataset", NO_DATASET, "--config", str(cfg)])
+    assert rc == 2 and f"{cfg}: not a YAML text file" in out, out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_blames_the_device_not_the_checkpoint(tmp_path):
+    from fiftyone_genre import model as M
+
+    rc, out = run_cli(["features", "--dataset", NO_DATASET, "--device", "cuda"])
+    assert rc == 2 and "--device 'cuda': CUDA is not available" in out and "Traceback" not in out, out
+    ckpt = tmp_path / "model.pt"
+    torch.save({"state_dict": {}, "experiment": {}, "genres": ["Action"], "visual_dim": 4, "audio_dim": 4}, ckpt)
+    rc, out = run_cli(["predict", "--dataset", NO_DATASET, "--model", str(ckpt), "--device", "cuda"])
+    assert rc == 2 and "CUDA is not available" in out and "checkpoint" not in out, out
+    # the library call predict.py makes: the device, not the file, is named
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        M.resolve_device("cuda")
+    assert M.read_checkpoint(ckpt, map_location="cuda").genres == ["Action"]  # read on the CPU
+
+
+def test_unreadable_checkpoint_never_passes_on_torchs_unsafe_advice(tmp_path, dataset):
+    from fiftyone_genre import model as M
+
+    junk = tmp_path / "random.pt"
+    junk.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(ValueError) as e:
+        M.read_checkpoint(junk)
+    msg = str(e.value)
+    assert msg.startswith(f"{junk}: not a readable checkpoint") and "corrupt" in msg, msg
+    assert "weights_only set to `False`" not in msg and "will likely succeed" not in msg, msg
+    rc, out = run_cli(["predict", "--dataset", dataset.name, "--model", str(junk), "--device", "cpu"])
+    assert rc == 2 and str(junk) in out and "likely succeed" not in out and "False" not in out, out
+
+
+def test_missing_model_path_says_it_does_not_exist(tmp_path):
+    missing = tmp_path / "no_model_here"
+    rc, out = run_cli(["predict", "--dataset", NO_DATASET, "--model", str(missing), "--device", "cpu"])
+    assert rc == 2 and f"{missing}: no such model directory or checkpoint file" in out, out
+    assert "no checkpoint (best.pt" not in out
+
+
+def test_an_unexpected_error_is_one_line_with_exit_1(monkeypatch):
+    from fiftyone_genre import config
+
+    def boom(*a, **k):
+        raise RuntimeError("something nobody foresaw")
+
+    monkeypatch.setattr(config, "load_experiment", boom)
+    rc, out = run_cli(["features", "--dataset", NO_DATASET])
+    assert rc == 1 and "unexpected error: RuntimeError: something nobody foresaw" in out, out
+    assert "Traceback" not in out
+
+
+def test_the_config_that_hung_a_worker_is_refused_at_load(tmp_path):
+    # issue 15 item 1's reproducer: audio_window_s -1 with a background decode worker
+    cfg = tmp_path / "hang.yaml"
+    cfg.write_text("features:\n  audio_window_s: -1\n  num_workers: 1\n")
+    started = time.monotonic()
+    rc, out = run_cli(["features", "--dataset", NO_DATASET, "--config", str(cfg)])
+    assert rc == 2 and "'audio_window_s': must be in [0.1, 10], got -1.0" in out, out
+    assert time.monotonic() - started < 10

@@ -264,3 +264,35 @@ def test_split_operator_preview_and_execute(dataset, tmp_path):
     result = op.execute(ctx({"train": 0.6, "val": 0.2, "test": 0.2, "seed": 2}))
     assert sum(result["totals"].values()) == 40 and "no leakage" in result["report"]
     assert set(dataset.distinct(g.SPLIT_FIELD)) == set(g.SPLITS)
+
+
+def test_leakage_check_reports_identical_content_with_different_labels(dataset, tmp_path):
+    # issue 15 item 7: the same bytes under six genre folders
+    make(dataset, tmp_path, [(g.GENRES[i % 2], f"ucf101:g{i:02d}", 2) for i in range(10)])
+    same = b"the very same clip" * 100
+    for i, genre in enumerate(g.GENRES):
+        path = tmp_path / genre / f"copy_{i}.mp4"
+        path.parent.mkdir()
+        path.write_bytes(same)
+        dataset.add_sample(fo.Sample(filepath=str(path), group=f"folder:{genre}/copy_{i}", genre=fo.Classification(label=genre)))
+    split_dataset(dataset, SplitConfig(seed=0), hash_cache=tmp_path / "h.sqlite")
+    report = check_leakage(dataset, hash_cache=tmp_path / "h.sqlite")  # merged into one group: no leakage
+    assert len(report.conflicting_labels) == 1
+    text = str(report)
+    assert text.startswith("no leakage") and "identical content carries different labels in 1 case" in text
+    assert all(genre in text for genre in g.GENRES) and "copy_0.mp4" in text
+    # clean data: no warning
+    dataset.delete_samples(dataset.match({"filepath": {"$regex": "copy_"}}))
+    assert "warning" not in str(check_leakage(dataset, hash_cache=tmp_path / "h.sqlite"))
+
+
+def test_leakage_messages_escape_file_names(dataset, tmp_path):
+    make(dataset, tmp_path, [(g.ACTION, "a", 1)])
+    odd = tmp_path / "x\nFAILED forged.mp4"
+    odd.write_bytes(b"same")
+    dataset.add_sample(fo.Sample(filepath=str(odd), group="b", split="train", genre=fo.Classification(label=g.ACTION)))
+    dataset.add_sample(fo.Sample(filepath=str(odd), group="c", split="test", genre=fo.Classification(label=g.ACTION)))
+    with pytest.raises(LeakageError) as e:
+        check_leakage(dataset, hash_cache=tmp_path / "h.sqlite")
+    assert not any(line.startswith("FAILED") for line in str(e.value).splitlines()), str(e.value)
+    assert repr(str(odd)) in str(e.value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 #: Modules under fiftyone_genre.cli that add subcommands, in data-flow order.
@@ -48,6 +49,18 @@ def main(argv: list[str] | None = None) -> int:
         # Library errors name the file/key; show them without a traceback.
         print(f"fiftyone-genre {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # disk full, permission denied: the OS names the file
+        print(f"fiftyone-genre {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - a bug or an unforeseen input: one line, exit 1
+        if os.environ.get("FIFTYONE_GENRE_DEBUG"):
+            raise
+        print(
+            f"fiftyone-genre {args.command}: unexpected error: {type(e).__name__}: {e} "
+            "(set FIFTYONE_GENRE_DEBUG=1 to see the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

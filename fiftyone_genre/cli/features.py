@@ -53,8 +53,11 @@ def _overrides(args: argparse.Namespace) -> dict:
 def _features(args: argparse.Namespace) -> int:
     from fiftyone_genre.config import load_experiment
     from fiftyone_genre.features import extract_features
+    from fiftyone_genre.utils import check_device
 
+    # every value checked before the dataset, a video or a model is touched
     experiment = load_experiment(args.config, features=_overrides(args))
+    check_device(args.device, "--device")
     dataset = load_dataset(args.dataset)
     report = extract_features(
         dataset,
@@ -70,8 +73,11 @@ def _features(args: argparse.Namespace) -> int:
 def _finetune(args: argparse.Namespace) -> int:
     from fiftyone_genre.backbones import finetune_frame_classifier
     from fiftyone_genre.config import load_experiment
+    from fiftyone_genre.utils import check_device
 
     experiment = load_experiment(args.config, features=_overrides(args))
+    if args.device is not None:
+        check_device(args.device, "--device")
     dataset = load_dataset(args.dataset)
     report = finetune_frame_classifier(dataset, experiment, args.out, device=args.device)
     print(report)
