@@ -11,7 +11,7 @@ check the importer reported exactly those.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +32,11 @@ class Faults:
     unreadable: int = 0
 
 
-def generate(
-    outdir: str | Path,
-    layout: str = "folder",
-    missing: int = 0,
-    malformed: int = 0,
-    unknown_class: int = 0,
-    unreadable: int = 0,
-    **kwargs: Any,
-) -> Manifest:
-    """:func:`synth.generate`, then plant the given numbers of defects (listed in ``problems``)."""
+def generate(outdir: str | Path, layout: str = "folder", **kwargs: Any) -> Manifest:
+    """:func:`synth.generate`, then plant defects: keywords ``missing``, ``malformed``,
+    ``unknown_class``, ``unreadable`` (how many of each, listed in ``problems``)."""
+    faults = Faults(**{f.name: kwargs.pop(f.name) for f in fields(Faults) if f.name in kwargs})
     manifest = synth.generate(outdir, layout, **kwargs)
-    faults = Faults(missing, malformed, unknown_class, unreadable)
     rng = np.random.default_rng(kwargs.get("seed", 0) + 7919)
     _PLANTERS[layout](manifest, faults, rng, kwargs.get("crlf", True))
     plant_unreadable(manifest, faults.unreadable, rng)
