@@ -487,7 +487,8 @@ class _Tree:
         return _ClipWriter(self, total, f"synth {self.manifest.layout}")
 
 
-def _write_lines(path: Path, lines: list[str], crlf: bool = False) -> None:
+def write_lines(path: Path, lines: list[str], crlf: bool = False) -> None:
+    """A list file as the datasets ship them: UTF-8, every line ended (CRLF for UCF101)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     nl = "\r\n" if crlf else "\n"
     path.write_bytes((nl.join(lines) + nl).encode("utf-8"))
@@ -570,7 +571,7 @@ def _write_folder(tree: _Tree) -> None:
     tree.manifest.extra["media_dir"] = str(tree.root)
 
 
-def _ucf_file_class(cls: str) -> str:
+def ucf_file_class(cls: str) -> str:
     """The class as spelled in file names (the HandstandPushups quirk)."""
     return "HandStandPushups" if cls == "HandstandPushups" else cls
 
@@ -588,13 +589,13 @@ def _write_ucf101(tree: _Tree) -> None:
     names = sorted(tree.classes)
     index = {c: i + 1 for i, c in enumerate(names)}
     crlf = tree.layout.crlf
-    _write_lines(lists / "classInd.txt", [f"{index[c]} {c}" for c in names], crlf)
+    write_lines(lists / "classInd.txt", [f"{index[c]} {c}" for c in names], crlf)
     w = tree.writer(len(names) * tree.n)
     entries: list[tuple[str, int, dict[int, str]]] = []  # rel path, class index, splits
     for cls in names:
         for i in range(tree.n):
             gnum, cnum = _ucf_group_and_clip(i, tree.layout.clips_per_group)
-            fname = f"v_{_ucf_file_class(cls)}_g{gnum:02d}_c{cnum:02d}{tree.clip.ext}"
+            fname = f"v_{ucf_file_class(cls)}_g{gnum:02d}_c{cnum:02d}{tree.clip.ext}"
             splits = {f: ("test" if gnum in UCF101_TEST_GROUPS[f] else "train") for f in (1, 2, 3)}
             entries.append((f"{cls}/{fname}", index[cls], splits))
             w.add(media / cls / fname, tree.classes[cls], labels=[cls], group=f"ucf101:{cls}_g{gnum:02d}",
@@ -603,8 +604,8 @@ def _write_ucf101(tree: _Tree) -> None:
     for fold in (1, 2, 3):
         train = [f"{rel} {ci}" for rel, ci, s in entries if s[fold] == "train"]
         test = [rel for rel, _, s in entries if s[fold] == "test"]
-        _write_lines(lists / f"trainlist0{fold}.txt", train, crlf)
-        _write_lines(lists / f"testlist0{fold}.txt", test, crlf)
+        write_lines(lists / f"trainlist0{fold}.txt", train, crlf)
+        write_lines(lists / f"testlist0{fold}.txt", test, crlf)
     tree.manifest.extra.update(media_dir=str(media), lists_dir=str(lists))
 
 
@@ -630,7 +631,7 @@ def _write_hmdb51(tree: _Tree) -> None:
                   splits=splits)  # fmt: skip
     w.close()
     for (action, fold), body in lines.items():
-        _write_lines(splits_dir / f"{action}_test_split{fold}.txt", body)
+        write_lines(splits_dir / f"{action}_test_split{fold}.txt", body)
     tree.manifest.extra.update(media_dir=str(tree.root), splits_dir=str(splits_dir))
 
 
@@ -665,9 +666,9 @@ def _write_hollywood2(tree: _Tree) -> None:
     w.close()
     for s in sets:
         in_set = [(clip, labels) for ss, clip, labels in plan if ss == s]
-        _write_lines(sets_dir / f"actions_{s}.txt", [f"{c}  1" for c, _ in in_set])
+        write_lines(sets_dir / f"actions_{s}.txt", [f"{c}  1" for c, _ in in_set])
         for cls in sorted(tree.classes):
-            _write_lines(sets_dir / f"{cls}_{s}.txt", [f"{c}  {1 if cls in labels else -1}" for c, labels in in_set])
+            write_lines(sets_dir / f"{cls}_{s}.txt", [f"{c}  {1 if cls in labels else -1}" for c, labels in in_set])
     tree.manifest.extra.update(media_dir=str(clips_dir), clipsets_dir=str(sets_dir))
 
 
@@ -816,9 +817,14 @@ __all__ = [
     "LayoutOptions",
     "Manifest",
     "Problem",
+    "Yt8mRecordFiles",
     "cues_for",
     "generate",
     "make_audio",
     "quantize",
+    "ucf_file_class",
     "write_clip",
+    "write_lines",
+    "yt8m_features",
+    "yt8m_id",
 ]

@@ -90,12 +90,12 @@ def _plant_ucf101(manifest: Manifest, faults: Faults, rng: np.random.Generator, 
         manifest.problems.append(Problem("unknown_class", str(path), j + 1, train[j]))
     for j in range(faults.missing):
         first = names[j % len(names)]
-        rel = f"{first}/v_{synth._ucf_file_class(first)}_g25_c{90 + j:02d}.avi"
+        rel = f"{first}/v_{synth.ucf_file_class(first)}_g25_c{90 + j:02d}.avi"
         train.append(f"{rel} {names.index(first) + 1}")
         manifest.problems.append(Problem("missing", str(path), len(train), rel))
     junk = ["this is not a split line", "Punch/v_Punch_g01_c01.avi notanumber", "a b c"]
     _append(manifest, train, path, "malformed", [junk[j % 3] for j in range(faults.malformed)])
-    synth._write_lines(path, train, crlf)
+    synth.write_lines(path, train, crlf)
 
 
 def _plant_hmdb51(manifest: Manifest, faults: Faults, rng: np.random.Generator, crlf: bool) -> None:
@@ -109,10 +109,10 @@ def _plant_hmdb51(manifest: Manifest, faults: Faults, rng: np.random.Generator, 
     _append(manifest, body, path, "missing", gone, strip=True)
     junk = ["just_one_token.avi", f"x_{first}_0.avi 7", "x y z"]
     _append(manifest, body, path, "malformed", [junk[j % 3] for j in range(faults.malformed)])
-    synth._write_lines(path, body)
+    synth.write_lines(path, body)
     for j in range(faults.unknown_class):
         p = splits_dir / f"no_such_action{j}_test_split1.txt"
-        synth._write_lines(p, [f"clip_no_such_action{j}_0.avi 1 "])
+        synth.write_lines(p, [f"clip_no_such_action{j}_0.avi 1 "])
         manifest.problems.append(Problem("unknown_class", str(p), None, f"no_such_action{j}"))
 
 
@@ -123,7 +123,7 @@ def _plant_hollywood2(manifest: Manifest, faults: Faults, rng: np.random.Generat
     _append(manifest, body, path, "missing", [f"actioncliptrain{90000 + j:05d}  1" for j in range(faults.missing)])
     junk = ["actioncliptrain00001", "actioncliptrain00001 maybe", "a b c"]
     _append(manifest, body, path, "malformed", [junk[j % 3] for j in range(faults.malformed)])
-    synth._write_lines(path, body)
+    synth.write_lines(path, body)
 
 
 def _plant_yt8m(manifest: Manifest, faults: Faults, rng: np.random.Generator, crlf: bool) -> None:
