@@ -221,7 +221,7 @@ def _check_clip_args(path, container: str, audio: bool, video: bool, vfr: bool, 
 
 
 def _picture(visual_cue: int, size: tuple[int, int], duration: float, fps: float, vfr: bool,
-             codec: str, rng: np.random.Generator) -> VideoTrack:  # fmt: skip
+             codec: str, pix_fmt: str, rng: np.random.Generator) -> VideoTrack:  # fmt: skip
     """The visual cue as a lazily rendered track (libx264 fast and small; MPEG-4 Part 2 by bit rate)."""
     scene = _Scene(visual_cue, size, rng)
     times = _frame_times(duration, fps, vfr, rng)
@@ -231,6 +231,7 @@ def _picture(visual_cue: int, size: tuple[int, int], duration: float, fps: float
         size=size,
         rate=fps,
         codec=codec,
+        pix_fmt=pix_fmt,
         options={"preset": "ultrafast", "crf": "28"} if codec == "libx264" else {},
         bit_rate=None if codec == "libx264" else 400_000,
         time_base=Fraction(1, 1000) if vfr else None,
@@ -261,10 +262,12 @@ def write_clip(
     """
     size = _check_clip_args(path, container, audio, video, vfr, size)
     visual_cue, audio_cue = cues_for(genre)
-    fmt, vcodec, default_acodec, _pix_fmt = CONTAINERS[container]
-    picture = _picture(visual_cue, size, duration, fps, vfr, vcodec, _rng(seed, genre)) if video else None
+    fmt, vcodec, default_acodec, pix_fmt = CONTAINERS[container]
+    picture = None
+    if video:
+        picture = _picture(visual_cue, size, duration, fps, vfr, vcodec, pix_fmt, _rng(seed, genre))
     sound = None
-    if audio:
+    if audio:  # its own random stream: the same sound with or without a picture
         samples = make_audio(audio_cue, duration, sample_rate, _rng(seed, genre, "audio"))
         sound = AudioTrack.from_array(samples, sample_rate, codec=audio_codec or default_acodec)
     return write_media(path, picture, sound, format=fmt)
