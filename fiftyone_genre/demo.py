@@ -10,17 +10,29 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fiftyone_genre import genres as g
+from fiftyone_genre.report import Report
 
 DEFAULT_CONFIG = "cpu_fast"  # shipped in fiftyone_genre/configs/
 DEFAULT_DATASET = "genre-demo"
 
+_APP_HINT = (
+    "\nOpen it in the App:\n"
+    "  make app            # or: FIFTYONE_DATABASE_NAME=<demo db> .venv/bin/fiftyone-genre app --dataset {dataset}\n"
+    "then press ` (backtick) for the operator browser, or open the 'Genre' panel."
+)
+
 
 @dataclass
-class DemoReport:
+class DemoReport(Report):
+    """Where the demo wrote its outputs, how long each stage took, and the test-split metrics."""
+
     dataset: str
     out_dir: Path
     timings: dict[str, float] = field(default_factory=dict)
@@ -34,6 +46,15 @@ class DemoReport:
         return "\n".join(lines)
 
 
+@contextmanager
+def _stage(report: DemoReport, title: str, key: str) -> Iterator[None]:
+    """Print the stage's banner and record its wall time under ``key``."""
+    print(f"\n=== {title} ===", flush=True)
+    start = time.perf_counter()
+    yield
+    report.timings[key] = time.perf_counter() - start
+
+
 def run_demo(
     out_dir: str | Path,
     dataset_name: str = DEFAULT_DATASET,
@@ -44,9 +65,7 @@ def run_demo(
     ablate: bool = True,
 ) -> DemoReport:
     """Run every stage on a generated dataset and print what a user would look at."""
-    import fiftyone as fo
-
-    from fiftyone_genre import analysis, features, predict, remap, sources, split, synth, train
+    from fiftyone_genre import features, predict, train
     from fiftyone_genre.config import load_experiment
 
     out = Path(out_dir).resolve()
@@ -55,74 +74,87 @@ def run_demo(
     if cfg.features.cache_dir is None:
         cfg.features.cache_dir = str(out / "feature_cache")
     report = DemoReport(dataset=dataset_name, out_dir=out)
+    with _stage(report, "generate demo media", "generate"):
+        media = generate_media(out, clips_per_genre, duration, seed)
+    with _stage(report, "import", "import"):
+        dataset = import_media(dataset_name, media)
+    with _stage(report, "remap + split", "remap+split"):
+        remap_and_split(dataset, cfg)
+    with _stage(report, "features", "features"):
+        print(features.extract_features(dataset, cfg.features, device=cfg.train.device))
+    with _stage(report, "train", "train"):
+        print(train.train(dataset, cfg, out / "model"))
+    if ablate:
+        with _stage(report, "ablation (fused / visual / audio)", "ablation"):
+            report.ablation = str(train.ablate(dataset, cfg, out / "ablation"))
+            print(report.ablation)
+    with _stage(report, "predict", "predict"):
+        print(predict.predict(dataset, out / "model", cfg.predict))
+    with _stage(report, "evaluate", "evaluate"):
+        report.metrics = evaluate_test_split(dataset, out)
+    print("\n" + str(report))
+    print(_APP_HINT.format(dataset=dataset_name))
+    return report
 
-    def stage(name: str):
-        print(f"\n=== {name} ===", flush=True)
-        return time.perf_counter()
 
-    t = stage("generate demo media")
+def generate_media(out: Path, clips_per_genre: int, duration: float, seed: int) -> Path:
+    """Write the demo clips under ``out/media``, or reuse them when ``media.json`` matches.
+
+    Re-runs reuse the clips: rewriting them would change their mtimes and so
+    invalidate every feature-cache entry. The stamp is written last, so an
+    interrupted generation is redone.
+    """
+    from fiftyone_genre import synth
+
     media = out / "media"
-    # Re-runs reuse the clips: rewriting them would change their mtimes and so
-    # invalidate every feature-cache entry. The stamp is written last, so an
-    # interrupted generation is redone.
     params = {"clips_per_genre": clips_per_genre, "duration": duration, "seed": seed}
     stamp = out / "media.json"
     if stamp.exists() and media.is_dir() and json.loads(stamp.read_text()) == params:
         n = sum(1 for p in media.rglob("*") if p.is_file())
         print(f"reusing {n} clips under {media} ({stamp.name} matches)")
-    else:
-        stamp.unlink(missing_ok=True)
-        manifest = synth.generate(
-            media, layout="folder", clips_per_class=clips_per_genre, duration=duration, seed=seed
-        )
-        stamp.write_text(json.dumps(params))
-        print(f"{len(manifest.clips)} clips under {media} (visual cue narrows to two genres, audio decides)")
-    report.timings["generate"] = time.perf_counter() - t
+        return media
+    stamp.unlink(missing_ok=True)
+    manifest = synth.generate(media, layout="folder", clips_per_class=clips_per_genre, duration=duration, seed=seed)
+    stamp.write_text(json.dumps(params))
+    print(f"{len(manifest.clips)} clips under {media} (visual cue narrows to two genres, audio decides)")
+    return media
 
-    t = stage("import")
+
+def import_media(dataset_name: str, media: Path):
+    """The persistent demo dataset (created or reopened) with every clip under ``media``."""
+    import fiftyone as fo
+
+    from fiftyone_genre import sources
+
     dataset = fo.load_dataset(dataset_name) if fo.dataset_exists(dataset_name) else fo.Dataset(dataset_name)
     dataset.persistent = True
     print(sources.import_folder(dataset, media))
-    report.timings["import"] = time.perf_counter() - t
+    return dataset
 
-    t = stage("remap + split")
+
+def remap_and_split(dataset, cfg) -> None:
+    """Folder names are genres (the folder mapping); then a leakage-free split and its balance."""
+    from fiftyone_genre import remap, split
+
     print(remap.remap(dataset))
     print(split.split_dataset(dataset, cfg.split))
     print(split.balance_report(dataset))
-    report.timings["remap+split"] = time.perf_counter() - t
 
-    t = stage("features")
-    print(features.extract_features(dataset, cfg.features, device=cfg.train.device))
-    report.timings["features"] = time.perf_counter() - t
 
-    t = stage("train")
-    model_dir = out / "model"
-    print(train.train(dataset, cfg, model_dir))
-    report.timings["train"] = time.perf_counter() - t
+def evaluate_test_split(dataset, out: Path) -> dict[str, Any]:
+    """Test-split metrics (also written to ``metrics.json``) and the embeddings map."""
+    from fiftyone_genre import analysis
 
-    if ablate:
-        t = stage("ablation (fused / visual / audio)")
-        report.ablation = str(train.ablate(dataset, cfg, out / "ablation"))
-        print(report.ablation)
-        report.timings["ablation"] = time.perf_counter() - t
-
-    t = stage("predict")
-    print(predict.predict(dataset, model_dir, cfg.predict))
-    report.timings["predict"] = time.perf_counter() - t
-
-    t = stage("evaluate")
-    test_view = dataset.match({g.SPLIT_FIELD: "test"})
-    ev = analysis.evaluate(test_view, out_dir=out / "eval")
+    ev = analysis.evaluate(dataset.match({g.SPLIT_FIELD: "test"}), out_dir=out / "eval")
     print(ev)
-    report.metrics = ev.to_json()
-    (out / "metrics.json").write_text(json.dumps(report.metrics, indent=2))
+    metrics = _as_dict(ev)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(analysis.compute_maps(dataset))
-    report.timings["evaluate"] = time.perf_counter() - t
+    return metrics
 
-    print("\n" + str(report))
-    print(
-        "\nOpen it in the App:\n"
-        f"  make app            # or: FIFTYONE_DATABASE_NAME=<demo db> .venv/bin/fiftyone-genre app --dataset {dataset_name}\n"
-        "then press ` (backtick) for the operator browser, or open the 'Genre' panel."
-    )
-    return report
+
+def _as_dict(report: Any) -> dict[str, Any]:
+    """A report's plain dict: ``to_dict`` on a :class:`Report`, else its older dict-returning ``to_json``."""
+    if isinstance(report, Report):
+        return report.to_dict()
+    return report.to_json()

@@ -29,16 +29,17 @@ import getpass
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
 from fiftyone_genre import genres as g
 from fiftyone_genre.config import ConfigError
+from fiftyone_genre.report import Report
 from fiftyone_genre.utils import ProgressFn, track
 
 logger = logging.getLogger(__name__)
@@ -286,6 +287,32 @@ def parse_mapping(data: Any, where: str = "<dict>", allow_new_genres: bool = Fal
     Two shapes: the structured one (``map``/``unmapped``/``rules``/... keys,
     used by the shipped files) or a flat ``{ClassName: Genre | null}`` dict.
     """
+    data = _structured(data, where)
+    extra = _str_list(data.get("genres"), f"{where}: key 'genres'")
+    allowed = tuple(dict.fromkeys([*g.GENRES, *(e.strip() for e in extra)]))
+
+    def genre(value: Any, at: str) -> str | None:
+        return _check_genre(value, at, allowed, allow_new_genres)
+
+    source = data.get("source")
+    if source is not None and not isinstance(source, str):
+        raise ConfigError(f"{where}: key 'source': expected a string, got {source!r}")
+    mapping = GenreMapping(
+        name=where,
+        source=source,
+        classes=_parse_classes(data, where, genre),
+        rules=_parse_rules(data.get("rules") or [], where, genre),
+        default=genre(data.get("default"), f"{where}: key 'default'"),
+        priority=_parse_priority(data.get("priority"), where, genre),
+        genres=allowed,
+    )
+    if allow_new_genres:
+        mapping.genres = tuple(dict.fromkeys([*allowed, *sorted(mapping.mapped_genres)]))
+    return mapping
+
+
+def _structured(data: Any, where: str) -> dict:
+    """The structured shape of a mapping (a flat class -> genre dict becomes its ``map``)."""
     if data is None:
         raise ConfigError(f"{where}: empty mapping file")
     if not isinstance(data, dict):
@@ -298,89 +325,73 @@ def parse_mapping(data: Any, where: str = "<dict>", allow_new_genres: bool = Fal
         or isinstance(data.get("rules"), list)
     )
     if not structured:
-        data = {"map": data}
-    else:
-        unknown = [k for k in data if k not in _TOP_KEYS]
-        if unknown:
-            raise ConfigError(
-                f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; valid keys are "
-                f"{', '.join(_TOP_KEYS)}"
-            )
+        return {"map": data}
+    unknown = [k for k in data if k not in _TOP_KEYS]
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; valid keys are "
+            f"{', '.join(_TOP_KEYS)}"
+        )
+    return data
 
-    extra = _str_list(data.get("genres"), f"{where}: key 'genres'")
-    allowed = tuple(dict.fromkeys([*g.GENRES, *(e.strip() for e in extra)]))
-    allow_new = allow_new_genres
 
-    source = data.get("source")
-    if source is not None and not isinstance(source, str):
-        raise ConfigError(f"{where}: key 'source': expected a string, got {source!r}")
-
+def _parse_classes(data: dict, where: str, genre: Callable[[Any, str], str | None]) -> dict[str, str | None]:
+    """``map`` (class -> genre) plus ``unmapped`` (classes that map to nothing)."""
     raw_map = data.get("map") or {}
     if not isinstance(raw_map, dict):
         raise ConfigError(f"{where}: key 'map': expected a mapping, got {type(raw_map).__name__}")
     classes: dict[str, str | None] = {}
     for key, value in raw_map.items():
         name = _check_key(key, f"{where}: key {key!r}")
-        classes[name] = _check_genre(value, f"{where}: key {name!r}", allowed, allow_new)
+        classes[name] = genre(value, f"{where}: key {name!r}")
     for name in _str_list(data.get("unmapped"), f"{where}: key 'unmapped'"):
         if name in classes:
             raise ConfigError(f"{where}: key {name!r} is both mapped and listed under 'unmapped'")
         classes[name] = None
+    return classes
 
-    rules_raw = data.get("rules") or []
+
+def _parse_rules(rules_raw: Any, where: str, genre: Callable[[Any, str], str | None]) -> list[Rule]:
     if not isinstance(rules_raw, list):
         raise ConfigError(f"{where}: key 'rules': expected a list, got {type(rules_raw).__name__}")
-    rules: list[Rule] = []
-    for i, raw in enumerate(rules_raw):
-        at = f"{where}: rules[{i}]"
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{at}: expected a mapping, got {type(raw).__name__}")
-        bad = [k for k in raw if k not in _RULE_KEYS]
-        if bad:
-            raise ConfigError(f"{at}: unknown key(s) {', '.join(map(repr, bad))}; valid: {', '.join(_RULE_KEYS)}")
-        if "genre" not in raw:
-            raise ConfigError(f"{at}: missing 'genre' (a genre name or null)")
-        conds = {k: raw.get(k) for k in ("name_regex", "vertical", "vertical1") if raw.get(k) is not None}
-        if not conds:
-            raise ConfigError(f"{at}: needs at least one of name_regex, vertical, vertical1")
-        for k, v in conds.items():
-            if not isinstance(v, str):
-                raise ConfigError(f"{at}.{k}: expected a string, got {v!r}")
-        pattern = None
-        if "name_regex" in conds:
-            try:
-                pattern = re.compile(conds["name_regex"])
-            except re.error as e:
-                raise ConfigError(f"{at}.name_regex: invalid regex: {e}") from e
-        rules.append(
-            Rule(
-                genre=_check_genre(raw["genre"], f"{at}.genre", allowed, allow_new),
-                name_regex=pattern,
-                vertical=conds.get("vertical"),
-                vertical1=conds.get("vertical1"),
-                index=i,
-            )
-        )
+    return [_parse_rule(raw, i, f"{where}: rules[{i}]", genre) for i, raw in enumerate(rules_raw)]
 
-    default = _check_genre(data.get("default"), f"{where}: key 'default'", allowed, allow_new)
-    priority = DEFAULT_PRIORITY
-    if data.get("priority") is not None:
-        plist = _str_list(data["priority"], f"{where}: key 'priority'")
-        priority = tuple(
-            _check_genre(p, f"{where}: key 'priority'", allowed, allow_new) for p in plist  # type: ignore[misc]
-        )
-    mapping = GenreMapping(
-        name=where,
-        source=source,
-        classes=classes,
-        rules=rules,
-        default=default,
-        priority=priority,
-        genres=allowed,
+
+def _parse_rule(raw: Any, index: int, at: str, genre: Callable[[Any, str], str | None]) -> Rule:
+    """One ``rules:`` entry: a genre (or null) and at least one string condition."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{at}: expected a mapping, got {type(raw).__name__}")
+    bad = [k for k in raw if k not in _RULE_KEYS]
+    if bad:
+        raise ConfigError(f"{at}: unknown key(s) {', '.join(map(repr, bad))}; valid: {', '.join(_RULE_KEYS)}")
+    if "genre" not in raw:
+        raise ConfigError(f"{at}: missing 'genre' (a genre name or null)")
+    conds = {k: raw.get(k) for k in ("name_regex", "vertical", "vertical1") if raw.get(k) is not None}
+    if not conds:
+        raise ConfigError(f"{at}: needs at least one of name_regex, vertical, vertical1")
+    for k, v in conds.items():
+        if not isinstance(v, str):
+            raise ConfigError(f"{at}.{k}: expected a string, got {v!r}")
+    pattern = None
+    if "name_regex" in conds:
+        try:
+            pattern = re.compile(conds["name_regex"])
+        except re.error as e:
+            raise ConfigError(f"{at}.name_regex: invalid regex: {e}") from e
+    return Rule(
+        genre=genre(raw["genre"], f"{at}.genre"),
+        name_regex=pattern,
+        vertical=conds.get("vertical"),
+        vertical1=conds.get("vertical1"),
+        index=index,
     )
-    if allow_new:
-        mapping.genres = tuple(dict.fromkeys([*allowed, *sorted(mapping.mapped_genres)]))
-    return mapping
+
+
+def _parse_priority(value: Any, where: str, genre: Callable[[Any, str], str | None]) -> tuple[str, ...]:
+    if value is None:
+        return DEFAULT_PRIORITY
+    names = _str_list(value, f"{where}: key 'priority'")
+    return tuple(genre(p, f"{where}: key 'priority'") for p in names)  # type: ignore[misc]
 
 
 def load_vocabulary(path: str | Path) -> dict[str, tuple[str, ...]]:
@@ -447,7 +458,7 @@ def _field_values(collection, path: str, n: int) -> list[Any]:
 
 
 @dataclass
-class RemapReport:
+class RemapReport(Report):
     """What remap did (or, in a dry run, would do)."""
 
     dry_run: bool
@@ -468,11 +479,6 @@ class RemapReport:
     unused_keys: dict[str, list[str]] = field(default_factory=dict)
     mappings: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return asdict(self)
 
     def __str__(self) -> str:
         head = "remap (dry run: nothing written)" if self.dry_run else "remap"
@@ -534,6 +540,90 @@ def _username(user: str | None) -> str:
         return "unknown"
 
 
+class _Row(NamedTuple):
+    """One sample's fields as remap and relabel read them."""
+
+    id: str
+    source: str | None
+    label: Any  # the source_label value
+    current: Any  # the current genre Classification
+    tags: list[str]
+    history: list | None
+
+
+def _read_rows(collection, with_source: bool = True) -> list[_Row]:
+    """Every sample's fields in one pass per field (absent fields read as None)."""
+    ids = collection.values("id")
+    n = len(ids)
+    columns = [
+        _field_values(collection, g.SOURCE_FIELD, n) if with_source else [None] * n,
+        _field_values(collection, g.SOURCE_LABEL_FIELD, n) if with_source else [None] * n,
+        _field_values(collection, g.GENRE_FIELD, n),
+        [list(t or []) for t in collection.values("tags")],
+        _field_values(collection, g.GENRE_HISTORY_FIELD, n),
+    ]
+    return [_Row(*row) for row in zip(ids, *columns)]
+
+
+class _MappingChooser:
+    """The mapping for a sample: the user's for all, else the shipped one of its source (loaded once)."""
+
+    def __init__(self, user_mapping: GenreMapping | None, warnings: list[str]):
+        self.user_mapping = user_mapping
+        self.warnings = warnings
+        self._per_source: dict[str | None, GenreMapping | None] = {}
+
+    def key(self, source: str | None) -> str:
+        """How :attr:`RemapReport.mappings` names the samples a mapping served."""
+        return str(source) if self.user_mapping is None else "all sources"
+
+    def __call__(self, source: str | None) -> GenreMapping | None:
+        if self.user_mapping is not None:
+            return self.user_mapping
+        if source not in self._per_source:
+            shipped = source in SHIPPED_SOURCES or source == FOLDER_SOURCE
+            self._per_source[source] = load_mapping(source) if shipped else None
+            if not shipped:
+                self.warnings.append(
+                    f"no default mapping for source {source!r}: its clips stay unmapped (pass --mapping FILE)"
+                )
+        return self._per_source[source]
+
+
+@dataclass
+class _Tally:
+    """What remap counted across samples, before it becomes the report."""
+
+    counts: Counter = field(default_factory=Counter)
+    unmapped_classes: Counter = field(default_factory=Counter)
+    ignored_classes: Counter = field(default_factory=Counter)
+    conflicts: Counter = field(default_factory=Counter)
+    no_verticals: Counter = field(default_factory=Counter)
+    #: id(mapping) -> the mapping / the class names it was asked about
+    used: dict[int, GenreMapping] = field(default_factory=dict)
+    seen: dict[int, set[str]] = field(default_factory=dict)
+
+    def saw(self, mapping: GenreMapping, entries: list[tuple[str, Any]]) -> None:
+        self.used[id(mapping)] = mapping
+        self.seen.setdefault(id(mapping), set()).update(name for name, _ in entries)
+
+
+@dataclass
+class _Writes:
+    """Per-sample values to write back in one ``set_values`` per field."""
+
+    ids: list[str] = field(default_factory=list)
+    genres: list[Any] = field(default_factory=list)
+    tags: list[list[str]] = field(default_factory=list)
+    history: list[Any] = field(default_factory=list)
+
+    def add(self, sid: str, genre: Any, tags: list[str], history: list | None) -> None:
+        self.ids.append(sid)
+        self.genres.append(genre)
+        self.tags.append(tags)
+        self.history.append(history)
+
+
 def remap(
     collection,
     mapping: str | Path | dict | GenreMapping | None = None,
@@ -552,156 +642,140 @@ def remap(
     ``vocabulary`` (a YouTube-8M vocabulary.csv or {Name: verticals}) feeds the
     vertical rules when the labels do not carry ``vertical1..3`` themselves.
     """
+    report = RemapReport(dry_run=dry_run)
+    rows = _read_rows(collection)
+    report.total = len(rows)
+    user_mapping = load_mapping(mapping, allow_new_genres) if mapping is not None else None
+    choose = _MappingChooser(user_mapping, report.warnings)
+    vocab = _resolve_vocabulary(collection, vocabulary)
+    tally, writes = _Tally(), _Writes()
+    for row in track(rows, total=len(rows), desc="remap", progress=progress):
+        m = choose(row.source)
+        entries = _source_entries(row.label)
+        if m is not None:
+            tally.saw(m, entries)
+            report.mappings[choose.key(row.source)] = m.name
+        if g.RELABELED_TAG in row.tags and not overwrite_relabeled:
+            _keep_relabeled(row, tally, report)
+            continue
+        _remap_row(row, m, _resolve_entries(entries, m, vocab, tally), tally, writes, report)
+    _summarise(report, tally, warn_unused=user_mapping is not None)
+    if not dry_run and writes.ids:
+        dataset = collection._root_dataset
+        _write_genres(dataset, writes, with_history=any(h is not None for h in writes.history))
+        dataset.info[g.REMAP_INFO_KEY] = {"mappings": dict(report.mappings), "time": _now()}
+        dataset.save()
+    return report
+
+
+def _keep_relabeled(row: _Row, tally: _Tally, report: RemapReport) -> None:
+    """A hand relabel survives: count its genre as it stands."""
+    report.kept_relabeled += 1
+    label = _genre_label(row.current)
+    if label:
+        tally.counts[label] += 1
+    else:
+        report.unmapped_clips += 1
+
+
+def _resolve_entries(
+    entries: list[tuple[str, tuple[str, ...] | None]],
+    m: GenreMapping | None,
+    vocab: dict[str, tuple[str, ...]] | None,
+    tally: _Tally,
+) -> list[tuple[str, str | None]]:
+    """(class name, genre or None) per source label; verticals from the vocabulary when absent."""
+    resolved: list[tuple[str, str | None]] = []
+    for name, verts in entries:
+        if verts is None and vocab is not None:
+            verts = vocab.get(name)
+        if m is not None and verts is None and m.uses_verticals:
+            tally.no_verticals[name] += 1
+        resolved.append((name, m.resolve(name, verts) if m is not None else None))
+    return resolved
+
+
+def _decide(
+    resolved: list[tuple[str, str | None]], m: GenreMapping | None, tags: list[str], tally: _Tally, report: RemapReport
+) -> tuple[Any, list[str]]:
+    """The genre Classification (or None) and the new tags: unmapped, one genre, or a conflict."""
     import fiftyone as fo
 
-    report = RemapReport(dry_run=dry_run)
-    ids = collection.values("id")
-    n = len(ids)
-    report.total = n
-    sources = _field_values(collection, g.SOURCE_FIELD, n)
-    labels = _field_values(collection, g.SOURCE_LABEL_FIELD, n)
-    current = _field_values(collection, g.GENRE_FIELD, n)
-    tags = collection.values("tags")
-    history = _field_values(collection, g.GENRE_HISTORY_FIELD, n)
+    candidates = sorted({genre for _, genre in resolved if genre})
+    new_tags = [t for t in tags if t not in (g.UNMAPPED_TAG, g.CONFLICT_TAG)]
+    if not candidates:
+        report.unmapped_clips += 1
+        for name, _ in resolved or [("<no source label>", None)]:
+            tally.unmapped_classes[name] += 1
+        return None, [*new_tags, g.UNMAPPED_TAG]
+    assert m is not None
+    chosen = m.choose(candidates)
+    tally.counts[chosen] += 1
+    for name, genre in resolved:
+        if genre is None:
+            tally.ignored_classes[name] += 1
+    if len(candidates) == 1:
+        return fo.Classification(label=chosen), new_tags
+    report.conflict_clips += 1
+    tally.conflicts[f"{' | '.join(candidates)} -> {chosen}"] += 1
+    return fo.Classification(label=chosen, candidates=candidates), [*new_tags, g.CONFLICT_TAG]
 
-    user_mapping = load_mapping(mapping, allow_new_genres) if mapping is not None else None
-    per_source: dict[str | None, GenreMapping | None] = {}
 
-    def mapping_for(src: str | None) -> GenreMapping | None:
-        if user_mapping is not None:
-            return user_mapping
-        if src not in per_source:
-            if src in SHIPPED_SOURCES or src == FOLDER_SOURCE:
-                per_source[src] = load_mapping(src)
-            else:
-                per_source[src] = None
-                report.warnings.append(
-                    f"no default mapping for source {src!r}: its clips stay unmapped "
-                    "(pass --mapping FILE)"
-                )
-        return per_source[src]
+def _remap_row(
+    row: _Row, m: GenreMapping | None, resolved: list, tally: _Tally, writes: _Writes, report: RemapReport
+) -> None:
+    """Decide one sample's genre; an overwritten hand relabel is recorded in its history."""
+    genre_value, new_tags = _decide(resolved, m, row.tags, tally, report)
+    old_label, new_label = _genre_label(row.current), _genre_label(genre_value)
+    hist = list(row.history or [])
+    if g.RELABELED_TAG in row.tags:  # overwrite_relabeled=True: keep it auditable
+        new_tags.remove(g.RELABELED_TAG)
+        hist.append(
+            {
+                "time": _now(),
+                "user": "remap",
+                "previous": old_label,
+                "genre": new_label,
+                "reason": "remap overwrite_relabeled",
+                "removed_tags": [g.RELABELED_TAG],
+            }
+        )
+    if old_label != new_label or new_tags != row.tags or _candidates(row.current) != _candidates(genre_value):
+        report.changed += 1
+    writes.add(row.id, genre_value, new_tags, hist or None)
 
-    vocab = _resolve_vocabulary(collection, vocabulary)
-    seen_names: dict[int, set[str]] = {}
-    used_mappings: dict[int, GenreMapping] = {}
-    no_verticals: Counter = Counter()
-    unmapped_classes: Counter = Counter()
-    ignored_classes: Counter = Counter()
-    conflicts: Counter = Counter()
-    counts: Counter = Counter()
 
-    write_ids: list[str] = []
-    write_genres: list[Any] = []
-    write_tags: list[list[str]] = []
-    write_history: list[Any] = []
-
-    for i in track(range(n), total=n, desc="remap", progress=progress):
-        sample_tags = list(tags[i] or [])
-        src = sources[i]
-        m = mapping_for(src)
-        if m is not None:
-            used_mappings[id(m)] = m
-            report.mappings[str(src) if user_mapping is None else "all sources"] = m.name
-        entries = _source_entries(labels[i])
-        if m is not None:
-            seen_names.setdefault(id(m), set()).update(name for name, _ in entries)
-
-        if g.RELABELED_TAG in sample_tags and not overwrite_relabeled:
-            report.kept_relabeled += 1
-            label = _genre_label(current[i])
-            if label:
-                counts[label] += 1
-            else:
-                report.unmapped_clips += 1
-            continue
-
-        resolved: list[tuple[str, str | None]] = []
-        for name, verts in entries:
-            if verts is None and vocab is not None:
-                verts = vocab.get(name)
-            if m is not None and verts is None and m.uses_verticals:
-                no_verticals[name] += 1
-            resolved.append((name, m.resolve(name, verts) if m is not None else None))
-        candidates = sorted({genre for _, genre in resolved if genre})
-
-        new_tags = [t for t in sample_tags if t not in (g.UNMAPPED_TAG, g.CONFLICT_TAG)]
-        if not candidates:
-            genre_value = None
-            new_tags.append(g.UNMAPPED_TAG)
-            report.unmapped_clips += 1
-            for name, _ in resolved or [("<no source label>", None)]:
-                unmapped_classes[name] += 1
-        else:
-            assert m is not None
-            chosen = m.choose(candidates)
-            counts[chosen] += 1
-            for name, genre in resolved:
-                if genre is None:
-                    ignored_classes[name] += 1
-            kwargs: dict[str, Any] = {}
-            if len(candidates) > 1:
-                new_tags.append(g.CONFLICT_TAG)
-                report.conflict_clips += 1
-                conflicts[f"{' | '.join(candidates)} -> {chosen}"] += 1
-                kwargs["candidates"] = candidates
-            genre_value = fo.Classification(label=chosen, **kwargs)
-
-        old_label = _genre_label(current[i])
-        new_label = _genre_label(genre_value)
-        hist = list(history[i] or [])
-        if g.RELABELED_TAG in sample_tags:  # overwrite_relabeled=True: keep it auditable
-            new_tags.remove(g.RELABELED_TAG)
-            hist.append(
-                {
-                    "time": _now(),
-                    "user": "remap",
-                    "previous": old_label,
-                    "genre": new_label,
-                    "reason": "remap overwrite_relabeled",
-                    "removed_tags": [g.RELABELED_TAG],
-                }
-            )
-        if old_label != new_label or new_tags != sample_tags or _candidates(current[i]) != _candidates(genre_value):
-            report.changed += 1
-        write_ids.append(ids[i])
-        write_genres.append(genre_value)
-        write_tags.append(new_tags)
-        write_history.append(hist or None)
-
-    report.counts = dict(counts)
-    report.unmapped_classes = dict(unmapped_classes)
-    report.ignored_classes = dict(ignored_classes)
-    report.conflicts = dict(conflicts)
-
-    for key, m in used_mappings.items():
-        seen = seen_names.get(key, set())
+def _summarise(report: RemapReport, tally: _Tally, warn_unused: bool) -> None:
+    """Counts into the report; unused mapping keys (likely typos) and missing verticals as warnings."""
+    report.counts = dict(tally.counts)
+    report.unmapped_classes = dict(tally.unmapped_classes)
+    report.ignored_classes = dict(tally.ignored_classes)
+    report.conflicts = dict(tally.conflicts)
+    for key, m in tally.used.items():
+        seen = tally.seen.get(key, set())
         unused = sorted(k for k in m.classes if k not in seen)
         if not unused:
             continue
         report.unused_keys[m.name] = unused
-        if user_mapping is not None:  # shipped maps list every official class on purpose
+        if warn_unused:  # shipped maps list every official class on purpose
             report.warnings.append(_typo_warning(m.name, unused, seen))
-    if no_verticals:
+    if tally.no_verticals:
         report.warnings.append(
-            f"{sum(no_verticals.values())} labels carry no verticals, so vertical rules could not "
+            f"{sum(tally.no_verticals.values())} labels carry no verticals, so vertical rules could not "
             "apply (store vertical1..3 on the labels or pass a vocabulary.csv)"
         )
     for w in report.warnings:
         logger.warning(w)
 
-    if dry_run or not write_ids:
-        return report
 
-    dataset = collection._root_dataset
+def _write_genres(dataset, writes: _Writes, with_history: bool = True) -> None:
+    """Genre, tags (and history) of the selected samples, one ``set_values`` each."""
     _ensure_fields(dataset)
-    view = dataset.select(write_ids, ordered=True)
-    view.set_values(g.GENRE_FIELD, write_genres)
-    view.set_values("tags", write_tags)
-    if any(h is not None for h in write_history):
-        view.set_values(g.GENRE_HISTORY_FIELD, write_history)
-    dataset.info[g.REMAP_INFO_KEY] = {"mappings": dict(report.mappings), "time": _now()}
-    dataset.save()
-    return report
+    view = dataset.select(writes.ids, ordered=True)
+    view.set_values(g.GENRE_FIELD, writes.genres)
+    view.set_values("tags", writes.tags)
+    if with_history:
+        view.set_values(g.GENRE_HISTORY_FIELD, writes.history)
 
 
 def _candidates(value: Any) -> list[str] | None:
@@ -761,6 +835,33 @@ def relabel(
     """
     import fiftyone as fo
 
+    genre = _check_relabel_genre(collection, genre, allow_new_genre)
+    rows = _read_rows(collection, with_source=False)
+    if not rows:
+        return 0
+    who, when = _username(user), _now()
+    writes = _Writes()
+    for row in rows:
+        removed = [t for t in (g.UNMAPPED_TAG, g.CONFLICT_TAG) if t in row.tags]
+        kept = [t for t in row.tags if t not in removed]
+        if g.RELABELED_TAG not in kept:
+            kept.append(g.RELABELED_TAG)
+        entry = {
+            "time": when,
+            "user": who,
+            "previous": _genre_label(row.current),
+            "previous_candidates": _candidates(row.current),
+            "genre": genre,
+            "reason": reason,
+            "removed_tags": removed,
+        }
+        writes.add(row.id, fo.Classification(label=genre), kept, [*(row.history or []), entry])
+    _write_genres(collection._root_dataset, writes)
+    return len(rows)
+
+
+def _check_relabel_genre(collection, genre: Any, allow_new_genre: bool) -> str:
+    """A non-empty genre name already known, unless a new one is allowed (typos fail)."""
     if not isinstance(genre, str) or not genre.strip():
         raise ValueError(f"relabel: genre must be a non-empty string, got {genre!r}")
     genre = genre.strip()
@@ -770,42 +871,7 @@ def relabel(
             f"relabel: unknown genre {genre!r}; known genres: {', '.join(allowed)} "
             "(pass allow_new_genre=True / --new-genre to add one)"
         )
-    ids = collection.values("id")
-    if not ids:
-        return 0
-    n = len(ids)
-    current = _field_values(collection, g.GENRE_FIELD, n)
-    tags = collection.values("tags")
-    history = _field_values(collection, g.GENRE_HISTORY_FIELD, n)
-    who, when = _username(user), _now()
-
-    new_genres, new_tags, new_history = [], [], []
-    for i in range(n):
-        sample_tags = list(tags[i] or [])
-        removed = [t for t in (g.UNMAPPED_TAG, g.CONFLICT_TAG) if t in sample_tags]
-        kept = [t for t in sample_tags if t not in removed]
-        if g.RELABELED_TAG not in kept:
-            kept.append(g.RELABELED_TAG)
-        entry = {
-            "time": when,
-            "user": who,
-            "previous": _genre_label(current[i]),
-            "previous_candidates": _candidates(current[i]),
-            "genre": genre,
-            "reason": reason,
-            "removed_tags": removed,
-        }
-        new_history.append([*(history[i] or []), entry])
-        new_genres.append(fo.Classification(label=genre))
-        new_tags.append(kept)
-
-    dataset = collection._root_dataset
-    _ensure_fields(dataset)
-    view = dataset.select(ids, ordered=True)
-    view.set_values(g.GENRE_FIELD, new_genres)
-    view.set_values("tags", new_tags)
-    view.set_values(g.GENRE_HISTORY_FIELD, new_history)
-    return n
+    return genre
 
 
 def undo_relabel(collection) -> int:
@@ -819,11 +885,8 @@ def undo_relabel(collection) -> int:
     if g.GENRE_HISTORY_FIELD not in collection.get_field_schema():
         return 0
     view = collection.exists(g.GENRE_HISTORY_FIELD)
-    ids = view.values("id")
-    history = view.values(g.GENRE_HISTORY_FIELD)
-    tags = view.values("tags")
-    out_ids, out_genres, out_tags, out_history = [], [], [], []
-    for sid, hist, sample_tags in zip(ids, history, tags):
+    writes = _Writes()
+    for sid, hist, sample_tags in zip(view.values("id"), view.values(g.GENRE_HISTORY_FIELD), view.values("tags")):
         if not hist:
             continue
         hist = list(hist)
@@ -831,20 +894,14 @@ def undo_relabel(collection) -> int:
         prev = last.get("previous")
         cands = last.get("previous_candidates")
         kw = {"candidates": list(cands)} if cands else {}
-        out_genres.append(fo.Classification(label=prev, **kw) if prev else None)
         new_tags = [t for t in (sample_tags or []) if t != g.RELABELED_TAG]
         for t in last.get("removed_tags") or []:
             if t not in new_tags:
                 new_tags.append(t)
         if hist and hist[-1].get("user") != "remap" and g.RELABELED_TAG not in new_tags:
             new_tags.append(g.RELABELED_TAG)
-        out_ids.append(sid)
-        out_tags.append(new_tags)
-        out_history.append(hist or None)
-    if not out_ids:
+        writes.add(sid, fo.Classification(label=prev, **kw) if prev else None, new_tags, hist or None)
+    if not writes.ids:
         return 0
-    target = collection._root_dataset.select(out_ids, ordered=True)
-    target.set_values(g.GENRE_FIELD, out_genres)
-    target.set_values("tags", out_tags)
-    target.set_values(g.GENRE_HISTORY_FIELD, out_history)
-    return len(out_ids)
+    _write_genres(collection._root_dataset, writes)
+    return len(writes.ids)

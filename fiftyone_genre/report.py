@@ -10,19 +10,23 @@ dict, and ``__str__`` for the human summary.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields, is_dataclass
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 
-def _plain(value: Any) -> Any:
-    """JSON-safe copy: paths become strings, tuples lists, numpy scalars numbers."""
+def plain(value: Any) -> Any:
+    """JSON-safe copy: nested reports and dataclasses become dicts, paths strings, tuples lists, numpy scalars numbers."""
+    if isinstance(value, Report):
+        return value.to_dict()
+    if is_dataclass(value) and not isinstance(value, type):
+        return plain({f.name: getattr(value, f.name) for f in fields(value)})
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
         try:
             return value.item()
@@ -41,8 +45,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         assert is_dataclass(self), f"{type(self).__name__} must be a dataclass"
         data = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
-        data = {k: asdict(v) if is_dataclass(v) else v for k, v in data.items()}
-        return _plain({**data, **self.extra()})
+        return plain({**data, **self.extra()})
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, default=str)

@@ -30,8 +30,8 @@ from __future__ import annotations
 import colorsys
 import csv
 import json
-import os
-from dataclasses import asdict, dataclass, field
+from collections import Counter
+from dataclasses import asdict, dataclass, field, fields, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,9 @@ from typing import Any
 import numpy as np
 
 from fiftyone_genre import genres as g
+from fiftyone_genre.mediawriter import AudioTrack, VideoTrack, cfr_times, frames_of, write_media
+from fiftyone_genre.report import plain
+from fiftyone_genre.utils import ProgressFn, track
 
 # --------------------------------------------------------------------------
 # the cue table
@@ -193,15 +196,46 @@ def make_audio(
 
 def _frame_times(duration: float, fps: float, vfr: bool, rng: np.random.Generator) -> list[float]:
     """Presentation times (s); VFR clips get irregular gaps between 0.3x and 2x the period."""
-    period = 1.0 / fps
     if not vfr:
-        n = max(1, int(round(duration * fps)))
-        return [i * period for i in range(n)]
+        return cfr_times(duration, fps)
+    period = 1.0 / fps
     times, t = [], 0.0
     while t < duration - 1e-9:
         times.append(t)
         t += period * float(rng.choice([0.3, 0.5, 1.0, 1.0, 1.5, 2.0]))
     return times
+
+
+def _check_clip_args(path, container: str, audio: bool, video: bool, vfr: bool, size) -> tuple[int, int]:
+    """Refuse impossible combinations up front with a sentence naming the file."""
+    if container not in CONTAINERS:
+        raise ValueError(f"unknown container {container!r}; choose one of {', '.join(CONTAINERS)}")
+    if not (audio or video):
+        raise ValueError(f"{path}: a clip needs a video or an audio stream")
+    if vfr and container == "avi":
+        raise ValueError(f"{path}: AVI cannot hold variable frame rate; use container='mp4'")
+    width, height = int(size[0]), int(size[1])
+    if video and (width % 2 or height % 2 or width < 16 or height < 16):
+        raise ValueError(f"{path}: size must be even and at least 16x16, got {width}x{height}")
+    return width, height
+
+
+def _picture(visual_cue: int, size: tuple[int, int], duration: float, fps: float, vfr: bool,
+             codec: str, pix_fmt: str, rng: np.random.Generator) -> VideoTrack:  # fmt: skip
+    """The visual cue as a lazily rendered track (libx264 fast and small; MPEG-4 Part 2 by bit rate)."""
+    scene = _Scene(visual_cue, size, rng)
+    times = _frame_times(duration, fps, vfr, rng)
+    return VideoTrack(
+        frames=frames_of(scene.frame, times),
+        times=times,
+        size=size,
+        rate=fps,
+        codec=codec,
+        pix_fmt=pix_fmt,
+        options={"preset": "ultrafast", "crf": "28"} if codec == "libx264" else {},
+        bit_rate=None if codec == "libx264" else 400_000,
+        time_base=Fraction(1, 1000) if vfr else None,
+    )
 
 
 def write_clip(
@@ -223,98 +257,20 @@ def write_clip(
     ``container`` "mp4" -> H.264 yuv420p + AAC; "avi" -> MPEG-4 Part 2 + PCM
     s16le; "mkv" -> H.264 + AAC. ``vfr=True`` writes irregular frame
     timestamps (MP4/MKV only: AVI has no per-frame timestamps). ``video=False``
-    writes an audio-only file (for the bad-input corpus). ``size`` is
-    (width, height) and must be even for yuv420p.
+    writes an audio-only file. ``size`` is (width, height) and must be even
+    for yuv420p.
     """
-    import av
-
-    if container not in CONTAINERS:
-        raise ValueError(f"unknown container {container!r}; choose one of {', '.join(CONTAINERS)}")
-    if not (audio or video):
-        raise ValueError(f"{path}: a clip needs a video or an audio stream")
-    if vfr and container == "avi":
-        raise ValueError(f"{path}: AVI cannot hold variable frame rate; use container='mp4'")
-    width, height = int(size[0]), int(size[1])
-    if video and (width % 2 or height % 2 or width < 16 or height < 16):
-        raise ValueError(f"{path}: size must be even and at least 16x16, got {width}x{height}")
+    size = _check_clip_args(path, container, audio, video, vfr, size)
     visual_cue, audio_cue = cues_for(genre)
     fmt, vcodec, default_acodec, pix_fmt = CONTAINERS[container]
-    acodec = audio_codec or default_acodec
-    rng = _rng(seed, genre)
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    out = av.open(str(tmp), mode="w", format=fmt)
-    try:
-        vstream = astream = None
-        if video:
-            rate = Fraction(fps).limit_denominator(1001)
-            vstream = out.add_stream(vcodec, rate=rate)
-            vstream.width, vstream.height, vstream.pix_fmt = width, height, pix_fmt
-            if vfr:
-                vstream.codec_context.time_base = Fraction(1, 1000)
-                vstream.time_base = Fraction(1, 1000)
-            if vcodec == "libx264":
-                vstream.options = {"preset": "ultrafast", "crf": "28"}
-            else:
-                vstream.codec_context.bit_rate = 400_000
-        if audio:
-            astream = out.add_stream(acodec, rate=sample_rate)
-            astream.layout = "mono"
-
-        if vstream is not None:
-            scene = _Scene(visual_cue, (width, height), rng)
-            for i, t in enumerate(_frame_times(duration, fps, vfr, rng)):
-                frame = av.VideoFrame.from_ndarray(scene.frame(t), format="rgb24")
-                if vfr:
-                    frame.pts = int(round(t * 1000))
-                    frame.time_base = Fraction(1, 1000)
-                else:
-                    frame.pts = i
-                for packet in vstream.encode(frame):
-                    out.mux(packet)
-            for packet in vstream.encode():
-                out.mux(packet)
-
-        if astream is not None:
-            samples = make_audio(audio_cue, duration, sample_rate, rng)
-            _encode_audio(out, astream, samples, sample_rate)
-    except BaseException:
-        out.close()
-        tmp.unlink(missing_ok=True)
-        raise
-    out.close()
-    os.replace(tmp, path)
-    return path
-
-
-def _encode_audio(out, astream, samples: np.ndarray, sample_rate: int) -> None:
-    """Feed the encoder whole frames of its required size (AAC: 1024 samples)."""
-    import av
-
-    ctx = astream.codec_context
-    fmt = ctx.format.name if ctx.format is not None else "s16"
-    chunk = ctx.frame_size or 1024
-    for start in range(0, len(samples), chunk):
-        part = samples[start : start + chunk]
-        if ctx.frame_size and len(part) < chunk:
-            part = np.pad(part, (0, chunk - len(part)))
-        if fmt.startswith("s16"):
-            arr = (part * 32767).astype(np.int16)
-        elif fmt.startswith("s32"):
-            arr = (part * 2147483647).astype(np.int32)
-        else:
-            arr = part.astype(np.float32)
-        # mono: planar and packed layouts are both one row of samples
-        frame = av.AudioFrame.from_ndarray(arr[None, :], format=fmt, layout="mono")
-        frame.sample_rate = sample_rate
-        frame.pts = start
-        frame.time_base = Fraction(1, sample_rate)
-        for packet in astream.encode(frame):
-            out.mux(packet)
-    for packet in astream.encode():
-        out.mux(packet)
+    picture = None
+    if video:
+        picture = _picture(visual_cue, size, duration, fps, vfr, vcodec, pix_fmt, _rng(seed, genre))
+    sound = None
+    if audio:  # its own random stream: the same sound with or without a picture
+        samples = make_audio(audio_cue, duration, sample_rate, _rng(seed, genre, "audio"))
+        sound = AudioTrack.from_array(samples, sample_rate, codec=audio_codec or default_acodec)
+    return write_media(path, picture, sound, format=fmt)
 
 
 # --------------------------------------------------------------------------
@@ -366,6 +322,9 @@ UCF101_TEST_GROUPS: dict[int, range] = {1: range(1, 8), 2: range(8, 15), 3: rang
 _UCF_GROUP_ORDER = (1, 22, 8, 15, 2, 23, 9, 16, 3, 24, 10, 17, 4, 25, 11, 18, 5, 12, 19, 6, 13, 20)
 #: HMDB51 tag per group index and fold: 1 = train, 2 = test, 0 = unused.
 _HMDB_TAG_CYCLE = (1, 2, 1, 0)
+_HMDB_TAG_SPLIT = {1: "train", 2: "test", 0: "unused"}
+#: Hollywood2 clip-name prefix per clip set.
+_HOLLYWOOD2_PREFIX = {"train": "actioncliptrain", "test": "actioncliptest", "autotrain": "actioncliptrain_auto"}
 
 #: Vertical1..3 written to the synthetic YT8M vocabulary.csv (as in the real one);
 #: other classes get ("Arts & Entertainment", "", ""). Football relies on the
@@ -374,6 +333,10 @@ YT8M_VERTICALS: dict[str, tuple[str, str, str]] = {
     "Football": ("Sports", "", ""),
     "Vehicle": ("Autos & Vehicles", "", ""),
 }
+YT8M_VOCABULARY_HEADER = (
+    "Index", "TrainVideoCount", "KnowledgeGraphId", "Name", "WikiUrl",
+    "Vertical1", "Vertical2", "Vertical3", "WikiDescription",
+)  # fmt: skip
 
 YT8M_RGB_DIM = 1024
 YT8M_AUDIO_DIM = 128
@@ -389,7 +352,7 @@ class ClipRecord:
     group: str  # expected `group` value, prefixed by source
     splits: dict[int, str] = field(default_factory=dict)  # fold -> official split
     video_id: str | None = None  # YT8M id
-    readable: bool = True  # False for planted garbage files
+    readable: bool = True  # False when the file holds no decodable video
     has_audio: bool = True
     autotrain: bool = False  # Hollywood2 automatic (noisy) train set
 
@@ -401,9 +364,9 @@ class ClipRecord:
 
 @dataclass
 class Problem:
-    """A planted defect and where a reader should report it."""
+    """Something in the tree a reader should report, and where (e.g. an unpaired YT8M record)."""
 
-    kind: str  # "missing" | "malformed" | "unknown_class" | "unreadable" | "unpaired" | ...
+    kind: str  # "unpaired" here; test fault planting adds "missing", "malformed", ...
     file: str  # the split/label file (or the media file for "unreadable")
     line: int | None  # 1-based line in `file`, None when not line-based
     detail: str  # the offending text or path
@@ -411,7 +374,11 @@ class Problem:
 
 @dataclass
 class Manifest:
-    """Everything :func:`generate` wrote; tests compare importer output against it."""
+    """Everything :func:`generate` wrote; tests compare importer output against it.
+
+    Not a stage :class:`~fiftyone_genre.report.Report` (its ``extra`` field holds
+    layout details), but serialised the same way.
+    """
 
     root: str
     layout: str
@@ -431,7 +398,7 @@ class Manifest:
         return [p for p in self.problems if p.kind == kind]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return plain(self)
 
     def save(self, path: str | Path | None = None) -> Path:
         path = Path(path) if path else Path(self.root) / "manifest.json"
@@ -439,26 +406,92 @@ class Manifest:
         return path
 
     def __str__(self) -> str:
-        n = len(self.clips)
         paired = sum(c.path is not None for c in self.clips)
-        kinds: dict[str, int] = {}
-        for p in self.problems:
-            kinds[p.kind] = kinds.get(p.kind, 0) + 1
-        planted = ", ".join(f"{k}={v}" for k, v in sorted(kinds.items())) or "none"
+        kinds = Counter(p.kind for p in self.problems)
+        listed = ", ".join(f"{k}={v}" for k, v in sorted(kinds.items())) or "none"
         return (
-            f"{self.layout} tree at {self.root}: {n} clips ({paired} with media), "
-            f"{len(self.classes)} classes; planted problems: {planted}"
+            f"{self.layout} tree at {self.root}: {len(self.clips)} clips ({paired} with media), "
+            f"{len(self.classes)} classes; problems: {listed}"
         )
 
 
-def _write_garbage(path: Path, rng: np.random.Generator, nbytes: int = 2048) -> Path:
-    """A file with a video extension whose bytes are noise (no container inside)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"NOTAVIDEO" + rng.integers(0, 256, size=nbytes, dtype=np.uint8).tobytes())
-    return path
+@dataclass(frozen=True)
+class ClipOptions:
+    """How every clip of a generated tree is encoded (the :func:`write_clip` arguments)."""
+
+    duration: float = 2.0
+    fps: float = 25.0
+    size: tuple[int, int] = (128, 96)
+    audio: bool = True
+    container: str = "mp4"
+
+    @property
+    def ext(self) -> str:
+        return f".{self.container}"
 
 
-def _write_lines(path: Path, lines: list[str], crlf: bool = False) -> None:
+@dataclass(frozen=True)
+class LayoutOptions:
+    """How a tree is laid out beyond its clips (group sizes, label noise, list files)."""
+
+    clips_per_class: int = 4
+    seed: int = 0
+    crlf: bool = True  # UCF101 lists end lines with CRLF, as shipped
+    clips_per_group: int = 2
+    multilabel: float = 0.34  # Hollywood2 / YT8M: share of clips with a second label
+    autotrain: bool = False  # Hollywood2: also write the automatic train set
+    paired_fraction: float = 0.75  # YT8M: share of records with a local video
+    yt8m_levels: tuple[str, ...] = ("video", "frame")
+
+
+class _ClipWriter:
+    """Writes a tree's clips with a progress bar and records each in the manifest."""
+
+    def __init__(self, tree: _Tree, total: int, desc: str):
+        self.tree = tree
+        self.count = 0
+        self._bar = iter(track(range(total), total=total, desc=desc, progress=tree.progress))
+
+    def write(self, path: Path, genre: str) -> None:
+        self.count += 1
+        next(self._bar, None)
+        seed = self.tree.layout.seed * 100003 + self.count
+        write_clip(path, genre, seed=seed, **asdict(self.tree.clip))
+
+    def add(self, path: Path, genre: str, **record: Any) -> None:
+        """Write one clip and record it in the manifest."""
+        self.write(path, genre)
+        self.tree.manifest.clips.append(
+            ClipRecord(path=str(path), genre=genre, has_audio=self.tree.clip.audio, **record)
+        )
+
+    def close(self) -> None:
+        for _ in self._bar:
+            pass
+
+
+@dataclass
+class _Tree:
+    """One tree being written: where, which classes, how, and the manifest to fill."""
+
+    manifest: Manifest
+    root: Path
+    classes: dict[str, str]
+    clip: ClipOptions
+    layout: LayoutOptions
+    rng: np.random.Generator
+    progress: ProgressFn | None = None
+
+    @property
+    def n(self) -> int:
+        return self.layout.clips_per_class
+
+    def writer(self, total: int) -> _ClipWriter:
+        return _ClipWriter(self, total, f"synth {self.manifest.layout}")
+
+
+def write_lines(path: Path, lines: list[str], crlf: bool = False) -> None:
+    """A list file as the datasets ship them: UTF-8, every line ended (CRLF for UCF101)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     nl = "\r\n" if crlf else "\n"
     path.write_bytes((nl.join(lines) + nl).encode("utf-8"))
@@ -490,316 +523,165 @@ def generate(
     fps: float = 25.0,
     container: str | None = None,
     audio: bool = True,
-    missing: int = 0,
-    malformed: int = 0,
-    unknown_class: int = 0,
-    unreadable: int = 0,
-    crlf: bool = True,
-    clips_per_group: int = 2,
-    multilabel: float = 0.34,
-    autotrain: bool = False,
-    paired_fraction: float = 0.75,
-    yt8m_levels: tuple[str, ...] = ("video", "frame"),
-    progress=None,
+    progress: ProgressFn | None = None,
+    **layout_options: Any,
 ) -> Manifest:
     """Write a tree of synthetic clips in ``layout`` and return its :class:`Manifest`.
 
     ``classes``: source class names, or a dict class -> genre whose cues the
-    class's clips carry (default: :data:`DEFAULT_CLASSES`). ``missing``,
-    ``malformed``, ``unknown_class`` and ``unreadable`` plant that many
-    defects (split entries naming absent videos, broken lines, class indices
-    or labels that do not exist, garbage media files); each is listed in
-    ``Manifest.problems`` with its file and line. ``container`` defaults to
-    "avi" for UCF101/HMDB51/Hollywood2 (as shipped) and "mp4" otherwise.
+    class's clips carry (default: :data:`DEFAULT_CLASSES`). ``container``
+    defaults to "avi" for UCF101/HMDB51/Hollywood2 (as shipped) and "mp4"
+    otherwise. Further keywords are :class:`LayoutOptions` fields (``crlf``,
+    ``clips_per_group``, ``multilabel``, ``autotrain``, ``paired_fraction``,
+    ``yt8m_levels``).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     if clips_per_class < 1:
         raise ValueError(f"clips_per_class must be >= 1, got {clips_per_class}")
+    unknown = sorted(set(layout_options) - {f.name for f in fields(LayoutOptions)})
+    if unknown:
+        raise TypeError(f"generate() got unexpected keyword argument(s): {', '.join(unknown)}")
+    if container is None:
+        container = "avi" if layout in ("ucf101", "hmdb51", "hollywood2") else "mp4"
     root = Path(outdir).absolute()
     root.mkdir(parents=True, exist_ok=True)
     class_map = _resolve_classes(layout, classes)
-    if container is None:
-        container = "avi" if layout in ("ucf101", "hmdb51", "hollywood2") else "mp4"
-    manifest = Manifest(root=str(root), layout=layout, classes=class_map)
-    rng = np.random.default_rng(seed)
-    opts = {
-        "duration": duration,
-        "fps": fps,
-        "size": size,
-        "audio": audio,
-        "container": container,
-    }
-    writer = {
-        "folder": _gen_folder,
-        "ucf101": _gen_ucf101,
-        "hmdb51": _gen_hmdb51,
-        "hollywood2": _gen_hollywood2,
-        "yt8m": _gen_yt8m,
-    }[layout]
-    writer(
-        manifest,
-        root,
-        class_map,
-        clips_per_class,
-        opts,
-        rng,
-        seed,
-        plant={
-            "missing": missing,
-            "malformed": malformed,
-            "unknown_class": unknown_class,
-            "unreadable": unreadable,
-        },
-        crlf=crlf,
-        clips_per_group=max(1, clips_per_group),
-        multilabel=multilabel,
-        autotrain=autotrain,
-        paired_fraction=paired_fraction,
-        yt8m_levels=yt8m_levels,
+    opts = LayoutOptions(clips_per_class=clips_per_class, seed=seed, **layout_options)
+    opts = replace(opts, clips_per_group=max(1, opts.clips_per_group))
+    tree = _Tree(
+        manifest=Manifest(root=str(root), layout=layout, classes=class_map),
+        root=root,
+        classes=class_map,
+        clip=ClipOptions(duration=duration, fps=fps, size=tuple(size), audio=audio, container=container),
+        layout=opts,
+        rng=np.random.default_rng(seed),
         progress=progress,
     )
-    return manifest
+    _LAYOUT_WRITERS[layout](tree)
+    return tree.manifest
 
 
-class _ClipWriter:
-    """Writes clips with a progress bar; garbage in place of the planted unreadable ones."""
-
-    def __init__(self, opts: dict[str, Any], seed: int, total: int, progress=None, desc=""):
-        from fiftyone_genre.utils import track
-
-        self.opts = opts
-        self.seed = seed
-        self.count = 0
-        self._bar = iter(track(range(total), total=total, desc=desc, progress=progress))
-
-    def write(self, path: Path, genre: str, garbage: bool = False) -> None:
-        self.count += 1
-        next(self._bar, None)
-        if garbage:
-            _write_garbage(path, np.random.default_rng(self.seed + self.count))
-        else:
-            write_clip(path, genre, seed=self.seed * 100003 + self.count, **self.opts)
-
-    def add(self, m: Manifest, path: Path, genre: str, garbage: bool, **record: Any) -> None:
-        """Write one clip (or planted garbage) and record it, and its problem, in ``m``."""
-        self.write(path, genre, garbage)
-        m.clips.append(
-            ClipRecord(
-                path=str(path),
-                genre=genre,
-                readable=not garbage,
-                has_audio=self.opts["audio"] and not garbage,
-                **record,
-            )
-        )
-        if garbage:
-            m.problems.append(Problem("unreadable", str(path), None, "garbage bytes"))
-
-    def close(self) -> None:
-        for _ in self._bar:
-            pass
-
-
-def _pick(rng: np.random.Generator, n: int, k: int) -> list[int]:
-    k = min(k, n)
-    return sorted(int(i) for i in rng.choice(n, size=k, replace=False)) if k else []
-
-
-def _ext(opts: dict[str, Any]) -> str:
-    return ".mkv" if opts["container"] == "mkv" else f".{opts['container']}"
-
-
-def _gen_folder(m, root, classes, n, opts, rng, seed, plant, progress=None, **_):
-    total = len(classes) * n
-    bad = set(_pick(rng, total, plant["unreadable"]))
-    w = _ClipWriter(opts, seed, total, progress, "synth folder")
-    k = 0
-    for label, genre in classes.items():
-        for i in range(n):
-            path = root / label / f"{label.replace(' ', '_').lower()}_{i:03d}{_ext(opts)}"
-            rel = path.relative_to(root).with_suffix("").as_posix()
-            w.add(m, path, genre, k in bad, labels=[label], group=f"folder:{root.name}/{rel}")
-            k += 1
+def _write_folder(tree: _Tree) -> None:
+    """``<root>/<class>/<class>_000.mp4``: the folder importer's layout."""
+    w = tree.writer(len(tree.classes) * tree.n)
+    for label, genre in tree.classes.items():
+        for i in range(tree.n):
+            path = tree.root / label / f"{label.replace(' ', '_').lower()}_{i:03d}{tree.clip.ext}"
+            rel = path.relative_to(tree.root).with_suffix("").as_posix()
+            w.add(path, genre, labels=[label], group=f"folder:{tree.root.name}/{rel}")
     w.close()
-    m.extra["media_dir"] = str(root)
+    tree.manifest.extra["media_dir"] = str(tree.root)
 
 
-def _ucf_file_class(cls: str) -> str:
+def ucf_file_class(cls: str) -> str:
     """The class as spelled in file names (the HandstandPushups quirk)."""
     return "HandStandPushups" if cls == "HandstandPushups" else cls
 
 
-def _gen_ucf101(
-    m, root, classes, n, opts, rng, seed, plant, crlf=True, clips_per_group=2, progress=None, **_
-):
-    media = root / "UCF-101"
-    lists = root / "ucfTrainTestlist"
-    names = sorted(classes)
+def _ucf_group_and_clip(i: int, per_group: int) -> tuple[int, int]:
+    """The i-th clip of a class: (group g01-g25, clip number within the group)."""
+    gnum = _UCF_GROUP_ORDER[(i // per_group) % len(_UCF_GROUP_ORDER)]
+    cnum = i % per_group + 1 + per_group * (i // (per_group * len(_UCF_GROUP_ORDER)))
+    return gnum, cnum
+
+
+def _write_ucf101(tree: _Tree) -> None:
+    """``UCF-101/<class>/v_<class>_gNN_cNN.avi`` + ``ucfTrainTestlist/`` (3 folds)."""
+    media, lists = tree.root / "UCF-101", tree.root / "ucfTrainTestlist"
+    names = sorted(tree.classes)
     index = {c: i + 1 for i, c in enumerate(names)}
-    _write_lines(lists / "classInd.txt", [f"{index[c]} {c}" for c in names], crlf)
-    total = len(names) * n
-    bad = set(_pick(rng, total, plant["unreadable"]))
-    w = _ClipWriter(opts, seed, total, progress, "synth ucf101")
-    k = 0
+    crlf = tree.layout.crlf
+    write_lines(lists / "classInd.txt", [f"{index[c]} {c}" for c in names], crlf)
+    w = tree.writer(len(names) * tree.n)
     entries: list[tuple[str, int, dict[int, str]]] = []  # rel path, class index, splits
     for cls in names:
-        genre = classes[cls]
-        for i in range(n):
-            gnum = _UCF_GROUP_ORDER[(i // clips_per_group) % len(_UCF_GROUP_ORDER)]
-            cnum = (
-                i % clips_per_group
-                + 1
-                + clips_per_group * (i // (clips_per_group * len(_UCF_GROUP_ORDER)))
-            )
-            fname = f"v_{_ucf_file_class(cls)}_g{gnum:02d}_c{cnum:02d}.avi"
-            if opts["container"] != "avi":
-                fname = fname[:-4] + _ext(opts)
-            path = media / cls / fname
+        for i in range(tree.n):
+            gnum, cnum = _ucf_group_and_clip(i, tree.layout.clips_per_group)
+            fname = f"v_{ucf_file_class(cls)}_g{gnum:02d}_c{cnum:02d}{tree.clip.ext}"
             splits = {f: ("test" if gnum in UCF101_TEST_GROUPS[f] else "train") for f in (1, 2, 3)}
             entries.append((f"{cls}/{fname}", index[cls], splits))
-            w.add(m, path, genre, k in bad, labels=[cls], group=f"ucf101:{cls}_g{gnum:02d}", splits=splits)
-            k += 1
+            w.add(media / cls / fname, tree.classes[cls], labels=[cls], group=f"ucf101:{cls}_g{gnum:02d}",
+                  splits=splits)  # fmt: skip
     w.close()
     for fold in (1, 2, 3):
         train = [f"{rel} {ci}" for rel, ci, s in entries if s[fold] == "train"]
         test = [rel for rel, _, s in entries if s[fold] == "test"]
-        if fold == 1:
-            # plant defects in trainlist01 (the file a fold-1 import reads)
-            tl = str(lists / "trainlist01.txt")
-            for j in range(plant["unknown_class"]):
-                if j < len(train):
-                    rel = train[j].split()[0]
-                    train[j] = f"{rel} {len(names) + 900 + j}"
-                    m.problems.append(Problem("unknown_class", tl, j + 1, train[j]))
-            for j in range(plant["missing"]):
-                first = names[j % len(names)]
-                rel = f"{first}/v_{_ucf_file_class(first)}_g25_c{90 + j:02d}.avi"
-                train.append(f"{rel} {index[first]}")
-                m.problems.append(Problem("missing", tl, len(train), rel))
-            for j in range(plant["malformed"]):
-                line = [
-                    "this is not a split line",
-                    "Punch/v_Punch_g01_c01.avi notanumber",
-                    "a b c",
-                ][j % 3]
-                train.append(line)
-                m.problems.append(Problem("malformed", tl, len(train), line))
-        _write_lines(lists / f"trainlist0{fold}.txt", train, crlf)
-        _write_lines(lists / f"testlist0{fold}.txt", test, crlf)
-    m.extra.update(media_dir=str(media), lists_dir=str(lists))
+        write_lines(lists / f"trainlist0{fold}.txt", train, crlf)
+        write_lines(lists / f"testlist0{fold}.txt", test, crlf)
+    tree.manifest.extra.update(media_dir=str(media), lists_dir=str(lists))
 
 
-def _gen_hmdb51(m, root, classes, n, opts, rng, seed, plant, clips_per_group=2, progress=None, **_):
-    splits_dir = root / "testTrainMulti_7030_splits"
-    names = sorted(classes)
-    total = len(names) * n
-    bad = set(_pick(rng, total, plant["unreadable"]))
-    w = _ClipWriter(opts, seed, total, progress, "synth hmdb51")
-    k = 0
+def _write_hmdb51(tree: _Tree) -> None:
+    """``<action>/<movie>_<action>_..._N.avi`` + ``testTrainMulti_7030_splits/`` (3 folds)."""
+    splits_dir = tree.root / "testTrainMulti_7030_splits"
+    names = sorted(tree.classes)
+    per_group = tree.layout.clips_per_group
+    w = tree.writer(len(names) * tree.n)
     lines: dict[tuple[str, int], list[str]] = {}
     for ci, action in enumerate(names):
-        genre = classes[action]
-        for i in range(n):
-            gi = i // clips_per_group
+        for i in range(tree.n):
+            gi = i // per_group
             movie = f"Synth_Movie{ci:02d}{gi:02d}"
-            fname = f"{movie}_{action}_u_nm_np1_fr_med_{i % clips_per_group}{_ext(opts)}"
-            path = root / action / fname
+            fname = f"{movie}_{action}_u_nm_np1_fr_med_{i % per_group}{tree.clip.ext}"
             splits = {}
             for fold in (1, 2, 3):
                 tag = _HMDB_TAG_CYCLE[(gi + ci + fold - 1) % len(_HMDB_TAG_CYCLE)]
-                splits[fold] = {1: "train", 2: "test", 0: "unused"}[tag]
+                splits[fold] = _HMDB_TAG_SPLIT[tag]
                 # the official files end their lines with a space
                 lines.setdefault((action, fold), []).append(f"{fname} {tag} ")
-            w.add(m, path, genre, k in bad, labels=[action], group=f"hmdb51:{movie}", splits=splits)
-            k += 1
+            w.add(tree.root / action / fname, tree.classes[action], labels=[action], group=f"hmdb51:{movie}",
+                  splits=splits)  # fmt: skip
     w.close()
-    first = names[0]
-    f1 = lines[(first, 1)]
-    sf = str(splits_dir / f"{first}_test_split1.txt")
-    for j in range(plant["missing"]):
-        f1.append(f"Gone_Movie{j}_{first}_u_nm_np1_fr_med_0{_ext(opts)} 1 ")
-        m.problems.append(Problem("missing", sf, len(f1), f1[-1].strip()))
-    for j in range(plant["malformed"]):
-        line = ["just_one_token.avi", f"x_{first}_0.avi 7", "x y z"][j % 3]
-        f1.append(line)
-        m.problems.append(Problem("malformed", sf, len(f1), line))
     for (action, fold), body in lines.items():
-        _write_lines(splits_dir / f"{action}_test_split{fold}.txt", body)
-    for j in range(plant["unknown_class"]):
-        # a split file for an action that has no video folder
-        p = splits_dir / f"no_such_action{j}_test_split1.txt"
-        _write_lines(p, [f"clip_no_such_action{j}_0.avi 1 "])
-        m.problems.append(Problem("unknown_class", str(p), None, f"no_such_action{j}"))
-    m.extra.update(media_dir=str(root), splits_dir=str(splits_dir))
+        write_lines(splits_dir / f"{action}_test_split{fold}.txt", body)
+    tree.manifest.extra.update(media_dir=str(tree.root), splits_dir=str(splits_dir))
 
 
-def _gen_hollywood2(
-    m,
-    root,
-    classes,
-    n,
-    opts,
-    rng,
-    seed,
-    plant,
-    multilabel=0.34,
-    autotrain=False,
-    progress=None,
-    **_,
-):
-    clips_dir = root / "AVIClips"
-    sets_dir = root / "ClipSets"
-    names = sorted(classes)
-    sets = ["train", "test"] + (["autotrain"] if autotrain else [])
-    prefix = {
-        "train": "actioncliptrain",
-        "test": "actioncliptest",
-        "autotrain": "actioncliptrain_auto",
-    }
-    # per set: clips_per_class clips per class (half for test), some with a second label
-    plan: list[tuple[str, str, list[str]]] = []  # (set, clip name, labels)
+def _hollywood2_plan(tree: _Tree, sets: list[str]) -> list[tuple[str, str, list[str]]]:
+    """(set, clip name, labels): clips_per_class per class and set (half for test), some multi-label."""
+    names = sorted(tree.classes)
+    plan: list[tuple[str, str, list[str]]] = []
     for s in sets:
-        per = n if s != "test" else max(1, n // 2)
+        per = tree.n if s != "test" else max(1, tree.n // 2)
         num = 0
         for ci, cls in enumerate(names):
             for _i in range(per):
                 num += 1
                 labels = [cls]
-                if len(names) > 1 and rng.random() < multilabel:
-                    labels.append(
-                        names[(ci + 1 + int(rng.integers(0, len(names) - 1))) % len(names)]
-                    )
-                plan.append((s, f"{prefix[s]}{num:05d}", labels))
-    total = len(plan)
-    bad = set(_pick(rng, total, plant["unreadable"]))
-    w = _ClipWriter(opts, seed, total, progress, "synth hollywood2")
-    for k, (s, clip, labels) in enumerate(plan):
-        path = clips_dir / f"{clip}{_ext(opts)}"
+                if len(names) > 1 and tree.rng.random() < tree.layout.multilabel:
+                    labels.append(names[(ci + 1 + int(tree.rng.integers(0, len(names) - 1))) % len(names)])
+                plan.append((s, f"{_HOLLYWOOD2_PREFIX[s]}{num:05d}", labels))
+    return plan
+
+
+def _write_hollywood2(tree: _Tree) -> None:
+    """``AVIClips/<clip>.avi`` + ``ClipSets/<class>_<set>.txt`` (1 / -1 per clip)."""
+    clips_dir, sets_dir = tree.root / "AVIClips", tree.root / "ClipSets"
+    sets = ["train", "test"] + (["autotrain"] if tree.layout.autotrain else [])
+    plan = _hollywood2_plan(tree, sets)
+    w = tree.writer(len(plan))
+    for s, clip, labels in plan:
         w.add(
-            m, path, classes[labels[0]], k in bad, labels=labels, group=f"hollywood2:{clip}",
-            splits={1: "train" if s != "test" else "test"}, autotrain=s == "autotrain",
+            clips_dir / f"{clip}{tree.clip.ext}", tree.classes[labels[0]], labels=labels,
+            group=f"hollywood2:{clip}", splits={1: "train" if s != "test" else "test"}, autotrain=s == "autotrain",
         )  # fmt: skip
     w.close()
     for s in sets:
         in_set = [(clip, labels) for ss, clip, labels in plan if ss == s]
-        _write_lines(sets_dir / f"actions_{s}.txt", [f"{c}  1" for c, _ in in_set])
-        for cls in names:
-            body = [f"{c}  {1 if cls in labels else -1}" for c, labels in in_set]
-            if s == "train" and cls == names[0]:
-                p = str(sets_dir / f"{cls}_train.txt")
-                for j in range(plant["missing"]):
-                    body.append(f"actioncliptrain{90000 + j:05d}  1")
-                    m.problems.append(Problem("missing", p, len(body), body[-1]))
-                for j in range(plant["malformed"]):
-                    line = ["actioncliptrain00001", "actioncliptrain00001 maybe", "a b c"][j % 3]
-                    body.append(line)
-                    m.problems.append(Problem("malformed", p, len(body), line))
-            _write_lines(sets_dir / f"{cls}_{s}.txt", body)
-    m.extra.update(media_dir=str(clips_dir), clipsets_dir=str(sets_dir))
+        write_lines(sets_dir / f"actions_{s}.txt", [f"{c}  1" for c, _ in in_set])
+        for cls in sorted(tree.classes):
+            write_lines(sets_dir / f"{cls}_{s}.txt", [f"{c}  {1 if cls in labels else -1}" for c, labels in in_set])
+    tree.manifest.extra.update(media_dir=str(clips_dir), clipsets_dir=str(sets_dir))
 
 
-def _yt8m_id(rng: np.random.Generator) -> str:
+# --------------------------------------------------------------------------
+# YouTube-8M: vocabulary.csv + TFRecords (+ local videos for some records)
+# --------------------------------------------------------------------------
+
+
+def yt8m_id(rng: np.random.Generator) -> str:
+    """A random 11-character YouTube-style id."""
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     return "".join(alphabet[int(i)] for i in rng.integers(0, len(alphabet), size=11))
 
@@ -809,242 +691,122 @@ def quantize(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round((np.asarray(x) + 2.0) * 255.0 / 4.0), 0, 255).astype(np.uint8)
 
 
-def _gen_yt8m(
-    m,
-    root,
-    classes,
-    n,
-    opts,
-    rng,
-    seed,
-    plant,
-    multilabel=0.34,
-    paired_fraction=0.75,
-    yt8m_levels=("video", "frame"),
-    progress=None,
-    **_,
-):
-    from tfrecord import TFRecordWriter
+def yt8m_features(genre: str, seconds: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per-second (rgb, audio) features with the genre's cues lit, as the TFRecords carry them."""
+    vis_cue, aud_cue = cues_for(genre)
+    rgb = rng.normal(0, 0.5, size=(seconds, YT8M_RGB_DIM)).astype(np.float32)
+    rgb[:, vis_cue] += 1.0
+    aud = rng.normal(0, 0.5, size=(seconds, YT8M_AUDIO_DIM)).astype(np.float32)
+    aud[:, aud_cue] += 1.0
+    return rgb, aud
 
-    media = root / "videos"
-    names = list(classes)
-    # vocabulary: real-looking rows, with our classes at indices 0..K-1 plus a filler class
-    vocab_rows = []
-    for i, name in enumerate([*names, "Vehicle"]):
-        vocab_rows.append(
-            [
-                str(i),
-                str(1000 - i),
-                f"/m/0{i:04d}",
-                name,
-                f"https://en.wikipedia.org/wiki/{name.replace(' ', '_')}",
-                *YT8M_VERTICALS.get(name, ("Arts & Entertainment", "", "")),
-                f"Synthetic class {name}.",
-            ]
-        )
-    vocab = root / "vocabulary.csv"
-    with open(vocab, "w", newline="", encoding="utf-8") as f:
-        wr = csv.writer(f)
-        wr.writerow(
-            [
-                "Index",
-                "TrainVideoCount",
-                "KnowledgeGraphId",
-                "Name",
-                "WikiUrl",
-                "Vertical1",
-                "Vertical2",
-                "Vertical3",
-                "WikiDescription",
-            ]
-        )
-        wr.writerows(vocab_rows)
-        for j in range(plant["malformed"]):
-            wr.writerow([f"not-an-index-{j}", "x"])
-            m.problems.append(
-                Problem("malformed", str(vocab), len(vocab_rows) + 2 + j, f"not-an-index-{j},x")
-            )
+
+class Yt8mRecordFiles:
+    """``<root>/<level>/<split>0000.tfrecord`` writers, opened on first use."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._open: dict[tuple[str, str], Any] = {}
+
+    def _writer(self, level: str, split: str):
+        from tfrecord import TFRecordWriter
+
+        if (level, split) not in self._open:
+            d = self.root / level
+            d.mkdir(parents=True, exist_ok=True)
+            self._open[(level, split)] = TFRecordWriter(str(d / f"{split}0000.tfrecord"))
+        return self._open[(level, split)]
+
+    def write(self, level: str, split: str, vid: str, label_ids: list[int], rgb: np.ndarray, aud: np.ndarray) -> None:
+        """One record: video level keeps the means, frame level the quantised seconds."""
+        context = {"id": (vid.encode(), "byte"), "labels": (label_ids, "int")}
+        if level == "video":
+            context.update(mean_rgb=(rgb.mean(0).tolist(), "float"), mean_audio=(aud.mean(0).tolist(), "float"))
+            self._writer(level, split).write(context)
+        else:
+            frames = {
+                "rgb": ([quantize(r).tobytes() for r in rgb], "byte"),
+                "audio": ([quantize(a).tobytes() for a in aud], "byte"),
+            }
+            self._writer(level, split).write(context, frames)
+
+    def close(self) -> None:
+        for writer in self._open.values():
+            writer.close()
+
+
+def _write_vocabulary(path: Path, names: list[str]) -> Path:
+    """Real-looking rows: our classes at indices 0..K-1 plus a filler class."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(YT8M_VOCABULARY_HEADER)
+        for i, name in enumerate([*names, "Vehicle"]):
+            wiki = f"https://en.wikipedia.org/wiki/{name.replace(' ', '_')}"
+            verticals = YT8M_VERTICALS.get(name, ("Arts & Entertainment", "", ""))
+            out.writerow([str(i), str(1000 - i), f"/m/0{i:04d}", name, wiki, *verticals, f"Synthetic class {name}."])
+    return path
+
+
+@dataclass
+class _Yt8mRecord:
+    split: str  # "train" | "validate"
+    vid: str
+    labels: list[str]
+    genre: str
+    paired: bool  # a local video exists
+
+
+def _yt8m_plan(tree: _Tree) -> list[_Yt8mRecord]:
+    names = list(tree.classes)
     index = {name: i for i, name in enumerate(names)}
-    records = []  # (split, id, label indices, genre, paired)
+    records = []
     for cls in names:
-        for i in range(n):
-            vid = _yt8m_id(rng)
+        for i in range(tree.n):
+            vid = yt8m_id(tree.rng)
             labels = [cls]
-            if len(names) > 1 and rng.random() < multilabel:
+            if len(names) > 1 and tree.rng.random() < tree.layout.multilabel:
                 labels.append(names[(index[cls] + 1) % len(names)])
             split = "train" if i % 4 != 3 else "validate"
-            paired = bool(rng.random() < paired_fraction) or i == 0
-            records.append([split, vid, labels, classes[cls], paired])
-    unknown = set(_pick(rng, len(records), plant["unknown_class"]))
-    paired_idx = [k for k, r in enumerate(records) if r[4]]
-    bad = {paired_idx[k] for k in _pick(rng, len(paired_idx), plant["unreadable"])}
-    w = _ClipWriter(opts, seed, len(paired_idx), progress, "synth yt8m")
-    writers: dict[tuple[str, str], Any] = {}
-    for k, (split, vid, labels, genre, paired) in enumerate(records):
-        label_ids = [index[c] for c in labels]
-        if k in unknown:
-            label_ids.append(99000 + k)
-        path = None
-        if paired:
-            path = media / f"{vid}.mp4"
-            w.write(path, genre, k in bad)
-        vis_cue, aud_cue = cues_for(genre)
-        seconds = max(1, int(round(opts["duration"])))
-        rgb = rng.normal(0, 0.5, size=(seconds, YT8M_RGB_DIM)).astype(np.float32)
-        rgb[:, vis_cue] += 1.0
-        aud = rng.normal(0, 0.5, size=(seconds, YT8M_AUDIO_DIM)).astype(np.float32)
-        aud[:, aud_cue] += 1.0
-        for level in yt8m_levels:
-            key = (level, split)
-            if key not in writers:
-                d = root / level
-                d.mkdir(parents=True, exist_ok=True)
-                writers[key] = TFRecordWriter(str(d / f"{split}0000.tfrecord"))
-            if level == "video":
-                writers[key].write(
-                    {
-                        "id": (vid.encode(), "byte"),
-                        "labels": (label_ids, "int"),
-                        "mean_rgb": (rgb.mean(0).tolist(), "float"),
-                        "mean_audio": (aud.mean(0).tolist(), "float"),
-                    }
-                )
-            else:
-                writers[key].write(
-                    {"id": (vid.encode(), "byte"), "labels": (label_ids, "int")},
-                    {
-                        "rgb": ([quantize(r).tobytes() for r in rgb], "byte"),
-                        "audio": ([quantize(a).tobytes() for a in aud], "byte"),
-                    },
-                )
-        m.clips.append(
-            ClipRecord(
-                path=str(path) if path else None,
-                genre=genre,
-                labels=labels,
-                group=f"yt8m:{vid}",
-                splits={1: "train" if split == "train" else "test"},
-                video_id=vid,
-                readable=k not in bad,
-                has_audio=opts["audio"] and k not in bad,
-            )
+            paired = bool(tree.rng.random() < tree.layout.paired_fraction) or i == 0
+            records.append(_Yt8mRecord(split, vid, labels, tree.classes[cls], paired))
+    return records
+
+
+def _write_yt8m(tree: _Tree) -> None:
+    """``vocabulary.csv``, ``<level>/<split>0000.tfrecord`` and ``videos/<id>.mp4`` for paired records."""
+    media = tree.root / "videos"
+    names = list(tree.classes)
+    vocab = _write_vocabulary(tree.root / "vocabulary.csv", names)
+    records = _yt8m_plan(tree)
+    w = tree.writer(sum(r.paired for r in records))
+    files = Yt8mRecordFiles(tree.root)
+    seconds = max(1, int(round(tree.clip.duration)))
+    for r in records:
+        path = media / f"{r.vid}.mp4" if r.paired else None
+        if path is not None:
+            w.write(path, r.genre)
+        rgb, aud = yt8m_features(r.genre, seconds, tree.rng)
+        for level in tree.layout.yt8m_levels:
+            files.write(level, r.split, r.vid, [names.index(c) for c in r.labels], rgb, aud)
+        tree.manifest.clips.append(
+            ClipRecord(path=str(path) if path else None, genre=r.genre, labels=r.labels, group=f"yt8m:{r.vid}",
+                       splits={1: "train" if r.split == "train" else "test"}, video_id=r.vid,
+                       has_audio=tree.clip.audio)  # fmt: skip
         )
-        if k in unknown:
-            m.problems.append(
-                Problem("unknown_class", f"{split}0000.tfrecord", None, f"{vid}: label {99000 + k}")
-            )
-        if k in bad:
-            m.problems.append(Problem("unreadable", str(path), None, "garbage bytes"))
-        if not paired:
-            m.problems.append(Problem("unpaired", f"{split}0000.tfrecord", None, vid))
+        if path is None:
+            tree.manifest.problems.append(Problem("unpaired", f"{r.split}0000.tfrecord", None, r.vid))
     w.close()
-    for wr_ in writers.values():
-        wr_.close()
-    m.extra.update(media_dir=str(media), vocabulary=str(vocab), levels=list(yt8m_levels))
+    files.close()
+    tree.manifest.extra.update(media_dir=str(media), vocabulary=str(vocab), levels=list(tree.layout.yt8m_levels))
 
 
-# --------------------------------------------------------------------------
-# bad-input corpus (issue 9)
-# --------------------------------------------------------------------------
-
-
-def bad_corpus(outdir: str | Path, seed: int = 0, genre: str = g.ACTION) -> dict[str, Any]:
-    """Write the messy-input corpus and say what a reader should report for each file.
-
-    Returns ``{"root", "dir", "good": [paths], "bad": {path: reason}, "odd":
-    {path: note}, "split_file", "split_problems": [(line, kind, text)]}``.
-    ``bad`` files cannot be used (a reader must report them); ``odd`` files
-    are valid but unusual (a reader must cope, not fail). Files live in
-    ``<outdir>/<genre>/`` so the folder importer can read the corpus.
-    """
-    root = Path(outdir).absolute()
-    d = root / genre
-    d.mkdir(parents=True, exist_ok=True)
-    tiny = {"size": (64, 48), "fps": 10.0}
-    good = [
-        write_clip(d / f"good_{i}.mp4", genre, duration=1.0, seed=seed + i, **tiny)
-        for i in range(2)
-    ]
-    bad: dict[str, str] = {}
-    odd: dict[str, str] = {}
-
-    full = write_clip(d / "full.mp4", genre, duration=1.0, seed=seed + 10, **tiny)
-    data = full.read_bytes()
-    trunc = d / "truncated.mp4"
-    trunc.write_bytes(data[: len(data) // 3])
-    full.unlink()
-    bad[str(trunc)] = "truncated file: container cannot be parsed"
-
-    zero = d / "zero_bytes.mp4"
-    zero.write_bytes(b"")
-    bad[str(zero)] = "zero-byte file"
-
-    audio_only = write_clip(
-        d / "audio_only.mp4", genre, duration=1.0, video=False, seed=seed + 11, **tiny
-    )
-    bad[str(audio_only)] = "no video stream"
-
-    garbage = _write_garbage(d / "garbage.avi", np.random.default_rng(seed))
-    bad[str(garbage)] = "not a video container"
-
-    video_only = write_clip(
-        d / "video_only.mp4", genre, duration=1.0, audio=False, seed=seed + 12, **tiny
-    )
-    odd[str(video_only)] = "no audio stream (audio features must be zeros, has_audio False)"
-    short = write_clip(d / "half_second.mp4", genre, duration=0.5, seed=seed + 13, **tiny)
-    odd[str(short)] = "0.5 s clip (shorter than one window)"
-    big = write_clip(
-        d / "uhd_4k.mp4", genre, duration=0.2, fps=5.0, size=(3840, 2160), seed=seed + 14
-    )
-    odd[str(big)] = "3840x2160 frames"
-    vfr = write_clip(d / "vfr.mp4", genre, duration=1.0, vfr=True, seed=seed + 15, **tiny)
-    odd[str(vfr)] = "variable frame rate"
-    uni = write_clip(d / "clip ünïcödé 片.mp4", genre, duration=1.0, seed=seed + 16, **tiny)
-    odd[str(uni)] = "non-ASCII characters in the name"
-    spaced = write_clip(d / "clip with spaces.mp4", genre, duration=1.0, seed=seed + 17, **tiny)
-    odd[str(spaced)] = "spaces in the name"
-    avi = write_clip(
-        d / "pcm_audio.avi", genre, duration=1.0, container="avi", seed=seed + 18, **tiny
-    )
-    odd[str(avi)] = "MPEG-4 Part 2 AVI with PCM audio"
-
-    fake_dir = d / "x.mp4"
-    fake_dir.mkdir(exist_ok=True)
-    (fake_dir / "inside.txt").write_text("a directory named like a video\n")
-    directories = {str(fake_dir): "a directory, not a video file"}
-
-    # a split file (UCF101 trainlist style) with missing entries and junk lines
-    split_file = root / "splits.txt"
-    rels = [Path(p).relative_to(root).as_posix() for p in [*good, video_only]]
-    lines: list[str] = [f"{r} 1" for r in rels]
-    split_problems: list[tuple[int, str, str]] = []
-
-    def add(line: str, kind: str) -> None:
-        lines.append(line)
-        split_problems.append((len(lines), kind, line))
-
-    add(f"{genre}/deleted_long_ago.mp4 1", "missing")
-    add("", "blank")
-    add("   \t  ", "blank")
-    add("# a comment line", "malformed")
-    add(f"{genre}/good_0.mp4 1 extra tokens", "malformed")
-    add(f"{genre}/good_1.mp4 notanumber", "malformed")
-    add("../../etc/passwd 1", "outside_root")
-    add("/etc/passwd 1", "outside_root")
-    add("\x00\x01binary junk", "malformed")
-    split_file.write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-8"))
-
-    return {
-        "root": str(root),
-        "dir": str(d),
-        "genre": genre,
-        "good": [str(p) for p in good],
-        "bad": bad,
-        "odd": odd,
-        "directories": directories,
-        "split_file": str(split_file),
-        "split_problems": split_problems,
-    }
+_LAYOUT_WRITERS = {
+    "folder": _write_folder,
+    "ucf101": _write_ucf101,
+    "hmdb51": _write_hmdb51,
+    "hollywood2": _write_hollywood2,
+    "yt8m": _write_yt8m,
+}
 
 
 __all__ = [
@@ -1053,13 +815,19 @@ __all__ = [
     "GENRE_CUES",
     "LAYOUTS",
     "VISUAL_HUES",
+    "ClipOptions",
     "ClipRecord",
+    "LayoutOptions",
     "Manifest",
     "Problem",
-    "bad_corpus",
+    "Yt8mRecordFiles",
     "cues_for",
     "generate",
     "make_audio",
     "quantize",
+    "ucf_file_class",
     "write_clip",
+    "write_lines",
+    "yt8m_features",
+    "yt8m_id",
 ]

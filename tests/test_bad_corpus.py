@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.faults import bad_corpus
+from support.media import streams as _streams
 
 from fiftyone_genre import genres as g
-from fiftyone_genre import synth
 from fiftyone_genre.sources import import_folder, import_ucf101
 from fiftyone_genre.sources.common import ImportReport
 from fiftyone_genre.sources.ucf101 import parse_ucf101
@@ -19,7 +20,21 @@ from fiftyone_genre.sources.ucf101 import parse_ucf101
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> dict:
-    return synth.bad_corpus(tmp_path_factory.mktemp("bad"))
+    return bad_corpus(tmp_path_factory.mktemp("bad"))
+
+
+def test_bad_corpus_files(tmp_path):
+    """The corpus holds what its manifest says: empty, 4K, audio-only, odd names."""
+    c = bad_corpus(tmp_path)
+    assert str(Path(c["dir"]) / "zero_bytes.mp4") in c["bad"]
+    assert (Path(c["dir"]) / "zero_bytes.mp4").stat().st_size == 0
+    assert (Path(c["dir"]) / "x.mp4").is_dir()
+    big = _streams(Path(c["dir"]) / "uhd_4k.mp4")
+    assert big["video"][1:] == (3840, 2160)
+    assert _streams(Path(c["dir"]) / "audio_only.mp4")["video"] is None
+    assert any("ü" in p for p in c["odd"]) and any(" " in Path(p).name for p in c["odd"])
+    kinds = {k for _, k, _ in c["split_problems"]}
+    assert {"missing", "malformed", "outside_root"} <= kinds
 
 
 #: what the reported reason must mention for each bad file

@@ -7,6 +7,7 @@ from pathlib import Path
 import fiftyone as fo
 import numpy as np
 import pytest
+from support import faults
 
 from fiftyone_genre import genres as g
 from fiftyone_genre import synth
@@ -33,7 +34,7 @@ def trees(tmp_path_factory) -> dict[str, synth.Manifest]:
         if layout == "hollywood2":
             kw.update(autotrain=True, multilabel=0.5)
         n = 2 if layout == "hollywood2" else 3
-        out[layout] = synth.generate(root / layout, layout, clips_per_class=n, seed=1, **TINY, **kw)
+        out[layout] = faults.generate(root / layout, layout, clips_per_class=n, seed=1, **TINY, **kw)
     return out
 
 

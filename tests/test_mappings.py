@@ -153,35 +153,29 @@ def test_folder_identity_mapping():
 # --- parser errors name the file and the key ---------------------------------
 
 
-def test_errors_name_file_and_key(tmp_path):
+#: (mapping file text, what the error must say): each names the file and the key
+BAD_MAPPINGS = [
+    ("Punch: [Action\n", r"bad\.yaml.*not valid YAML"),
+    ("Punch: 3\nKiss: Romance\n", r"bad\.yaml: key 'Punch': expected a genre name"),
+    ("map:\n  Kiss: [Romance]\n", r"bad\.yaml: key 'Kiss'"),
+    ("Punch: Sci-Fi\n", r"bad\.yaml: key 'Punch': unknown genre 'Sci-Fi'"),
+    ("Punch: Action\nPunch: Sports\n", r"bad\.yaml.*duplicate key 'Punch'"),
+    ("map: {Kiss: Romance}\nunmapped: [Kiss]\n", r"'Kiss' is both mapped and listed"),
+    ("map: {Kiss: Romance}\nrules:\n  - {name_regex: '(', genre: Action}\n", r"rules\[0\]\.name_regex"),
+    ("map: {Kiss: Romance}\nmapp: {}\n", r"unknown key\(s\) 'mapp'"),
+    ("yes: Action\n", r"class name True is a bool"),  # YAML 1.1 turns yes into True
+]
+
+
+@pytest.mark.parametrize("text,message", BAD_MAPPINGS)
+def test_errors_name_file_and_key(tmp_path, text, message):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("Punch: [Action\n")
-    with pytest.raises(ConfigError, match=r"bad\.yaml.*not valid YAML"):
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=message):
         load_mapping(bad)
-    bad.write_text("Punch: 3\nKiss: Romance\n")
-    with pytest.raises(ConfigError, match=r"bad\.yaml: key 'Punch': expected a genre name"):
-        load_mapping(bad)
-    bad.write_text("map:\n  Kiss: [Romance]\n")
-    with pytest.raises(ConfigError, match=r"bad\.yaml: key 'Kiss'"):
-        load_mapping(bad)
-    bad.write_text("Punch: Sci-Fi\n")
-    with pytest.raises(ConfigError, match=r"bad\.yaml: key 'Punch': unknown genre 'Sci-Fi'"):
-        load_mapping(bad)
-    bad.write_text("Punch: Action\nPunch: Sports\n")
-    with pytest.raises(ConfigError, match=r"bad\.yaml.*duplicate key 'Punch'"):
-        load_mapping(bad)
-    bad.write_text("map: {Kiss: Romance}\nunmapped: [Kiss]\n")
-    with pytest.raises(ConfigError, match=r"'Kiss' is both mapped and listed"):
-        load_mapping(bad)
-    bad.write_text("map: {Kiss: Romance}\nrules:\n  - {name_regex: '(', genre: Action}\n")
-    with pytest.raises(ConfigError, match=r"rules\[0\]\.name_regex"):
-        load_mapping(bad)
-    bad.write_text("map: {Kiss: Romance}\nmapp: {}\n")
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) 'mapp'"):
-        load_mapping(bad)
-    bad.write_text("yes: Action\n")  # YAML 1.1 turns yes into True
-    with pytest.raises(ConfigError, match=r"class name True is a bool"):
-        load_mapping(bad)
+
+
+def test_missing_mapping_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="no such mapping file"):
         load_mapping(tmp_path / "missing.yaml")
 

@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from support import faults
 
 from fiftyone_genre import genres as g
 from fiftyone_genre import remap, split, synth
@@ -185,7 +186,7 @@ def work(tmp_path_factory) -> Path:
 def corpus(work) -> dict:
     root = work / "media"
     manifest = synth.generate(root, layout="folder", clips_per_class=3, duration=2, size=(64, 48))
-    bad = synth.bad_corpus(root)
+    bad = faults.bad_corpus(root)
     good = [c.path for c in manifest.clips] + bad["good"] + list(bad["odd"])
     assert len({Path(p).name for p in good + list(bad["bad"])}) == len(good) + len(bad["bad"])
     return {**bad, "root": str(root), "good": good, "bad": bad["bad"]}

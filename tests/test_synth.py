@@ -5,33 +5,15 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
+from support import faults
+from support.media import streams as _streams
 
 from fiftyone_genre import genres as g
 from fiftyone_genre import synth
 
 TINY = {"size": (64, 48), "fps": 10.0, "duration": 1.0}
-
-
-def _streams(path: Path) -> dict:
-    with av.open(str(path)) as c:
-        out = {"video": None, "audio": None, "times": []}
-        if c.streams.video:
-            v = c.streams.video[0]
-            out["video"] = (v.codec_context.name, v.width, v.height)
-            frames = list(c.decode(v))
-            out["times"] = [f.time for f in frames]
-            out["mean_rgb"] = np.mean(
-                [f.to_ndarray(format="rgb24").mean((0, 1)) for f in frames], 0
-            )
-    with av.open(str(path)) as c:
-        if c.streams.audio:
-            a = c.streams.audio[0]
-            out["audio"] = (a.codec_context.name, a.rate)
-            out["samples"] = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(a)])
-    return out
 
 
 def test_cue_table_is_a_cycle_of_pairs():
@@ -100,7 +82,7 @@ def test_same_seed_same_bytes(tmp_path):
 
 
 def test_generate_ucf101_layout(tmp_path):
-    m = synth.generate(
+    m = faults.generate(
         tmp_path, "ucf101", clips_per_class=4, missing=1, malformed=2, unknown_class=1, **TINY
     )
     lists = tmp_path / "ucfTrainTestlist"
@@ -136,7 +118,7 @@ def test_generate_other_layouts(tmp_path):
     assert (tmp_path / "y" / "video" / "train0000.tfrecord").exists()
     assert (tmp_path / "y" / "frame" / "train0000.tfrecord").exists()
     assert any(c.path is None for c in y.clips) and any(c.path for c in y.clips)
-    f = synth.generate(tmp_path / "f", "folder", clips_per_class=1, unreadable=1, **TINY)
+    f = faults.generate(tmp_path / "f", "folder", clips_per_class=1, unreadable=1, **TINY)
     assert sorted(p.name for p in (tmp_path / "f").iterdir()) == sorted(g.GENRES)
     assert len(f.problems_of("unreadable")) == 1
     assert "6 clips" in str(f)
@@ -152,19 +134,6 @@ def test_generate_custom_classes(tmp_path):
         synth.generate(tmp_path, "folder", classes={"x": "Western"})
     with pytest.raises(ValueError, match="layout"):
         synth.generate(tmp_path, "kinetics")
-
-
-def test_bad_corpus(tmp_path):
-    c = synth.bad_corpus(tmp_path)
-    assert str(Path(c["dir"]) / "zero_bytes.mp4") in c["bad"]
-    assert (Path(c["dir"]) / "zero_bytes.mp4").stat().st_size == 0
-    assert (Path(c["dir"]) / "x.mp4").is_dir()
-    big = _streams(Path(c["dir"]) / "uhd_4k.mp4")
-    assert big["video"][1:] == (3840, 2160)
-    assert _streams(Path(c["dir"]) / "audio_only.mp4")["video"] is None
-    assert any("ü" in p for p in c["odd"]) and any(" " in Path(p).name for p in c["odd"])
-    kinds = {k for _, k, _ in c["split_problems"]}
-    assert {"missing", "malformed", "outside_root"} <= kinds
 
 
 def test_cli_synth(tmp_path, capsys):

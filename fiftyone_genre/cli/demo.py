@@ -10,9 +10,10 @@ from fiftyone_genre.cli import load_dataset
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="generate demo videos and run every stage end to end")
-    p.add_argument("--out", default="demo_output", help="output folder (media, cache, model, plots)")
-    p.add_argument("--dataset", default="genre-demo", help="FiftyOne dataset name")
-    p.add_argument("--config", default=None, help="experiment config: shipped name or YAML file (default: cpu_fast)")
+    p.add_argument("--out", dest="out_dir", metavar="OUT", default="demo_output", help="output folder (media, cache, model, plots)")
+    p.add_argument("--dataset", dest="dataset_name", metavar="NAME", default="genre-demo", help="FiftyOne dataset name")
+    p.add_argument("--config", dest="config_path", metavar="CONFIG", default=None,
+                   help="experiment config: shipped name or YAML file (default: cpu_fast)")
     p.add_argument("--clips-per-genre", type=int, default=24)
     p.add_argument("--duration", type=float, default=6.0, help="seconds per generated clip")
     p.add_argument("--seed", type=int, default=0)
@@ -32,17 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import inspect
+
     from fiftyone_genre.demo import run_demo
 
-    run_demo(
-        args.out,
-        dataset_name=args.dataset,
-        config_path=args.config,
-        clips_per_genre=args.clips_per_genre,
-        duration=args.duration,
-        seed=args.seed,
-        ablate=args.ablate,
-    )
+    # the options are named as run_demo's parameters (argparse dest=...)
+    params = inspect.signature(run_demo).parameters
+    run_demo(**{k: v for k, v in vars(args).items() if k in params})
     return 0
 
 

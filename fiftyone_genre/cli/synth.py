@@ -26,11 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, default=25.0)
     p.add_argument("--size", default="128x96", help="WIDTHxHEIGHT (even numbers)")
     p.add_argument("--container", choices=("mp4", "avi", "mkv"), default=None)
-    p.add_argument("--no-audio", action="store_true", help="write clips without an audio track")
+    p.add_argument("--no-audio", dest="audio", action="store_false", help="write clips without an audio track")
     p.add_argument(
         "--autotrain", action="store_true", help="Hollywood2: add the automatic train set"
     )
     p.set_defaults(func=run)
+
+
+_GENERATE_OPTIONS = ("outdir", "layout", "clips_per_class", "duration", "seed", "fps", "container", "audio", "autotrain")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -44,18 +47,8 @@ def _size(text: str) -> tuple[int, int]:
 def run(args: argparse.Namespace) -> int:
     from fiftyone_genre.synth import generate
 
-    manifest = generate(
-        args.outdir,
-        layout=args.layout,
-        clips_per_class=args.clips_per_class,
-        duration=args.duration,
-        seed=args.seed,
-        fps=args.fps,
-        size=_size(args.size),
-        container=args.container,
-        audio=not args.no_audio,
-        autotrain=args.autotrain,
-    )
+    # the options are named as generate's keywords; only --size needs parsing
+    manifest = generate(size=_size(args.size), **{k: getattr(args, k) for k in _GENERATE_OPTIONS})
     path = manifest.save()
     print(manifest)
     print(f"manifest: {path}")
