@@ -397,5 +397,6 @@ def _add_new(dataset, samples: list, report: ImportReport, options: ImportOption
             )
     batches = [samples[i : i + ADD_BATCH] for i in range(0, len(samples), ADD_BATCH)]
     for batch in track(batches, desc="add samples", progress=options.progress):
-        report.sample_ids.extend(dataset.add_samples(batch, progress=False))
+        # values were built from typed entries here: FiftyOne's per-field validation is redundant
+        report.sample_ids.extend(dataset.add_samples(batch, validate=False, progress=False))
     report.imported = len(report.sample_ids)

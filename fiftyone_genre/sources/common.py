@@ -26,6 +26,7 @@ holding a newline must not be able to forge a log line.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections import Counter
@@ -184,6 +185,9 @@ class ParseResult:
         return iter((self.entries, self.report))
 
 
+#: Control characters other than tab, and U+FFFD (what undecodable bytes became).
+_JUNK = re.compile("[\x00-\x08\x0a-\x1f\ufffd]")
+
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -255,18 +259,16 @@ def safe_join(root: str | Path, rel: str) -> Path | None:
         return None
     if any(part == ".." for part in rel.split("/")):
         return None
-    base = Path(root).absolute()
-    candidate = Path(os.path.normpath(base / rel))
-    try:
-        candidate.relative_to(base)
-    except ValueError:
+    base = os.path.abspath(root)
+    candidate = os.path.normpath(os.path.join(base, rel))
+    if candidate != base and not candidate.startswith(base.rstrip(os.sep) + os.sep):
         return None
-    try:  # a symlink inside the tree may still point outside it
-        candidate.resolve().relative_to(base.resolve())
-    except ValueError:
-        if candidate.is_symlink():
+    # a symlink inside the tree may still point outside it (one lstat when it is not one)
+    if os.path.islink(candidate):
+        real, real_base = os.path.realpath(candidate), os.path.realpath(base)
+        if real != real_base and not real.startswith(real_base.rstrip(os.sep) + os.sep):
             return None
-    return candidate
+    return Path(candidate)
 
 
 def read_lines(path: str | Path, report: ImportReport) -> list[tuple[int, str]]:
@@ -296,7 +298,7 @@ def read_lines(path: str | Path, report: ImportReport) -> list[tuple[int, str]]:
 
 def is_printable_entry(text: str) -> bool:
     """False for lines with control characters or replacement chars (binary junk)."""
-    return not any((ord(c) < 32 and c not in "\t") or c == "\ufffd" for c in text)
+    return _JUNK.search(text) is None
 
 
 # --------------------------------------------------------------------------
