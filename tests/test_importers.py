@@ -443,7 +443,7 @@ def test_every_import_phase_reports_progress(dataset, tmp_path):
     seen: list[str] = []
     import_folder(dataset, tmp_path / "t", progress=lambda f, label: seen.append(label))
     phases = {label.rsplit(" ", 1)[0] for label in seen}
-    assert {"import folder", "read video metadata", "add samples"} <= phases, seen
+    assert {"import folder", "read video metadata + add samples"} <= phases, seen
 
 
 def test_unchanged_reimport_writes_nothing_and_a_changed_file_gets_new_metadata(

@@ -24,7 +24,6 @@ from fiftyone_genre.remap import load_mapping
 from fiftyone_genre.sources import import_hmdb51, import_ucf101, import_yt8m
 from fiftyone_genre.sources.common import ImportReport, label_names
 from fiftyone_genre.sources.hmdb51 import parse_hmdb51
-from fiftyone_genre.sources.ucf101 import parse_ucf101
 from fiftyone_genre.sources.yt8m import iter_tfrecord, parse_record, read_vocabulary
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "real"
@@ -217,9 +216,3 @@ def test_yt8m_shipped_mapping_against_the_real_vocabulary():
     }
     assert sports_unmapped == {n for n in listed if "Sports" in verticals.get(n, {}).values()}
 
-
-def test_ucf101_parse_of_every_fold_without_a_database(ucf_root):
-    for fold, (n_train, n_test) in UCF_SPLITS.items():
-        result = parse_ucf101(ucf_root, fold, splits_dir=UCF_LISTS)
-        assert Counter(e.split for e in result.entries) == {"train": n_train, "test": n_test}
-        assert not result.report.problems

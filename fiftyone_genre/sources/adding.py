@@ -37,11 +37,11 @@ from fiftyone_genre.sources.common import (
     norm_path,
     reencode_to_mp4,
 )
-from fiftyone_genre.sources.probe import probe_many
+from fiftyone_genre.sources.probe import iter_probes, probe_many
 from fiftyone_genre.utils import ProgressFn, track
 
 #: Samples per ``add_samples`` call: one progress step, small enough to show movement.
-ADD_BATCH = 1000
+ADD_BATCH = 500
 
 
 @dataclass
@@ -86,8 +86,17 @@ class _Existing:
 
 
 @dataclass
+class _New:
+    """A sample to add: the media path, the source path when re-encoded, its entry."""
+
+    media: str
+    original: str | None
+    entry: Entry
+
+
+@dataclass
 class _Plan:
-    new: list[Any] = field(default_factory=list)  # fo.Sample
+    new: list[_New] = field(default_factory=list)
     updates: dict[str, Entry] = field(default_factory=dict)  # sample id -> entry
 
 
@@ -224,7 +233,7 @@ def add_entries(dataset, result: ParseResult, options: ImportOptions | None = No
             _refresh_changed_media(dataset, list(plan.updates), report, options)
     _report_vanished(result, existing, set(plan.updates), keys)
     if plan.new:
-        _add_new(dataset, plan.new, report, options)
+        _add_new(dataset, plan.new, multi, report, options)
     if result.info and entries:
         dataset.info.update(result.info)
         dataset.save()
@@ -273,7 +282,7 @@ def _plan(dataset, result, existing: _Existing, keys: PathKeys, multi: bool, opt
             report.existing += 1
             plan.updates[sid] = entry
             continue
-        plan.new.append(_new_sample(media, original, entry, multi, report.source))
+        plan.new.append(_New(media, original, entry))
     return plan
 
 
@@ -382,21 +391,36 @@ def _report_vanished(result: ParseResult, existing: _Existing, matched: set[str]
         report.problem(path, None, "file has vanished since it was imported (sample kept)")
 
 
-def _add_new(dataset, samples: list, report: ImportReport, options: ImportOptions) -> None:
-    """Probe new files (metadata + readability) and add them in batches, with progress."""
-    if options.compute_metadata:
-        probes = probe_many([s.filepath for s in samples], options.workers, options.progress)
-        for sample, probe in zip(samples, probes):
-            if probe.problem is None:
-                sample.metadata = probe.metadata
-                continue
-            g.record_error(sample, "import", f"unreadable video: {probe.problem}")
-            report.flagged += 1
-            report.problem(
-                sample.filepath, None, f"unreadable video: {probe.problem} (imported, flagged)"
-            )
-    batches = [samples[i : i + ADD_BATCH] for i in range(0, len(samples), ADD_BATCH)]
-    for batch in track(batches, desc="add samples", progress=options.progress):
-        # values were built from typed entries here: FiftyOne's per-field validation is redundant
-        report.sample_ids.extend(dataset.add_samples(batch, validate=False, progress=False))
+def _add_new(
+    dataset, todo: list[_New], multi: bool, report: ImportReport, options: ImportOptions
+) -> None:
+    """Probe new files (metadata + readability) and add them in batches, with progress.
+
+    The probe threads run ahead of the batch being built and written, so
+    reading the files overlaps the (GIL-bound) sample building and the
+    database writes instead of adding to them.
+    """
+    paths = [t.media for t in todo] if options.compute_metadata else []
+    batches = [todo[i : i + ADD_BATCH] for i in range(0, len(todo), ADD_BATCH)]
+    desc = "read video metadata + add samples" if paths else "add samples"
+    with iter_probes(paths, options.workers) as probes:
+        for batch in track(batches, desc=desc, progress=options.progress):
+            samples = [
+                _new_sample(t.media, t.original, t.entry, multi, report.source) for t in batch
+            ]
+            if paths:
+                for sample in samples:
+                    _apply_probe(sample, next(probes), report)
+            # values were built from typed entries here: FiftyOne's per-field validation is redundant
+            report.sample_ids.extend(dataset.add_samples(samples, validate=False, progress=False))
     report.imported = len(report.sample_ids)
+
+
+def _apply_probe(sample, probe, report: ImportReport) -> None:
+    """Metadata on a usable file; the error flag and a reported problem on the others."""
+    if probe.problem is None:
+        sample.metadata = probe.metadata
+        return
+    g.record_error(sample, "import", f"unreadable video: {probe.problem}")
+    report.flagged += 1
+    report.problem(sample.filepath, None, f"unreadable video: {probe.problem} (imported, flagged)")

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import mimetypes
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,3 +150,22 @@ def probe_many(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="genre-probe") as pool:
         results = pool.map(probe_video, paths)
         return list(track(results, total=len(paths), desc=desc, progress=progress))
+
+
+@contextmanager
+def iter_probes(paths: list[str], workers: int | None = None) -> Iterator[Iterator[Probe]]:
+    """:func:`probe_video` results in order, computed ahead on a thread pool.
+
+    The consumer pulls results as it needs them while the pool keeps reading
+    the next files; leaving the block early cancels what has not started.
+    An exception in a probe thread reaches the consumer at ``next()``.
+    """
+    workers = default_workers() if workers is None else workers
+    if workers <= 1 or len(paths) < 8:
+        yield (probe_video(p) for p in paths)
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="genre-probe")
+    try:
+        yield pool.map(probe_video, paths)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
