@@ -525,3 +525,37 @@ def test_vocabulary_rows_without_a_name_are_named_by_knowledge_graph_id(tmp_path
     assert report.notes == [
         "2 vocabulary row(s) have an empty Name (as published): named by their KnowledgeGraphId"
     ]
+
+
+def test_ffprobe_is_only_a_fallback_for_numbers_pyav_cannot_give(dataset, tmp_path, monkeypatch):
+    from fiftyone_genre.sources import probe
+
+    def broken(*args, **kwargs):
+        raise ValueError("no numbers")
+
+    monkeypatch.setattr(probe, "_metadata", broken)
+    _small_tree(tmp_path / "t", n=2)
+    report = import_folder(dataset, tmp_path / "t")
+    assert report.imported == 2 and report.flagged == 0
+    assert all(s.metadata.frame_width == 64 for s in dataset)  # from ffprobe
+
+
+def test_a_failing_probe_thread_stops_the_import_with_its_error(dataset, tmp_path, monkeypatch):
+    """An exception in a probe worker reaches the caller; the run does not hang."""
+    import time
+
+    from fiftyone_genre.sources import probe
+
+    real = probe.probe_video
+
+    def fails_on_the_fifth(path, *args, **kwargs):
+        if path.endswith("clip4.mp4"):
+            raise RuntimeError("probe worker died")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(probe, "probe_video", fails_on_the_fifth)
+    _small_tree(tmp_path / "t", n=10)
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="probe worker died"):
+        import_folder(dataset, tmp_path / "t")
+    assert time.monotonic() - start < 60
