@@ -215,4 +215,3 @@ def test_yt8m_shipped_mapping_against_the_real_vocabulary():
         and mapping.resolve(n, tuple(verticals[n].values())) is None
     }
     assert sports_unmapped == {n for n in listed if "Sports" in verticals.get(n, {}).values()}
-

@@ -18,7 +18,7 @@ from fiftyone_genre.sources.common import (
     ParseResult,
     require_dir,
 )
-from fiftyone_genre.utils import ProgressFn
+from fiftyone_genre.utils import ProgressFn, track
 
 SOURCE = "folder"
 
@@ -31,7 +31,7 @@ def parse_folder(
     report = report or ImportReport(SOURCE, "", str(root))
     entries: list[Entry] = []
     ignored = 0
-    for top in sorted(root.iterdir()):
+    for top in track(sorted(root.iterdir()), desc="walk label folders", progress=progress):
         if top.name.startswith("."):
             continue
         if not top.is_dir():

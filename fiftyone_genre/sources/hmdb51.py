@@ -21,7 +21,7 @@ from fiftyone_genre.sources.common import (
     require_dir,
     safe_join,
 )
-from fiftyone_genre.utils import ProgressFn
+from fiftyone_genre.utils import ProgressFn, track
 
 SOURCE = "hmdb51"
 TAGS = {"0": "unused", "1": "train", "2": "test"}
@@ -145,7 +145,8 @@ def parse_hmdb51(
         else _find_media_dir(root, actions)
     )
     entries: dict[str, Entry] = {}
-    for path, action in zip(files, actions):
+    pairs = list(zip(files, actions))
+    for path, action in track(pairs, desc="read hmdb51 split files", progress=progress):
         _read_split_file(path, action, media, entries, report)
     return ParseResult(list(entries.values()), report, media_root=media)
 

@@ -23,7 +23,7 @@ from fiftyone_genre.sources.common import (
     require_dir,
     safe_join,
 )
-from fiftyone_genre.utils import ProgressFn
+from fiftyone_genre.utils import ProgressFn, track
 
 SOURCE = "ucf101"
 _GROUP_RE = re.compile(r"_g(\d+)_c(\d+)$", re.IGNORECASE)
@@ -196,11 +196,11 @@ def _read_list(
 
 
 def _add_unlisted(
-    media: Path, known: set[str], entries: dict[str, Entry], fold: int, report
+    media: Path, known: set[str], entries: dict[str, Entry], fold: int, report, progress=None
 ) -> None:
     """Videos in a class folder but in no list of this fold: imported as ``unused``."""
     unlisted = 0
-    for cls in sorted(known):
+    for cls in track(sorted(known), desc="scan ucf101 class folders", progress=progress):
         folder = media / cls
         if not folder.is_dir():
             continue
@@ -241,7 +241,7 @@ def parse_ucf101(
             continue
         _read_list(path, split, media, classes, entries, report)
     if include_unlisted:
-        _add_unlisted(media, set(classes.values()), entries, fold, report)
+        _add_unlisted(media, set(classes.values()), entries, fold, report, progress)
     return ParseResult(list(entries.values()), report, media_root=media)
 
 
