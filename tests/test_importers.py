@@ -338,3 +338,225 @@ def test_operator_form_flags_missing_path(dataset):
     names = set(prop.type.properties)
     assert "path_error" in names and "fold" in names
     assert "media_dir" not in names
+
+
+# --------------------------------------------------------------------------
+# issue 15 (import part) and issue 16: identity, vanished files, escaped
+# names, "not a video", in-process metadata, one parse-result shape
+# --------------------------------------------------------------------------
+
+
+def _small_tree(root: Path, n: int = 2) -> list[Path]:
+    """``root/Action/clip<i>.mp4``: real tiny MP4s (the folder layout)."""
+    paths = []
+    for i in range(n):
+        p = root / "Action" / f"clip{i}.mp4"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        paths.append(synth.write_clip(p, g.ACTION, duration=1.0, fps=8.0, size=(64, 48), seed=i))
+    return paths
+
+
+def test_still_images_renamed_as_videos_are_flagged_not_a_video(dataset, tmp_path):
+    """A PNG or JPEG renamed .mp4 opens with an image demuxer: flagged, not imported clean."""
+    from PIL import Image
+
+    _small_tree(tmp_path / "t", n=1)
+    image = Image.fromarray(np.full((48, 64, 3), 128, np.uint8))
+    image.save(tmp_path / "t" / "Action" / "photo.mp4", format="PNG")
+    image.save(tmp_path / "t" / "Action" / "scan.mp4", format="JPEG")
+    report = import_folder(dataset, tmp_path / "t")
+    assert report.imported == 3 and report.flagged == 2
+    for name in ("photo.mp4", "scan.mp4"):
+        s = dataset.match(fo.ViewField("filepath").ends_with(name)).first()
+        assert s[g.ERRORS_FIELD][0].startswith("import: unreadable video: not a video"), name
+        assert g.ERROR_TAG in s.tags and s.metadata is None
+    good = dataset.match(fo.ViewField("filepath").ends_with("clip0.mp4")).first()
+    assert good.metadata.frame_width == 64 and not good[g.ERRORS_FIELD]
+
+
+def test_symlink_to_an_imported_root_adds_nothing(dataset, tmp_path):
+    _small_tree(tmp_path / "real", n=2)
+    first = import_folder(dataset, tmp_path / "real")
+    (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
+    again = import_folder(dataset, tmp_path / "link")
+    assert first.imported == 2
+    assert again.imported == 0 and again.existing == 2 and len(dataset) == 2
+    # a symlinked *file* is the same clip too
+    (tmp_path / "other" / "Action").mkdir(parents=True)
+    (tmp_path / "other" / "Action" / "alias.mp4").symlink_to(tmp_path / "real/Action/clip0.mp4")
+    third = import_folder(dataset, tmp_path / "other")
+    assert third.imported == 0 and len(dataset) == 2
+
+
+def test_reimport_reports_vanished_files_and_keeps_their_samples(dataset, tmp_path):
+    paths = _small_tree(tmp_path / "t", n=3)
+    import_folder(dataset, tmp_path / "t")
+    paths[1].unlink()
+    again = import_folder(dataset, tmp_path / "t")
+    assert again.imported == 0 and again.existing == 2 and again.vanished == 1
+    (problem,) = again.problems
+    assert problem.file == str(paths[1]) and "vanished" in problem.reason
+    assert "1 sample(s) whose file has vanished" in str(again)
+    assert len(dataset) == 3  # nothing the user had is deleted
+    # another source's samples elsewhere are not blamed
+    assert import_folder(dataset, tmp_path / "t").vanished == 1
+
+
+def test_file_name_with_a_newline_cannot_forge_a_log_line(dataset, tmp_path, capsys):
+    from fiftyone_genre.cli import main
+
+    _small_tree(tmp_path / "t", n=1)
+    evil = tmp_path / "t" / "Action" / "x\nFAILED everything.mp4"
+    evil.write_bytes(b"\x00garbage" * 64)
+    report = import_folder(dataset, tmp_path / "t")
+    assert report.flagged == 1
+    text = str(report)
+    assert not any(line.startswith("FAILED") for line in text.splitlines()), text
+    assert "x\\nFAILED everything.mp4" in text
+    assert "\\n" in report.to_json()
+    assert main(["import", "folder", str(tmp_path / "t"), "--dataset", dataset.name]) == 0
+    out = capsys.readouterr().out
+    assert not any(line.lstrip().startswith("FAILED") for line in out.splitlines()), out
+
+
+def test_metadata_is_read_in_process_without_ffprobe(dataset, tmp_path, monkeypatch):
+    """The readability probe fills ``fo.VideoMetadata``: no ffprobe process per file."""
+
+    def no_ffprobe(*args, **kwargs):
+        raise AssertionError("ffprobe-based metadata was called")
+
+    monkeypatch.setattr(fo.VideoMetadata, "build_for", no_ffprobe)
+    paths = _small_tree(tmp_path / "t", n=10)
+    report = import_folder(dataset, tmp_path / "t")
+    assert report.imported == 10 and report.flagged == 0
+    for s in dataset:
+        md = s.metadata
+        assert (md.frame_width, md.frame_height) == (64, 48)
+        assert md.frame_rate == 8.0 and md.total_frame_count == 8
+        assert abs(md.duration - 1.0) < 0.2 and md.encoding_str == "avc1"
+        assert md.mime_type == "video/mp4"
+        assert md.size_bytes == Path(s.filepath).stat().st_size
+    assert {s.filepath for s in dataset} == {str(p) for p in paths}
+
+
+def test_every_import_phase_reports_progress(dataset, tmp_path):
+    _small_tree(tmp_path / "t", n=10)
+    seen: list[str] = []
+    import_folder(dataset, tmp_path / "t", progress=lambda f, label: seen.append(label))
+    phases = {label.rsplit(" ", 1)[0] for label in seen}
+    assert {"import folder", "read video metadata + add samples"} <= phases, seen
+
+
+def test_unchanged_reimport_writes_nothing_and_a_changed_file_gets_new_metadata(
+    dataset, tmp_path, monkeypatch
+):
+    paths = _small_tree(tmp_path / "t", n=3)
+    import_folder(dataset, tmp_path / "t")
+    writes: list[str] = []
+    real_set_values = fo.Dataset.set_values
+
+    def spy(self, field_name, *args, **kwargs):
+        writes.append(field_name)
+        return real_set_values(self, field_name, *args, **kwargs)
+
+    monkeypatch.setattr(fo.Dataset, "set_values", spy)
+    again = import_folder(dataset, tmp_path / "t")
+    assert again.imported == 0 and again.updated == 0 and writes == []
+    synth.write_clip(paths[0], g.ACTION, duration=2.0, fps=8.0, size=(96, 64), seed=9)
+    third = import_folder(dataset, tmp_path / "t")
+    assert writes == ["metadata"] and any("metadata re-read" in n for n in third.notes)
+    s = dataset.match(fo.ViewField("filepath") == str(paths[0])).first()
+    assert s.metadata.frame_width == 96 and s.metadata.total_frame_count == 16
+
+
+def test_every_parser_returns_one_parse_result(trees, tmp_path):
+    from fiftyone_genre.sources import ParseResult
+    from fiftyone_genre.sources.folder import parse_folder
+    from fiftyone_genre.sources.hmdb51 import parse_hmdb51
+    from fiftyone_genre.sources.hollywood2 import parse_hollywood2
+    from fiftyone_genre.sources.ucf101 import parse_ucf101
+    from fiftyone_genre.sources.yt8m import parse_yt8m
+
+    parsers = {
+        "ucf101": lambda r: parse_ucf101(r, 1),
+        "hmdb51": lambda r: parse_hmdb51(r, 1),
+        "hollywood2": lambda r: parse_hollywood2(r),
+        "yt8m": lambda r: parse_yt8m(r, features_dir=tmp_path / "f"),
+        "folder": lambda r: parse_folder(r),
+    }
+    for layout, parse in parsers.items():
+        result = parse(trees[layout].root)
+        assert isinstance(result, ParseResult), layout
+        assert result.entries and result.media_root is not None and result.media_root.is_dir()
+        assert result.multi_label == (layout in ("hollywood2", "yt8m"))
+        entries, report = result  # the earlier tuple shape still unpacks
+        assert entries is result.entries and report.source == layout
+
+
+def test_import_report_is_a_report(dataset, trees):
+    import json
+
+    from fiftyone_genre.report import Report
+
+    report = import_folder(dataset, trees["folder"].root, compute_metadata=False)
+    assert isinstance(report, Report)
+    data = json.loads(report.to_json())
+    assert data["imported"] == report.imported and data["source"] == "folder"
+    assert all(isinstance(p, str) for p in data["problems"])
+    assert "sample_ids" not in data and len(report.sample_ids) == report.imported
+
+
+def test_vocabulary_rows_without_a_name_are_named_by_knowledge_graph_id(tmp_path):
+    from fiftyone_genre.sources.common import ImportReport
+    from fiftyone_genre.sources.yt8m import read_vocabulary
+
+    path = tmp_path / "vocabulary.csv"
+    path.write_text(
+        "Index,TrainVideoCount,KnowledgeGraphId,Name,WikiUrl,Vertical1,Vertical2,Vertical3\n"
+        "0,10,/m/01,Game,u,Games,,\n"
+        "1,5,/m/0abc,,,Sports,,\n"
+        "2,5,/m/0def,,,,,\n"
+        "3,5,,,,,,\n"
+    )
+    report = ImportReport("yt8m", "", str(tmp_path))
+    vocab, verticals = read_vocabulary(path, report)
+    assert vocab == {0: "Game", 1: "/m/0abc", 2: "/m/0def"}
+    assert verticals["/m/0abc"] == {"vertical1": "Sports"}
+    assert [p.line for p in report.problems] == [5]  # no id and no name: still a problem
+    assert report.notes == [
+        "2 vocabulary row(s) have an empty Name (as published): named by their KnowledgeGraphId"
+    ]
+
+
+def test_ffprobe_is_only_a_fallback_for_numbers_pyav_cannot_give(dataset, tmp_path, monkeypatch):
+    from fiftyone_genre.sources import probe
+
+    def broken(*args, **kwargs):
+        raise ValueError("no numbers")
+
+    monkeypatch.setattr(probe, "_metadata", broken)
+    _small_tree(tmp_path / "t", n=2)
+    report = import_folder(dataset, tmp_path / "t")
+    assert report.imported == 2 and report.flagged == 0
+    assert all(s.metadata.frame_width == 64 for s in dataset)  # from ffprobe
+
+
+def test_a_failing_probe_thread_stops_the_import_with_its_error(dataset, tmp_path, monkeypatch):
+    """An exception in a probe worker reaches the caller; the run does not hang."""
+    import time
+
+    from fiftyone_genre.sources import probe
+
+    real = probe.probe_video
+
+    def fails_on_the_fifth(path, *args, **kwargs):
+        if path.endswith("clip4.mp4"):
+            raise RuntimeError("probe worker died")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(probe, "probe_video", fails_on_the_fifth)
+    _small_tree(tmp_path / "t", n=10)
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="probe worker died"):
+        import_folder(dataset, tmp_path / "t")
+    assert time.monotonic() - start < 60

@@ -4,14 +4,18 @@
 >>> print(import_source("ucf101", "genres", "/data/UCF101", fold=1))
 
 Every importer returns an :class:`ImportReport` (``str()`` = the summary);
-see :mod:`fiftyone_genre.sources.common` for the schema and failure policy.
+every source's ``parse_*`` returns a :class:`ParseResult` that
+:func:`import_with` turns into samples (:mod:`fiftyone_genre.sources.adding`);
+see :mod:`fiftyone_genre.sources.common` for the failure policy and
+``docs/importing.md`` for users.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fiftyone_genre.sources.common import SOURCES, ImportProblem, ImportReport
+from fiftyone_genre.sources.adding import import_with
+from fiftyone_genre.sources.common import SOURCES, ImportProblem, ImportReport, ParseResult
 from fiftyone_genre.sources.folder import import_folder
 from fiftyone_genre.sources.hmdb51 import import_hmdb51
 from fiftyone_genre.sources.hollywood2 import import_hollywood2
@@ -51,10 +55,12 @@ __all__ = [
     "SOURCES",
     "ImportProblem",
     "ImportReport",
+    "ParseResult",
     "import_folder",
     "import_hmdb51",
     "import_hollywood2",
     "import_source",
     "import_ucf101",
+    "import_with",
     "import_yt8m",
 ]

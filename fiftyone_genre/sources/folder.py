@@ -10,27 +10,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fiftyone_genre.sources.adding import import_with
 from fiftyone_genre.sources.common import (
     VIDEO_EXTENSIONS,
     Entry,
     ImportReport,
-    add_entries,
-    get_dataset,
+    ParseResult,
     require_dir,
 )
-from fiftyone_genre.utils import ProgressFn
+from fiftyone_genre.utils import ProgressFn, track
 
 SOURCE = "folder"
 
 
 def parse_folder(
-    root: str | Path, report: ImportReport | None = None
-) -> tuple[list[Entry], ImportReport]:
+    root: str | Path, report: ImportReport | None = None, progress: ProgressFn | None = None
+) -> ParseResult:
+    """Walk ``<root>/<label>/...`` into entries (no database access)."""
     root = require_dir(root, "folder root").absolute()
     report = report or ImportReport(SOURCE, "", str(root))
     entries: list[Entry] = []
     ignored = 0
-    for top in sorted(root.iterdir()):
+    for top in track(sorted(root.iterdir()), desc="walk label folders", progress=progress):
         if top.name.startswith("."):
             continue
         if not top.is_dir():
@@ -64,7 +65,7 @@ def parse_folder(
             entries.append(Entry(str(path), [label], None, group))
     if ignored:
         report.notes.append(f"{ignored} non-video file(s) ignored")
-    return entries, report
+    return ParseResult(entries, report, media_root=root)
 
 
 def import_folder(
@@ -79,10 +80,7 @@ def import_folder(
 
     >>> print(import_folder("anim", "/data/public_domain_cartoons"))
     """
-    ds = get_dataset(dataset)
-    report = ImportReport(SOURCE, ds.name, str(Path(root).absolute()))
-    entries, report = parse_folder(root, report)
-    return add_entries(
-        ds, entries, SOURCE, report, reencode=reencode, reencode_dir=reencode_dir,
-        root=root, compute_metadata=compute_metadata, progress=progress,
+    return import_with(
+        parse_folder, dataset, root, reencode=reencode, reencode_dir=reencode_dir,
+        compute_metadata=compute_metadata, progress=progress,
     )  # fmt: skip

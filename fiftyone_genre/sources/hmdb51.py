@@ -11,17 +11,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from fiftyone_genre.sources.adding import import_with
 from fiftyone_genre.sources.common import (
     Entry,
     ImportReport,
-    add_entries,
-    get_dataset,
+    ParseResult,
     is_printable_entry,
     read_lines,
     require_dir,
     safe_join,
 )
-from fiftyone_genre.utils import ProgressFn
+from fiftyone_genre.utils import ProgressFn, track
 
 SOURCE = "hmdb51"
 TAGS = {"0": "unused", "1": "train", "2": "test"}
@@ -58,13 +58,75 @@ def group_of(action: str, filename: str) -> str:
     return f"{SOURCE}:{base}"
 
 
+def _line_entry(
+    path: Path, lineno: int, text: str, folder: Path, action: str, report: ImportReport
+) -> Entry | None:
+    """The entry of one ``<clip>.avi <tag>`` line; None when the line is reported."""
+    parts = text.split()
+    if len(parts) != 2 or not is_printable_entry(text):
+        report.problem(
+            path,
+            lineno,
+            f"malformed line (expected '<clip>.avi <0|1|2>'): {text!r}",
+            skip="malformed line",
+        )
+        return None
+    name, tag = parts
+    if tag not in TAGS:
+        report.problem(
+            path,
+            lineno,
+            f"malformed line (tag {tag!r} is not 0, 1 or 2): {text!r}",
+            skip="malformed line",
+        )
+        return None
+    video = safe_join(folder, name)
+    if video is None:
+        report.problem(
+            path, lineno, f"path escapes the dataset root, ignored: {name!r}", skip="outside root"
+        )
+        return None
+    if not video.exists():
+        report.problem(path, lineno, f"video not found: {video}", skip="missing video")
+        return None
+    if video.is_dir():
+        report.problem(path, lineno, f"is a directory, not a video: {video}", skip="not a file")
+        return None
+    return Entry(str(video), [action], TAGS[tag], group_of(action, name))
+
+
+def _read_split_file(
+    path: Path, action: str, media: Path, entries: dict[str, Entry], report: ImportReport
+) -> None:
+    """Add one action's split file to ``entries`` (keyed on the video path)."""
+    folder = safe_join(media, action)
+    if folder is None or not folder.is_dir():
+        report.problem(
+            path,
+            None,
+            f"unknown class {action!r}: no video folder {media / action}",
+            skip="unknown class",
+        )
+        return
+    for lineno, text in read_lines(path, report):
+        entry = _line_entry(path, lineno, text, folder, action, report)
+        if entry is None:
+            continue
+        if entry.filepath in entries:
+            name = text.split()[0]
+            report.problem(path, lineno, f"{name} listed twice; keeping the first line")
+            continue
+        entries[entry.filepath] = entry
+
+
 def parse_hmdb51(
     root: str | Path,
     fold: int = 1,
     report: ImportReport | None = None,
     media_dir: str | Path | None = None,
     splits_dir: str | Path | None = None,
-) -> tuple[list[Entry], ImportReport, Path]:
+    progress: ProgressFn | None = None,
+) -> ParseResult:
     """Read every ``<action>_test_split<fold>.txt`` into entries (no database access)."""
     if fold not in (1, 2, 3):
         raise ValueError(f"HMDB51 fold must be 1, 2 or 3, got {fold}")
@@ -82,60 +144,11 @@ def parse_hmdb51(
         if media_dir
         else _find_media_dir(root, actions)
     )
-
     entries: dict[str, Entry] = {}
-    for path, action in zip(files, actions):
-        folder = safe_join(media, action)
-        if folder is None or not folder.is_dir():
-            report.problem(
-                path,
-                None,
-                f"unknown class {action!r}: no video folder {media / action}",
-                skip="unknown class",
-            )
-            continue
-        for lineno, text in read_lines(path, report):
-            parts = text.split()
-            if len(parts) != 2 or not is_printable_entry(text):
-                report.problem(
-                    path,
-                    lineno,
-                    f"malformed line (expected '<clip>.avi <0|1|2>'): {text!r}",
-                    skip="malformed line",
-                )
-                continue
-            name, tag = parts
-            if tag not in TAGS:
-                report.problem(
-                    path,
-                    lineno,
-                    f"malformed line (tag {tag!r} is not 0, 1 or 2): {text!r}",
-                    skip="malformed line",
-                )
-                continue
-            video = safe_join(folder, name)
-            if video is None:
-                report.problem(
-                    path,
-                    lineno,
-                    f"path escapes the dataset root, ignored: {name!r}",
-                    skip="outside root",
-                )
-                continue
-            if not video.exists():
-                report.problem(path, lineno, f"video not found: {video}", skip="missing video")
-                continue
-            if video.is_dir():
-                report.problem(
-                    path, lineno, f"is a directory, not a video: {video}", skip="not a file"
-                )
-                continue
-            key = str(video)
-            if key in entries:
-                report.problem(path, lineno, f"{name} listed twice; keeping the first line")
-                continue
-            entries[key] = Entry(key, [action], TAGS[tag], group_of(action, name))
-    return list(entries.values()), report, media
+    pairs = list(zip(files, actions))
+    for path, action in track(pairs, desc="read hmdb51 split files", progress=progress):
+        _read_split_file(path, action, media, entries, report)
+    return ParseResult(list(entries.values()), report, media_root=media)
 
 
 def import_hmdb51(
@@ -153,10 +166,8 @@ def import_hmdb51(
 
     >>> print(import_hmdb51("hmdb", "/data/hmdb51", fold=2, reencode=True))
     """
-    ds = get_dataset(dataset)
-    report = ImportReport(SOURCE, ds.name, str(Path(root).absolute()))
-    entries, report, media = parse_hmdb51(root, fold, report, media_dir, splits_dir)
-    return add_entries(
-        ds, entries, SOURCE, report, reencode=reencode, reencode_dir=reencode_dir,
-        root=media, compute_metadata=compute_metadata, progress=progress,
+    return import_with(
+        parse_hmdb51, dataset, root, fold=fold, media_dir=media_dir, splits_dir=splits_dir,
+        reencode=reencode, reencode_dir=reencode_dir, compute_metadata=compute_metadata,
+        progress=progress,
     )  # fmt: skip

@@ -11,14 +11,15 @@ its own group (train and test clips come from different movies by design).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from fiftyone_genre.sources.adding import import_with
 from fiftyone_genre.sources.common import (
     VIDEO_EXTENSIONS,
     Entry,
     ImportReport,
-    add_entries,
-    get_dataset,
+    ParseResult,
     is_printable_entry,
     read_lines,
     require_dir,
@@ -46,83 +47,98 @@ def _find_clip(clips_dir: Path, name: str) -> Path | None:
     return p.with_name(p.name + ".avi")
 
 
+@dataclass
+class _ClipSets:
+    """What the ClipSets files say about each clip name, gathered across files."""
+
+    labels: dict[str, list[str]] = field(default_factory=dict)
+    set_of: dict[str, str] = field(default_factory=dict)
+    where: dict[str, tuple[Path, int]] = field(default_factory=dict)
+
+
+def _read_class_file(
+    path: Path, cls: str, clip_set: str, clips: Path, sets: _ClipSets, report: ImportReport
+) -> None:
+    """Fold one ``<Class>_<set>.txt`` into ``sets``; bad lines reported."""
+    for lineno, text in read_lines(path, report):
+        parts = text.split()
+        if len(parts) != 2 or parts[1] not in ("1", "-1") or not is_printable_entry(text):
+            report.problem(
+                path,
+                lineno,
+                f"malformed line (expected '<clip> 1|-1'): {text!r}",
+                skip="malformed line",
+            )
+            continue
+        name, flag = parts
+        if safe_join(clips, name) is None:
+            report.problem(
+                path,
+                lineno,
+                f"path escapes the dataset root, ignored: {name!r}",
+                skip="outside root",
+            )
+            continue
+        if name in sets.set_of and sets.set_of[name] != clip_set:
+            report.problem(
+                path,
+                lineno,
+                f"{name} is in both {sets.set_of[name]} and {clip_set}; keeping {sets.set_of[name]}",
+            )
+            continue
+        sets.set_of[name] = clip_set
+        sets.where.setdefault(name, (path, lineno))
+        sets.labels.setdefault(name, [])
+        if flag == "1" and cls not in sets.labels[name]:
+            sets.labels[name].append(cls)
+
+
+def _clip_entry(name: str, clips: Path, sets: _ClipSets, report: ImportReport) -> Entry | None:
+    """The entry of one clip name; None when its video is missing or it has no class."""
+    path, lineno = sets.where[name]
+    video = _find_clip(clips, name)
+    if video is None or not video.exists():
+        report.problem(path, lineno, f"video not found: {video or name}", skip="missing video")
+        return None
+    if video.is_dir():
+        report.problem(path, lineno, f"is a directory, not a video: {video}", skip="not a file")
+        return None
+    if not sets.labels[name]:
+        report.problem(
+            path, lineno, f"{name} is positive in no ClipSets file; skipped", skip="no label"
+        )
+        return None
+    clip_set = sets.set_of[name]
+    tags = [AUTOTRAIN_TAG] if clip_set == "autotrain" else []
+    split = "test" if clip_set == "test" else "train"
+    return Entry(str(video), sets.labels[name], split, f"{SOURCE}:{name}", tags=tags)
+
+
 def parse_hollywood2(
     root: str | Path,
     autotrain: bool = False,
     report: ImportReport | None = None,
     clips_dir: str | Path | None = None,
     clipsets_dir: str | Path | None = None,
-) -> tuple[list[Entry], ImportReport, Path]:
+    progress: ProgressFn | None = None,
+) -> ParseResult:
     """Collect every clip's positive classes across the ClipSets files."""
     root = require_dir(root, "Hollywood2 root")
     report = report or ImportReport(SOURCE, "", str(root))
     clips = require_dir(clips_dir or root / "AVIClips", "Hollywood2 AVIClips folder")
     sets_dir = require_dir(clipsets_dir or root / "ClipSets", "Hollywood2 ClipSets folder")
     wanted_sets = {"train", "test"} | ({"autotrain"} if autotrain else set())
-
-    labels: dict[str, list[str]] = {}
-    set_of: dict[str, str] = {}
-    where: dict[str, tuple[Path, int]] = {}
+    sets = _ClipSets()
     for path in sorted(sets_dir.glob("*.txt")):
         m = _CLASS_FILE_RE.match(path.name)
         if not m or m.group("cls") in _SET_FILES or m.group("set") not in wanted_sets:
             continue
-        cls, clip_set = m.group("cls"), m.group("set")
-        for lineno, text in read_lines(path, report):
-            parts = text.split()
-            if len(parts) != 2 or parts[1] not in ("1", "-1") or not is_printable_entry(text):
-                report.problem(
-                    path,
-                    lineno,
-                    f"malformed line (expected '<clip> 1|-1'): {text!r}",
-                    skip="malformed line",
-                )
-                continue
-            name, flag = parts
-            if safe_join(clips, name) is None:
-                report.problem(
-                    path,
-                    lineno,
-                    f"path escapes the dataset root, ignored: {name!r}",
-                    skip="outside root",
-                )
-                continue
-            if name in set_of and set_of[name] != clip_set:
-                report.problem(
-                    path,
-                    lineno,
-                    f"{name} is in both {set_of[name]} and {clip_set}; keeping {set_of[name]}",
-                )
-                continue
-            set_of[name] = clip_set
-            where.setdefault(name, (path, lineno))
-            labels.setdefault(name, [])
-            if flag == "1" and cls not in labels[name]:
-                labels[name].append(cls)
-
-    entries: list[Entry] = []
-    for name in sorted(labels):
-        path, lineno = where[name]
-        video = _find_clip(clips, name)
-        if video is None or not video.exists():
-            report.problem(path, lineno, f"video not found: {video or name}", skip="missing video")
-            continue
-        if video.is_dir():
-            report.problem(path, lineno, f"is a directory, not a video: {video}", skip="not a file")
-            continue
-        if not labels[name]:
-            report.problem(
-                path, lineno, f"{name} is positive in no ClipSets file; skipped", skip="no label"
-            )
-            continue
-        clip_set = set_of[name]
-        tags = [AUTOTRAIN_TAG] if clip_set == "autotrain" else []
-        split = "test" if clip_set == "test" else "train"
-        entries.append(Entry(str(video), labels[name], split, f"{SOURCE}:{name}", tags=tags))
+        _read_class_file(path, m.group("cls"), m.group("set"), clips, sets, report)
+    entries = [e for name in sorted(sets.labels) if (e := _clip_entry(name, clips, sets, report))]
     multi = sum(len(e.labels) > 1 for e in entries)
     if multi:
         report.notes.append(f"{multi} clip(s) carry several classes (multi-label)")
-    return entries, report, clips
+    return ParseResult(entries, report, media_root=clips, multi_label=True)
 
 
 def import_hollywood2(
@@ -140,11 +156,8 @@ def import_hollywood2(
 
     >>> print(import_hollywood2("h2", "/data/Hollywood2", autotrain=False))
     """
-    ds = get_dataset(dataset)
-    report = ImportReport(SOURCE, ds.name, str(Path(root).absolute()))
-    entries, report, clips = parse_hollywood2(root, autotrain, report, clips_dir, clipsets_dir)
-    return add_entries(
-        ds, entries, SOURCE, report, multi_label=True, reencode=reencode,
-        reencode_dir=reencode_dir, root=clips, compute_metadata=compute_metadata,
-        progress=progress,
+    return import_with(
+        parse_hollywood2, dataset, root, autotrain=autotrain, clips_dir=clips_dir,
+        clipsets_dir=clipsets_dir, reencode=reencode, reencode_dir=reencode_dir,
+        compute_metadata=compute_metadata, progress=progress,
     )  # fmt: skip

@@ -32,21 +32,23 @@ from __future__ import annotations
 import csv
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fiftyone_genre import genres as g
+from fiftyone_genre.sources.adding import import_with
 from fiftyone_genre.sources.common import (
     VIDEO_EXTENSIONS,
     Entry,
     ImportReport,
-    add_entries,
-    get_dataset,
+    ParseResult,
+    is_printable_entry,
     require_dir,
 )
-from fiftyone_genre.utils import ProgressFn
+from fiftyone_genre.utils import ProgressFn, track
 
 SOURCE = "yt8m"
 MEAN_RGB_FIELD = "yt8m_mean_rgb"
@@ -151,48 +153,73 @@ def parse_record(payload: bytes) -> dict[str, Any]:
     return out
 
 
+def _vocab_row(
+    row: dict[str, str], line: int, path: Path, report: ImportReport
+) -> tuple[int, str, bool] | None:
+    """(index, name, named by id) of one vocabulary row; None when the row is reported.
+
+    56 rows of the official 2018 vocabulary have an empty Name: they are
+    official entities, so they are named by their Knowledge Graph id.
+    """
+    idx, name = (row.get("Index") or "").strip(), (row.get("Name") or "").strip()
+    kg_id = (row.get("KnowledgeGraphId") or "").strip()
+    if idx.isdigit() and name:
+        return int(idx), name, False
+    if idx.isdigit() and kg_id and is_printable_entry(kg_id):
+        return int(idx), kg_id, True
+    report.problem(path, line, f"malformed row (Index {idx!r}, Name {name!r})")
+    return None
+
+
+def _verticals_of(row: dict[str, str]) -> dict[str, str]:
+    return {
+        attr: value
+        for i, attr in enumerate(g.YT8M_VERTICAL_ATTRS, start=1)
+        if (value := (row.get(f"Vertical{i}") or "").strip())
+    }
+
+
 def read_vocabulary(
     path: Path, report: ImportReport
 ) -> tuple[dict[int, str], dict[str, dict[str, str]]]:
     """``vocabulary.csv`` -> ({Index: Name}, {Name: {"vertical1": ..., ...}}).
 
-    Bad rows are reported with their line number. Only non-empty
-    ``Vertical1..3`` cells become attributes (names in
+    Bad rows are reported with their line number; rows with an empty Name
+    (official) are named by their KnowledgeGraphId, with one summary note.
+    Only non-empty ``Vertical1..3`` cells become attributes (names in
     :data:`fiftyone_genre.genres.YT8M_VERTICAL_ATTRS`).
     """
     vocab: dict[int, str] = {}
     verticals: dict[str, dict[str, str]] = {}
+    unnamed = 0
     with open(path, newline="", encoding="utf-8", errors="replace") as f:
         reader = csv.DictReader(f)
-        if (
-            not reader.fieldnames
-            or "Index" not in reader.fieldnames
-            or "Name" not in reader.fieldnames
-        ):
+        if not reader.fieldnames or not {"Index", "Name"} <= set(reader.fieldnames):
             raise ValueError(
                 f"{path}: not a YouTube-8M vocabulary (needs 'Index' and 'Name' columns)"
             )
         for row in reader:
-            idx, name = (row.get("Index") or "").strip(), (row.get("Name") or "").strip()
-            if not idx.isdigit() or not name:
-                report.problem(
-                    path, reader.line_num, f"malformed row (Index {idx!r}, Name {name!r})"
-                )
+            parsed = _vocab_row(row, reader.line_num, path, report)
+            if parsed is None:
                 continue
-            vocab[int(idx)] = name
-            verts = {
-                attr: value
-                for i, attr in enumerate(g.YT8M_VERTICAL_ATTRS, start=1)
-                if (value := (row.get(f"Vertical{i}") or "").strip())
-            }
-            if verts:
+            idx, name, by_id = parsed
+            vocab[idx] = name
+            unnamed += by_id
+            if verts := _verticals_of(row):
                 verticals[name] = verts
+    if unnamed:
+        report.notes.append(
+            f"{unnamed} vocabulary row(s) have an empty Name (as published): "
+            "named by their KnowledgeGraphId"
+        )
     return vocab, verticals
 
 
 def vocabulary_path(root: str | Path, vocabulary: str | Path | None = None) -> Path:
     """The vocabulary.csv an import reads: ``vocabulary`` if given, else ``<root>/vocabulary.csv``."""
-    return Path(vocabulary).expanduser() if vocabulary else Path(root).expanduser() / "vocabulary.csv"
+    return (
+        Path(vocabulary).expanduser() if vocabulary else Path(root).expanduser() / "vocabulary.csv"
+    )
 
 
 def _split_of(path: Path) -> str:
@@ -217,38 +244,22 @@ def _find_media(media_dir: Path, vid: str) -> Path | None:
     return None
 
 
-def parse_yt8m(
-    root: str | Path,
-    media_dir: str | Path | None = None,
-    features_dir: str | Path | None = None,
-    vocabulary: str | Path | None = None,
-    report: ImportReport | None = None,
-    progress: ProgressFn | None = None,
-) -> tuple[list[Entry], ImportReport]:
-    """Read vocabulary + every ``*.tfrecord`` under ``root`` and pair records with videos."""
-    import fiftyone as fo
+def _merge(records: dict[str, dict[str, Any]], rec: dict[str, Any], path: Path, n: int) -> None:
+    """Fold one parsed record into ``records`` (an id may appear in several files)."""
+    merged = records.setdefault(rec["id"], {"split": _split_of(path), "file": path, "record": n})
+    for key, value in rec.items():
+        if key == "labels":
+            merged.setdefault("labels", [])
+            merged["labels"] += [x for x in value if x not in merged["labels"]]
+        else:
+            merged[key] = value
 
-    from fiftyone_genre.utils import track
 
-    root = require_dir(root, "YouTube-8M root")
-    report = report or ImportReport(SOURCE, "", str(root))
-    vocab_path = vocabulary_path(root, vocabulary)
-    if not vocab_path.is_file():
-        raise FileNotFoundError(f"YouTube-8M vocabulary not found: {vocab_path}")
-    vocab, verticals = read_vocabulary(vocab_path, report)
-    if media_dir is None:
-        media_dir = next((root / d for d in ("videos", "media") if (root / d).is_dir()), root)
-    media = require_dir(media_dir, "YouTube-8M media folder")
-    fdir = (
-        Path(features_dir)
-        if features_dir
-        else Path(fo.config.default_dataset_dir) / "genre_yt8m_features"
-    )
-
+def read_records(
+    files: list[Path], report: ImportReport, progress: ProgressFn | None = None
+) -> dict[str, dict[str, Any]]:
+    """Every intact record of every file, merged by video id; bad records reported."""
     records: dict[str, dict[str, Any]] = {}
-    files = sorted(p for p in root.rglob("*.tfrecord") if p.is_file())
-    if not files:
-        raise FileNotFoundError(f"{root}: no *.tfrecord files found")
     for path in track(files, desc="read yt8m records", progress=progress):
         for n, payload in iter_tfrecord(path, report):
             try:
@@ -261,62 +272,109 @@ def parse_yt8m(
                     skip="corrupt record",
                 )
                 continue
-            merged = records.setdefault(
-                rec["id"], {"split": _split_of(path), "file": path, "record": n}
-            )
-            for key, value in rec.items():
-                if key == "labels":
-                    merged.setdefault("labels", [])
-                    merged["labels"] += [x for x in value if x not in merged["labels"]]
-                else:
-                    merged[key] = value
+            _merge(records, rec, path, n)
+    return records
 
+
+def _label_names(vid: str, rec: dict[str, Any], vocab: dict[int, str], report) -> list[str]:
+    names = []
+    for idx in rec.get("labels", []):
+        if idx in vocab:
+            names.append(vocab[idx])
+        else:
+            report.problem(
+                rec["file"],
+                None,
+                f"record {rec['record']} ({vid}): unknown label index {idx}; label dropped",
+            )
+    return names
+
+
+def _feature_fields(vid: str, rec: dict[str, Any], fdir: Path) -> dict[str, Any]:
+    """Sample fields from the record's features (frame-level arrays go to an ``.npz``)."""
+    fields: dict[str, Any] = {VIDEO_ID_FIELD: vid}
+    if "rgb" in rec or "audio" in rec:
+        rgb = rec.get("rgb", np.zeros((0, 1024), np.uint8))
+        aud = rec.get("audio", np.zeros((0, 128), np.uint8))
+        fdir.mkdir(parents=True, exist_ok=True)
+        out = fdir / f"{vid}.npz"
+        np.savez_compressed(out, rgb=rgb, audio=aud)
+        fields[FRAME_FEATURES_FIELD] = str(out)
+        if len(rgb):
+            fields[MEAN_RGB_FIELD] = dequantize(rgb).mean(0)
+        if len(aud):
+            fields[MEAN_AUDIO_FIELD] = dequantize(aud).mean(0)
+    if "mean_rgb" in rec:
+        fields[MEAN_RGB_FIELD] = rec["mean_rgb"]
+    if "mean_audio" in rec:
+        fields[MEAN_AUDIO_FIELD] = rec["mean_audio"]
+    return fields
+
+
+@dataclass
+class _Vocabulary:
+    names: dict[int, str]
+    verticals: dict[str, dict[str, str]]
+
+
+def _pair(
+    records: dict[str, dict[str, Any]], vocab: _Vocabulary, media: Path, fdir: Path, report
+) -> list[Entry]:
+    """Entries for the records that have a local video; the others are counted and noted."""
     entries: list[Entry] = []
     unpaired: list[str] = []
     for vid, rec in records.items():
-        names = []
-        for idx in rec.get("labels", []):
-            if idx in vocab:
-                names.append(vocab[idx])
-            else:
-                report.problem(
-                    rec["file"],
-                    None,
-                    f"record {rec['record']} ({vid}): unknown label index {idx}; label dropped",
-                )
+        names = _label_names(vid, rec, vocab.names, report)
         video = _find_media(media, vid)
         if video is None:
             unpaired.append(vid)
             report.skipped[UNPAIRED] += 1
             continue
-        fields: dict[str, Any] = {VIDEO_ID_FIELD: vid}
-        if "rgb" in rec or "audio" in rec:
-            rgb = rec.get("rgb", np.zeros((0, 1024), np.uint8))
-            aud = rec.get("audio", np.zeros((0, 128), np.uint8))
-            fdir.mkdir(parents=True, exist_ok=True)
-            out = fdir / f"{vid}.npz"
-            np.savez_compressed(out, rgb=rgb, audio=aud)
-            fields[FRAME_FEATURES_FIELD] = str(out)
-            if len(rgb):
-                fields[MEAN_RGB_FIELD] = dequantize(rgb).mean(0)
-            if len(aud):
-                fields[MEAN_AUDIO_FIELD] = dequantize(aud).mean(0)
-        if "mean_rgb" in rec:
-            fields[MEAN_RGB_FIELD] = rec["mean_rgb"]
-        if "mean_audio" in rec:
-            fields[MEAN_AUDIO_FIELD] = rec["mean_audio"]
-        attrs = {name: verticals[name] for name in names if name in verticals}
-        entries.append(
-            Entry(
-                str(video), names, rec["split"], f"{SOURCE}:{vid}", fields=fields, label_attrs=attrs
-            )
-        )
+        attrs = {name: vocab.verticals[name] for name in names if name in vocab.verticals}
+        fields = _feature_fields(vid, rec, fdir)
+        group = f"{SOURCE}:{vid}"
+        entries.append(Entry(str(video), names, rec["split"], group, fields, label_attrs=attrs))
     if unpaired:
         shown = ", ".join(unpaired[:10]) + (" ..." if len(unpaired) > 10 else "")
         report.notes.append(
             f"{len(unpaired)} record(s) have no video named <id>.<ext> in {media}: {shown}"
         )
-    return entries, report
+    return entries
+
+
+def parse_yt8m(
+    root: str | Path,
+    media_dir: str | Path | None = None,
+    features_dir: str | Path | None = None,
+    vocabulary: str | Path | None = None,
+    report: ImportReport | None = None,
+    progress: ProgressFn | None = None,
+) -> ParseResult:
+    """Read vocabulary + every ``*.tfrecord`` under ``root`` and pair records with videos."""
+    import fiftyone as fo
+
+    root = require_dir(root, "YouTube-8M root")
+    report = report or ImportReport(SOURCE, "", str(root))
+    vocab_path = vocabulary_path(root, vocabulary)
+    if not vocab_path.is_file():
+        raise FileNotFoundError(f"YouTube-8M vocabulary not found: {vocab_path}")
+    vocab = _Vocabulary(*read_vocabulary(vocab_path, report))
+    if media_dir is None:
+        media_dir = next((root / d for d in ("videos", "media") if (root / d).is_dir()), root)
+    media = require_dir(media_dir, "YouTube-8M media folder")
+    fdir = (
+        Path(features_dir)
+        if features_dir
+        else Path(fo.config.default_dataset_dir) / "genre_yt8m_features"
+    )
+    files = sorted(p for p in root.rglob("*.tfrecord") if p.is_file())
+    if not files:
+        raise FileNotFoundError(f"{root}: no *.tfrecord files found")
+    records = read_records(files, report, progress)
+    entries = _pair(records, vocab, media, fdir, report)
+    # remap's fallback for labels without vertical attributes
+    info = {g.YT8M_VOCABULARY_INFO_KEY: str(vocab_path.absolute())}
+    return ParseResult(entries, report, media_root=media, multi_label=True, info=info)
 
 
 def import_yt8m(
@@ -334,15 +392,8 @@ def import_yt8m(
 
     >>> print(import_yt8m("yt", "/data/yt8m", media_dir="/data/yt8m_videos"))
     """
-    ds = get_dataset(dataset)
-    report = ImportReport(SOURCE, ds.name, str(Path(root).absolute()))
-    entries, report = parse_yt8m(root, media_dir, features_dir, vocabulary, report, progress)
-    report = add_entries(
-        ds, entries, SOURCE, report, multi_label=True, reencode=reencode,
-        reencode_dir=reencode_dir, root=media_dir, compute_metadata=compute_metadata,
-        progress=progress,
+    return import_with(
+        parse_yt8m, dataset, root, media_dir=media_dir, features_dir=features_dir,
+        vocabulary=vocabulary, reencode=reencode, reencode_dir=reencode_dir,
+        compute_metadata=compute_metadata, progress=progress,
     )  # fmt: skip
-    if entries:  # remap's fallback for labels without vertical attributes
-        ds.info[g.YT8M_VOCABULARY_INFO_KEY] = str(vocabulary_path(root, vocabulary).absolute())
-        ds.save()
-    return report
