@@ -235,9 +235,9 @@ def find_checkpoint(model_dir: str | Path) -> Path:
     if p.is_file():
         return p
     if not p.exists():
-        raise FileNotFoundError(f"{shown(p)}: no such model directory or checkpoint file")
+        raise FileNotFoundError(f"{shown(p)}: no checkpoint: no such model directory or checkpoint file")
     if not p.is_dir():
-        raise FileNotFoundError(f"{shown(p)}: not a model directory or checkpoint file")
+        raise FileNotFoundError(f"{shown(p)}: no checkpoint: not a model directory or checkpoint file")
     for name in (BEST_NAME, LAST_NAME):
         if (p / name).is_file():
             return p / name

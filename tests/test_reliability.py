@@ -675,7 +675,7 @@ def test_unreadable_checkpoint_never_passes_on_torchs_unsafe_advice(tmp_path, da
 def test_missing_model_path_says_it_does_not_exist(tmp_path):
     missing = tmp_path / "no_model_here"
     rc, out = run_cli(["predict", "--dataset", NO_DATASET, "--model", str(missing), "--device", "cpu"])
-    assert rc == 2 and f"{missing}: no such model directory or checkpoint file" in out, out
+    assert rc == 2 and f"{missing}: no checkpoint: no such model directory or checkpoint file" in out, out
     assert "no checkpoint (best.pt" not in out
 
 
