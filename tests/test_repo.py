@@ -106,3 +106,14 @@ def test_setup_smoke_check_names_the_package_pair_that_does_not_fit(tmp_path):
     assert len(lines) == 1, res.stderr
     assert "torchaudio" in lines[0] and "does not fit torch 2.11.0" in lines[0] and "undefined symbol" in lines[0]
     assert "Traceback" not in res.stderr
+
+
+def test_readme_is_short_and_links_every_guide():
+    """The README is the entry page; every guide it links exists, and every guide is linked."""
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250
+    linked = set(re.findall(r"\]\((docs/[^)#]+\.md)\)", readme))
+    for rel in linked:
+        assert (REPO / rel).is_file(), f"README links a missing guide: {rel}"
+    guides = {f"docs/{p.name}" for p in (REPO / "docs").glob("*.md")}
+    assert guides <= linked, f"guides not linked from the README: {sorted(guides - linked)}"
