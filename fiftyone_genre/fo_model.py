@@ -55,6 +55,12 @@ class GenreModelConfig:
     confidence_thresh: float | None = None
     #: decode and extract files without cached features (else they fail)
     extract_missing: bool = True
+    #: torch threads on CPU while FiftyOne drives the model (``with model:``, as
+    #: apply_model does). FiftyOne starts an ffmpeg process for each video right
+    #: before calling the model; intra-op threads waiting for the core it holds
+    #: made the LSTM ~10x slower on 2 cores (benchmarks/bench_model.py). None
+    #: keeps torch's setting.
+    cpu_threads: int | None = 1
 
 
 class GenreModel(fom.Model, fom.SamplesMixin, fom.LogitsMixin, fom.EmbeddingsMixin):
@@ -72,6 +78,7 @@ class GenreModel(fom.Model, fom.SamplesMixin, fom.LogitsMixin, fom.EmbeddingsMix
         self._caches: dict[str | None, tuple[FeatureCache, str | None]] = {}
         self._extractor = None
         self._embeddings: np.ndarray | None = None
+        self._saved_threads: list[int] = []
 
     @classmethod
     def from_dir(cls, path: str | Path, device: str = "auto", **kwargs: Any) -> GenreModel:
@@ -79,6 +86,22 @@ class GenreModel(fom.Model, fom.SamplesMixin, fom.LogitsMixin, fom.EmbeddingsMix
         return cls(GenreModelConfig(model_path=str(path), device=device, **kwargs))
 
     # --- what FiftyOne asks of a model -------------------------------------
+    def __enter__(self) -> GenreModel:
+        """FiftyOne enters the model around its loop: limit CPU threads for the duration."""
+        import torch
+
+        threads = self.config.cpu_threads
+        if threads and self.scorer.device.type == "cpu":
+            self._saved_threads.append(torch.get_num_threads())
+            torch.set_num_threads(int(threads))
+        return self
+
+    def __exit__(self, *args) -> None:
+        import torch
+
+        if self._saved_threads:
+            torch.set_num_threads(self._saved_threads.pop())
+
     @property
     def media_type(self) -> str:
         return "video"
