@@ -116,7 +116,7 @@ def _manifest_entry(name: str, ckpt: Checkpoint, entry: dict, author: str | None
         "author": author,
         "license": license,
         "url": entry.get("url"),
-        "source": "https://github.com/fiftyone-genre",
+        "source": None,
         "description": (
             f"Audio-visual video genre classifier (CNN-LSTM, {exp.model.modality}) over "
             f"{exp.features.backbone} features at {exp.features.fps:g} fps; genres: {', '.join(ckpt.genres)}"
