@@ -42,7 +42,8 @@ from fiftyone_genre import genres as g
 from fiftyone_genre.cache import ClipFeatures, FeatureCache, cache_for
 from fiftyone_genre.config import FeaturesConfig, PredictConfig, to_dict
 from fiftyone_genre.data import aggregate_windows, collate_windows, make_windows, pad_window
-from fiftyone_genre.model import load_model, resolve_device
+from fiftyone_genre.model import Checkpoint, load_model, resolve_device
+from fiftyone_genre.report import Report
 from fiftyone_genre.utils import ProgressFn, track
 
 STAGE = "predict"
@@ -80,7 +81,7 @@ class PredictError(ValueError):
 
 
 @dataclass
-class PredictReport:
+class PredictReport(Report):
     """What a predict run did; ``str()`` is the summary the CLI prints."""
 
     model_path: str
@@ -98,19 +99,8 @@ class PredictReport:
     def num_failed(self) -> int:
         return len(self.failures)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "model_path": self.model_path,
-            "num_samples": self.num_samples,
-            "num_predicted": self.num_predicted,
-            "num_failed": self.num_failed,
-            "failures": dict(self.failures),
-            "fields": dict(self.fields),
-            "label_counts": dict(self.label_counts),
-            "modality": self.modality,
-            "num_windows": self.num_windows,
-            "no_timeline": list(self.no_timeline),
-        }
+    def extra(self) -> dict[str, Any]:
+        return {"num_failed": self.num_failed}
 
     def __str__(self) -> str:
         lines = [
@@ -223,55 +213,159 @@ def _video_geometry(metadata, feats: ClipFeatures) -> tuple[float, int, float] |
     return float(fps), int(total), float(duration)
 
 
+def window_spans(feats: ClipFeatures, windows: list[tuple[int, int]]) -> list[tuple[float, float]]:
+    """``(start_s, end_s)`` of each window: the time its steps own (see :func:`step_bounds`)."""
+    bounds = step_bounds(feats.timestamps, feats.duration)
+    return [(float(bounds[s]), float(bounds[e])) for s, e in windows]
+
+
 # --------------------------------------------------------------------------- scoring
 
 
-@dataclass
-class _Clip:
-    sample_id: str
-    filepath: str
-    feats: ClipFeatures
-    windows: list[tuple[int, int]]
-    geometry: tuple[float, int, float] | None
+def unpredictable_reason(
+    feats: ClipFeatures | None,
+    visual_dim: int,
+    audio_dim: int,
+    missing_reason: str = "no cached features for this file (run `fiftyone-genre features`)",
+) -> str | None:
+    """Why a model with these input sizes cannot score ``feats``, or None when it can.
 
-
-def _score_windows(
-    model: torch.nn.Module,
-    clips: list[_Clip],
-    window: int,
-    batch_size: int,
-    device: torch.device,
-    passes: tuple[str | None, ...],
-) -> dict[str | None, tuple[np.ndarray, np.ndarray | None]]:
-    """Window probabilities (and, for the full pass, LSTM states) of every clip's windows.
-
-    All windows of a chunk are batched together regardless of which video
-    they came from; results come back in (clip, window) order.
+    Pure, so every caller (predict, the FiftyOne model, classify) refuses the
+    same clips with the same sentence.
     """
-    items = [pad_window(c.feats, s, e, window) for c in clips for (s, e) in c.windows]
-    out: dict[str | None, tuple[list, list]] = {p: ([], []) for p in passes}
-    with torch.inference_mode():
-        for i in range(0, len(items), batch_size):
-            batch = collate_windows(items[i : i + batch_size])
-            visual = batch["visual"].to(device)
-            audio = batch["audio"].to(device)
-            mask = batch["mask"].to(device)
-            for use in passes:
-                res = model(visual, audio, mask, use=use)
-                out[use][0].append(torch.softmax(res.logits.float(), dim=-1).cpu().numpy())
-                if use is None:
-                    out[use][1].append(res.embedding.float().cpu().numpy())
-    return {
-        use: (np.concatenate(probs), np.concatenate(embs) if embs else None)
-        for use, (probs, embs) in out.items()
-    }
+    if feats is None:
+        return missing_reason
+    if feats.num_steps == 0:
+        return "cached features have no time steps (video too short?)"
+    if feats.visual.shape[1] != visual_dim or feats.audio.shape[1] != audio_dim:
+        return (
+            f"feature sizes {feats.visual.shape[1]}/{feats.audio.shape[1]} do not match the "
+            f"model's {visual_dim}/{audio_dim} (features from another backbone?)"
+        )
+    return None
+
+
+@dataclass
+class ScoredClip:
+    """What the model says about one clip's features."""
+
+    windows: list[tuple[int, int]]
+    #: ``[num_windows, num_genres]``: each window's probabilities
+    window_probs: np.ndarray
+    #: ``[num_genres]``: the video-level probabilities (the experiment's aggregation)
+    probs: np.ndarray
+    #: ``[hidden_size]``: mean of the windows' LSTM states (``genre_embedding``)
+    embedding: np.ndarray
+    #: fused models, when asked: ``"visual"``/``"audio"`` -> probabilities with the other modality hidden
+    modal_probs: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class ChunkScorer:
+    """A trained model with its experiment's windowing: clips' features in, :class:`ScoredClip` s out.
+
+    ``predict``, :class:`~fiftyone_genre.fo_model.GenreModel` and ``classify``
+    all score through this one object, so the three give the same numbers for
+    the same features. All windows of a chunk are batched together whichever
+    clip they came from.
+    """
+
+    def __init__(self, model: torch.nn.Module, checkpoint: Checkpoint, device: torch.device, batch_size: int = 64):
+        self.model = model
+        self.checkpoint = checkpoint
+        self.device = device
+        self.batch_size = max(1, int(batch_size))
+        exp = checkpoint.experiment
+        self.labels = list(checkpoint.genres)
+        self.window = int(exp.train.window)
+        # A stride above the window would leave steps unscored and the timeline
+        # with holes; prediction always covers every step.
+        self.stride = min(int(exp.train.eval_stride or self.window), self.window)
+        self.aggregate = exp.train.aggregate
+
+    @classmethod
+    def load(cls, model_dir: str | Path, device: str = "auto", batch_size: int = 64) -> ChunkScorer:
+        """The model of a model directory (or checkpoint file), on ``device``, in eval mode."""
+        dev = resolve_device(device)
+        model, ckpt = load_model(model_dir, dev)
+        return cls(model, ckpt, dev, batch_size)
+
+    @property
+    def experiment(self):
+        return self.checkpoint.experiment
+
+    @property
+    def fused(self) -> bool:
+        return self.model.modality == "fused"
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.model.classifier.in_features)
+
+    def unpredictable(self, feats: ClipFeatures | None, missing_reason: str | None = None) -> str | None:
+        """:func:`unpredictable_reason` for this model's input sizes."""
+        args = (feats, self.checkpoint.visual_dim, self.checkpoint.audio_dim)
+        return unpredictable_reason(*args, missing_reason) if missing_reason else unpredictable_reason(*args)
+
+    def score(self, clips: list[ClipFeatures], modalities: bool = False) -> list[ScoredClip]:
+        """Score every window of every clip; ``modalities`` adds the visual-/audio-only passes."""
+        if not clips:
+            return []
+        windows = [make_windows(f.num_steps, self.window, self.stride) for f in clips]
+        items = [pad_window(f, s, e, self.window) for f, ws in zip(clips, windows) for s, e in ws]
+        passes: tuple[str | None, ...] = (None, "visual", "audio") if modalities and self.fused else (None,)
+        return self._split(windows, self._forward(items, passes))
+
+    def _forward(self, items: list, passes: tuple[str | None, ...]) -> dict[str | None, tuple[np.ndarray, np.ndarray | None]]:
+        """Window probabilities (and, for the full pass, LSTM states) in item order."""
+        out: dict[str | None, tuple[list, list]] = {p: ([], []) for p in passes}
+        with torch.inference_mode():
+            for i in range(0, len(items), self.batch_size):
+                batch = collate_windows(items[i : i + self.batch_size])
+                visual, audio, mask = (batch[k].to(self.device) for k in ("visual", "audio", "mask"))
+                for use in passes:
+                    res = self.model(visual, audio, mask, use=use)
+                    out[use][0].append(torch.softmax(res.logits.float(), dim=-1).cpu().numpy())
+                    if use is None:
+                        out[use][1].append(res.embedding.float().cpu().numpy())
+        return {
+            use: (np.concatenate(probs), np.concatenate(embs) if embs else None)
+            for use, (probs, embs) in out.items()
+        }
+
+    def _split(self, windows: list[list[tuple[int, int]]], raw: dict) -> list[ScoredClip]:
+        """Cut the batched results back into clips and aggregate each clip's windows."""
+        probs, embs = raw[None]
+        scored, offset = [], 0
+        for ws in windows:
+            part = slice(offset, offset + len(ws))
+            lengths = np.array([e - s for s, e in ws], dtype=np.float64)
+            modal = {
+                use: aggregate_windows(p[part], lengths, self.aggregate)
+                for use, (p, _) in raw.items()
+                if use is not None
+            }
+            scored.append(
+                ScoredClip(
+                    windows=ws,
+                    window_probs=probs[part],
+                    probs=aggregate_windows(probs[part], lengths, self.aggregate),
+                    embedding=embs[part].mean(axis=0).astype(np.float32),
+                    modal_probs=modal,
+                )
+            )
+            offset += len(ws)
+        return scored
+
+
+def classification_logits(probs: np.ndarray) -> np.ndarray:
+    """The logits written with a prediction: the log of its probabilities (softmax gives them back)."""
+    return np.log(np.clip(probs, 1e-12, 1.0)).astype(np.float64)
 
 
 def _classification(fo, probs: np.ndarray, labels: list[str]):
     """A ``fo.Classification`` whose logits are the log of ``probs``."""
     k = int(np.argmax(probs))
-    logits = np.log(np.clip(probs, 1e-12, 1.0)).astype(np.float64)
-    return fo.Classification(label=labels[k], confidence=float(probs[k]), logits=logits.tolist())
+    return fo.Classification(label=labels[k], confidence=float(probs[k]), logits=classification_logits(probs).tolist())
 
 
 # --------------------------------------------------------------------------- entry point
@@ -302,24 +396,10 @@ def predict(
         cleared; a :class:`PredictError` is raised only if no sample at all
         could be predicted (or in strict mode).
     """
-    import fiftyone as fo
-
     config = config or PredictConfig()
     validate_config(config)
-    dataset = collection._dataset
-    device = resolve_device(config.device)
-    model, ckpt = load_model(model_dir, device)
-    labels = list(ckpt.genres)
-    exp = ckpt.experiment
-    window = int(exp.train.window)
-    # A stride above the window would leave steps unscored and the timeline
-    # with holes; prediction always covers every step.
-    stride = min(int(exp.train.eval_stride or window), window)
-    fused = model.modality == "fused"
-    passes: tuple[str | None, ...] = (None, "visual", "audio") if fused else (None,)
-
-    cache, missing_reason = _model_cache(collection, exp.features)
-
+    scorer = ChunkScorer.load(model_dir, config.device, config.batch_size)
+    cache, missing_reason = _model_cache(collection, scorer.experiment.features)
     n = len(collection)
     if n == 0:
         raise PredictError("predict: the collection is empty")
@@ -329,117 +409,126 @@ def predict(
 
     fields = output_fields(config)
     written = [fields["pred"], fields["timeline"], fields["embedding"]]
-    if fused:
+    if scorer.fused:
         written += [fields["visual"], fields["audio"]]
-
     report = PredictReport(
-        model_path=str(ckpt.path),
+        model_path=str(scorer.checkpoint.path),
         num_samples=n,
         num_predicted=0,
         fields={k: v for k, v in fields.items() if v in written},
-        modality=model.modality,
+        modality=scorer.model.modality,
     )
-    failed_ids: list[str] = []
-    ok_ids: list[str] = []
-    label_counts: Counter[str] = Counter()
-
-    ids, paths, metas = collection.values(["id", "filepath", "metadata"])
-
-    def flush(clips: list[_Clip]) -> None:
-        """Score a chunk of clips and bulk-write its fields (one ``set_values`` per field)."""
-        scores = _score_windows(model, clips, window, config.batch_size, device, passes)
-        values: dict[str, dict[str, Any]] = {name: {} for name in written}
-        probs, embs = scores[None]
-        offset = 0
-        for clip in clips:
-            k = len(clip.windows)
-            lengths = np.array([e - s for s, e in clip.windows], dtype=np.float64)
-            wprobs = probs[offset : offset + k]
-            pred = _classification(fo, aggregate_windows(wprobs, lengths, exp.train.aggregate), labels)
-            label_counts[pred.label] += 1
-            values[fields["pred"]][clip.sample_id] = pred
-            values[fields["embedding"]][clip.sample_id] = embs[offset : offset + k].mean(axis=0).astype(np.float32)
-            if fused:
-                for use in ("visual", "audio"):
-                    mprobs = scores[use][0][offset : offset + k]
-                    values[fields[use]][clip.sample_id] = _classification(
-                        fo, aggregate_windows(mprobs, lengths, exp.train.aggregate), labels
-                    )
-            timeline = _timeline(fo, clip, wprobs, labels)
-            if timeline is None:
-                report.no_timeline.append(clip.filepath)
-            values[fields["timeline"]][clip.sample_id] = timeline
-            offset += k
-            ok_ids.append(clip.sample_id)
-        report.num_windows += offset
-        for name, vals in values.items():
-            dataset.set_values(name, vals, key_field="id")
-
-    pending: list[_Clip] = []
-    for i in track(range(n), total=n, desc="Predicting genres", progress=progress):
-        reason = None
-        feats = cache.get(paths[i])
-        if feats is None:
-            reason = missing_reason
-        elif feats.num_steps == 0:
-            reason = "cached features have no time steps (video too short?)"
-        elif feats.visual.shape[1] != ckpt.visual_dim or feats.audio.shape[1] != ckpt.audio_dim:
-            reason = (
-                f"feature sizes {feats.visual.shape[1]}/{feats.audio.shape[1]} do not match the "
-                f"model's {ckpt.visual_dim}/{ckpt.audio_dim} (features from another backbone?)"
-            )
-        if reason is not None:
-            if strict:
-                raise PredictError(f"predict: {paths[i]}: {reason}")
-            report.failures[paths[i]] = reason
-            failed_ids.append(ids[i])
-        else:
-            pending.append(
-                _Clip(
-                    sample_id=ids[i],
-                    filepath=paths[i],
-                    feats=feats,
-                    windows=make_windows(feats.num_steps, window, stride),
-                    geometry=_video_geometry(metas[i], feats),
-                )
-            )
-        if len(pending) >= CHUNK_SIZE:
-            flush(pending)
-            pending = []
-    if pending:
-        flush(pending)
-
-    _clear_fields(dataset, failed_ids, [f for f in written if dataset.has_field(f)])
-    if not fused:
-        # A fused run's per-modality fields would otherwise outlive it and
-        # describe a model that is no longer the one on the samples.
-        stale = [f for f in (fields["visual"], fields["audio"]) if dataset.has_field(f)]
-        _clear_fields(dataset, collection.values("id"), stale)
-    _update_errors(dataset, ok_ids, failed_ids, report.failures, paths, ids)
-
+    ok_ids, failed = _predict_samples(collection, scorer, cache, missing_reason, report, progress, strict)
+    _clean_up(collection, scorer, fields, report, ok_ids, failed)
     report.num_predicted = len(ok_ids)
-    report.label_counts = dict(label_counts)
     if report.num_predicted == 0:
         raise PredictError(
             f"predict: none of the {n} samples could be predicted; first failure: "
             + next(iter(f"{p}: {r}" for p, r in report.failures.items()))
         )
+    _record_run(collection._dataset, model_dir, scorer, cache, report)
+    if progress is not None:
+        progress(1.0, f"Predicted {report.num_predicted}/{n}")
+    return report
 
+
+@dataclass
+class _Clip:
+    sample_id: str
+    filepath: str
+    feats: ClipFeatures
+    geometry: tuple[float, int, float] | None
+
+
+def _predict_samples(
+    collection,
+    scorer: ChunkScorer,
+    cache: FeatureCache,
+    missing_reason: str,
+    report: PredictReport,
+    progress: ProgressFn | None,
+    strict: bool,
+) -> tuple[list[str], dict[str, str]]:
+    """Read, check and score the samples chunk by chunk; returns the ids written and ``{id: reason}`` failed."""
+    dataset = collection._dataset
+    ids, paths, metas = collection.values(["id", "filepath", "metadata"])
+    ok_ids: list[str] = []
+    failed: dict[str, str] = {}
+    pending: list[_Clip] = []
+    for i in track(range(len(ids)), total=len(ids), desc="Predicting genres", progress=progress):
+        feats = cache.get(paths[i])
+        reason = scorer.unpredictable(feats, missing_reason)
+        if reason is not None:
+            if strict:
+                raise PredictError(f"predict: {paths[i]}: {reason}")
+            report.failures[paths[i]] = reason
+            failed[ids[i]] = reason
+        else:
+            pending.append(_Clip(ids[i], paths[i], feats, _video_geometry(metas[i], feats)))
+        if len(pending) >= CHUNK_SIZE:
+            ok_ids += _write_chunk(dataset, scorer, pending, report)
+            pending = []
+    if pending:
+        ok_ids += _write_chunk(dataset, scorer, pending, report)
+    return ok_ids, failed
+
+
+def _write_chunk(dataset, scorer: ChunkScorer, clips: list[_Clip], report: PredictReport) -> list[str]:
+    """Score a chunk of clips and bulk-write its fields (one ``set_values`` per field)."""
+    import fiftyone as fo
+
+    fields = report.fields
+    values: dict[str, dict[str, Any]] = {name: {} for name in fields.values()}
+    for clip, scored in zip(clips, scorer.score([c.feats for c in clips], modalities=True)):
+        pred = _classification(fo, scored.probs, scorer.labels)
+        report.label_counts[pred.label] = report.label_counts.get(pred.label, 0) + 1
+        values[fields["pred"]][clip.sample_id] = pred
+        values[fields["embedding"]][clip.sample_id] = scored.embedding
+        for use, probs in scored.modal_probs.items():
+            values[fields[use]][clip.sample_id] = _classification(fo, probs, scorer.labels)
+        timeline = _timeline(fo, clip, scored, scorer.labels)
+        if timeline is None:
+            report.no_timeline.append(clip.filepath)
+        values[fields["timeline"]][clip.sample_id] = timeline
+        report.num_windows += len(scored.windows)
+    for name, vals in values.items():
+        dataset.set_values(name, vals, key_field="id")
+    return [c.sample_id for c in clips]
+
+
+def _clean_up(
+    collection, scorer: ChunkScorer, fields: dict[str, str], report: PredictReport, ok_ids: list[str], failed: dict[str, str]
+) -> None:
+    """Clear stale predictions of failed samples (and a fused run's extra fields), then the errors."""
+    dataset = collection._dataset
+    written = list(report.fields.values())
+    _clear_fields(dataset, list(failed), [f for f in written if dataset.has_field(f)])
+    if not scorer.fused:
+        # A fused run's per-modality fields would otherwise outlive it and
+        # describe a model that is no longer the one on the samples.
+        stale = [f for f in (fields["visual"], fields["audio"]) if dataset.has_field(f)]
+        _clear_fields(dataset, collection.values("id"), stale)
+    _update_errors(dataset, ok_ids, failed)
+
+
+def _record_run(dataset, model_dir: str | Path, scorer: ChunkScorer, cache: FeatureCache, report: PredictReport) -> None:
+    """``dataset.info["genre_run"]``: what made the predictions now on the samples."""
+    ckpt, exp = scorer.checkpoint, scorer.experiment
     dataset.info[g.RUN_INFO_KEY] = _json_safe(
         {
             "model_path": str(ckpt.path.resolve()),
             "model_dir": str(Path(model_dir).resolve()),
             "experiment": exp.to_dict(),
-            "genres": labels,
+            "genres": scorer.labels,
             "features": to_dict(cache.config),
             "feature_cache": str(cache.dir),
-            "modality": model.modality,
-            "window": window,
-            "stride": stride,
-            "aggregate": exp.train.aggregate,
+            "modality": scorer.model.modality,
+            "window": scorer.window,
+            "stride": scorer.stride,
+            "aggregate": scorer.aggregate,
             "epoch": ckpt.epoch,
             "metrics": ckpt.metrics,
-            "embedding_dim": int(model.classifier.in_features),
+            "embedding_dim": scorer.embedding_dim,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "fields": report.fields,
             "num_predicted": report.num_predicted,
@@ -447,9 +536,6 @@ def predict(
         }
     )
     dataset.save()
-    if progress is not None:
-        progress(1.0, f"Predicted {report.num_predicted}/{n}")
-    return report
 
 
 def _model_cache(collection, features: FeaturesConfig) -> tuple[FeatureCache, str]:
@@ -482,14 +568,14 @@ def _model_cache(collection, features: FeaturesConfig) -> tuple[FeatureCache, st
     return cache, reason
 
 
-def _timeline(fo, clip: _Clip, wprobs: np.ndarray, labels: list[str]):
+def _timeline(fo, clip: _Clip, scored: ScoredClip, labels: list[str]):
     """One ``TemporalDetection`` per window, support in the video's frame numbers."""
     if clip.geometry is None:
         return None
     fps, total, duration = clip.geometry
     bounds = step_bounds(clip.feats.timestamps, duration)
     dets = []
-    for (s, e), p in zip(clip.windows, wprobs):
+    for (s, e), p in zip(scored.windows, scored.window_probs):
         k = int(np.argmax(p))
         dets.append(
             fo.TemporalDetection(
@@ -509,13 +595,12 @@ def _clear_fields(dataset, sample_ids: list[str], names: list[str]) -> None:
         dataset.set_values(name, dict.fromkeys(sample_ids), key_field="id")
 
 
-def _update_errors(dataset, ok_ids, failed_ids, failures, paths, ids) -> None:
-    """Record this run's failures on the samples; drop earlier predict errors of successes."""
-    path_of = dict(zip(ids, paths))
-    if failed_ids:
-        failed_view = dataset.select(failed_ids)
-        for sample in track(failed_view, total=len(failed_ids), desc="Recording failures"):
-            g.record_error(sample, STAGE, failures[path_of[sample.id]])
+def _update_errors(dataset, ok_ids: list[str], failed: dict[str, str]) -> None:
+    """Record this run's failures (``{sample id: reason}``); drop earlier predict errors of successes."""
+    if failed:
+        failed_view = dataset.select(list(failed))
+        for sample in track(failed_view, total=len(failed), desc="Recording failures"):
+            g.record_error(sample, STAGE, failed[sample.id])
             sample.save()
     if ok_ids and dataset.has_field(g.ERRORS_FIELD):
         from fiftyone import ViewField as F

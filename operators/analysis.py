@@ -148,7 +148,7 @@ class PredictGenres(foo.Operator):
             strict=bool(ctx.params.get("strict", False)),
         )
         _done(ctx, report)
-        return {"summary": as_code_block(report), **report.to_json()}
+        return {"summary": as_code_block(report), **report.to_dict()}
 
     def resolve_output(self, ctx):
         outputs = types.Object()

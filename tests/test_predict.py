@@ -253,3 +253,36 @@ def test_cli_predict(dataset_name, capsys):
     assert None not in ds.values(g.PRED_FIELD)
     assert main(["predict", "--dataset", dataset_name, "--model", "/no/such/model"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_why_a_sample_cannot_be_predicted_is_a_pure_check():
+    from genre_testdata import ADIM, VDIM, ClipSpec
+
+    from fiftyone_genre.cache import ClipFeatures
+    from fiftyone_genre.predict import unpredictable_reason
+
+    feats = make_features(ClipSpec("x", g.ACTION, g.ACTION, g.ACTION, 1.0), seed=1)
+    assert unpredictable_reason(feats, VDIM, ADIM) is None
+    assert unpredictable_reason(None, VDIM, ADIM, "no features here") == "no features here"
+    assert "no cached features" in unpredictable_reason(None, VDIM, ADIM)
+    empty = ClipFeatures(np.zeros((0, VDIM), np.float32), np.zeros((0, ADIM), np.float32), np.zeros(0), True)
+    assert "no time steps" in unpredictable_reason(empty, VDIM, ADIM)
+    assert "do not match the model's 32/8" in unpredictable_reason(feats, 32, ADIM)
+
+
+def test_chunk_scorer_gives_each_clip_the_same_scores_alone_or_batched():
+    """Windows of many clips share batches; a clip's result must not depend on its neighbours."""
+    from fiftyone_genre.predict import ChunkScorer
+
+    a = assets()
+    scorer = ChunkScorer.load(a.model_dir, "cpu", batch_size=4)
+    feats = [make_features(spec, seed=100 + i) for i, spec in enumerate(a.specs[:7])]
+    together = scorer.score(feats, modalities=True)
+    for f, batched in zip(feats, together):
+        (alone,) = scorer.score([f], modalities=True)
+        assert batched.windows == alone.windows == make_windows(f.num_steps, scorer.window, scorer.stride)
+        assert batched.probs == pytest.approx(alone.probs, abs=1e-5)
+        assert batched.embedding == pytest.approx(alone.embedding, abs=1e-5)
+        assert set(batched.modal_probs) == {"visual", "audio"}
+    assert scorer.score([]) == []
+    assert scorer.score(feats[:1])[0].modal_probs == {}, "single-modality passes only when asked"

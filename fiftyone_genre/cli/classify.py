@@ -1,0 +1,48 @@
+"""``fiftyone-genre classify VIDEO... --model DIR``: the genre of any file, no dataset needed.
+
+Only parses arguments and calls :func:`fiftyone_genre.classify.classify_files`;
+nothing here touches FiftyOne's database, so no MongoDB is started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from fiftyone_genre.classify import classify_files
+
+    # --json promises stdout holds only the JSON: progress and chatter go to stderr.
+    quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
+    with quiet:
+        report = classify_files(
+            args.videos, args.model, device=args.device, cache_dir=args.cache_dir, batch_size=args.batch_size
+        )
+    if args.json:
+        print(report.to_json())
+    else:
+        ok = [str(f) for f in report.files if f.error is None]
+        if ok:
+            print("\n".join(ok))
+    for f in report.failed:
+        print(f"fiftyone-genre classify: error: {f.error}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``classify``."""
+    p = sub.add_parser(
+        "classify",
+        help="print the genre and per-window timeline of video files (no dataset needed)",
+        description="Decode each video, extract the model's features and print its genre, confidence "
+        "and the genre of each window (start-end seconds). Exit status 1 when a file could not be read.",
+    )
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
+    p.add_argument("--model", required=True, help="model directory (best.pt / last.pt) or checkpoint")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--cache-dir", default=None, help="feature cache folder to reuse and fill (default: none)")
+    p.add_argument("--batch-size", type=int, default=64, help="windows per forward pass (default: 64)")
+    p.set_defaults(func=cmd_classify)
