@@ -68,8 +68,8 @@ def _features(args: argparse.Namespace) -> int:
 
 
 def _finetune(args: argparse.Namespace) -> int:
-    from fiftyone_genre.backbones import finetune_frame_classifier
     from fiftyone_genre.config import load_experiment
+    from fiftyone_genre.finetune import finetune_frame_classifier
 
     experiment = load_experiment(args.config, features=_overrides(args))
     dataset = load_dataset(args.dataset)
