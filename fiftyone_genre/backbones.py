@@ -219,7 +219,8 @@ class VisualEncoder(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x = self.body(self.preprocess(frames))
         if self.head is not None:
-            x = torch.softmax(self.head(x), dim=1)
+            # fp32 even under bf16/fp16 autocast: probabilities must sum to 1
+            x = torch.softmax(self.head(x).float(), dim=1)
         return x
 
 
@@ -249,7 +250,8 @@ def build_visual_backbone(
 
     ``mode="softmax"`` needs ``softmax_checkpoint`` (written by
     :func:`fiftyone_genre.finetune.finetune_frame_classifier`); its weights replace ``weights``.
-    ``channels_last`` defaults to on for CUDA (tensor cores want NHWC).
+    ``channels_last`` defaults to on for CUDA (tensor cores want NHWC); the
+    inference engine (:mod:`fiftyone_genre.engine`) sets it for extraction.
     """
     spec = spec_for(name)
     size = image_size_for(name, image_size)

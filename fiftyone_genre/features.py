@@ -128,6 +128,7 @@ class FeatureExtractor:
             init_seed=config.init_seed,
             softmax_checkpoint=config.softmax_checkpoint,
             device=self.device,
+            channels_last=self.engine.channels_last,
         ), self.batch_size)
         self.audio = self.engine.wrap(build_audio_cnn(
             config.audio_backbone,

@@ -16,7 +16,7 @@ from media_testutil import write_video
 from fiftyone_genre import engine as E
 from fiftyone_genre import genres as g
 from fiftyone_genre.backbones import build_audio_cnn, build_visual_backbone
-from fiftyone_genre.cache import FeatureCache, config_key
+from fiftyone_genre.cache import config_key
 from fiftyone_genre.config import ConfigError, FeaturesConfig, load_experiment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,3 +157,16 @@ def test_shard_flag_under_torchrun_is_refused(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setattr("fiftyone_genre.cli.features.load_dataset", lambda name: None)
     assert main(["features", "--dataset", "x", "--shard", "1/2"]) == 2
+
+
+def test_gpu_check_smoke_mode_runs_the_whole_pipeline_and_prints_one_table(tmp_path):
+    """benchmarks/gpu_check.sh --smoke: the GPU script's every step, CPU-sized."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--smoke", "--workdir", str(tmp_path)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for row in ("decoded frames/s", "CNN img/s", "training windows/s", "peak GPU memory",
+                "share of extraction the CNNs waited for decoding"):
+        assert row in proc.stdout
+    assert "(0 failed)" in proc.stdout
+    assert (tmp_path / "model").is_dir()
