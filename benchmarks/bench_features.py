@@ -397,6 +397,7 @@ def _parse_args() -> argparse.Namespace:
     ap.add_argument("--repeats", type=int, default=5, help="alternating repeats (best of each kept: the machine may be shared)")
     ap.add_argument("--rounds", type=int, default=7, help="rows 0 and 5: interleaved rounds (median kept)")
     ap.add_argument("--no-compile", action="store_true", help="row 5 without torch.compile (it compiles for minutes on 2 cores)")
+    ap.add_argument("--compile", action="store_true", help="keep the compile row even with --quick")
     ap.add_argument("--batch-size", type=int, default=8, help="CNN batch, the same for every engine and both sides of row 2")
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "fiftyone_genre_bench"))
     ap.add_argument("--quick", action="store_true", help="short clips, fewer rounds, no compile (smoke run; ratios less stable)")
@@ -405,7 +406,7 @@ def _parse_args() -> argparse.Namespace:
     args = ap.parse_args()
     if args.quick:
         args.clip_s, args.short_s, args.long_s, args.repeats, args.rounds = 8.0, 10.0, 60.0, 1, 3
-        args.no_compile = True
+        args.no_compile = not args.compile
     return args
 
 

@@ -72,8 +72,11 @@ def build_dataset(plan: Plan, root: Path, name: str):
 
     jobs = [(str(root / f"clip_{i:05d}.mp4"), g.GENRES[i % len(g.GENRES)], plan.seconds, plan.fps, plan.size, i)
             for i in range(plan.clips)]
-    with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
-        paths = list(pool.map(_write_one, jobs, chunksize=8))
+    if len(jobs) <= 16:  # smoke sizes: starting worker processes costs more than writing
+        paths = [_write_one(j) for j in jobs]
+    else:
+        with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+            paths = list(pool.map(_write_one, jobs, chunksize=8))
     ds = fo.Dataset(name, overwrite=True)
     splits = ["train"] * 8 + ["val", "test"]
     ds.add_samples([
