@@ -4,7 +4,7 @@ Visual backbones (torchvision) turn a ``uint8`` frame into either the
 global-pool vector (``mode="pool"``; 2048-d for InceptionV3, the paper's
 default) or the genre probabilities of a frame classifier fine-tuned on the
 training split (``mode="softmax"``, the paper's stage 1, see
-:func:`finetune_frame_classifier`).
+:mod:`fiftyone_genre.finetune`).
 
 Weights are one of:
 
@@ -25,15 +25,13 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-
-from fiftyone_genre.utils import ProgressFn, atomic_path, track
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -221,7 +219,8 @@ class VisualEncoder(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x = self.body(self.preprocess(frames))
         if self.head is not None:
-            x = torch.softmax(self.head(x), dim=1)
+            # fp32 even under bf16/fp16 autocast: probabilities must sum to 1
+            x = torch.softmax(self.head(x).float(), dim=1)
         return x
 
 
@@ -250,8 +249,9 @@ def build_visual_backbone(
     """The frame feature CNN in eval mode on ``device``.
 
     ``mode="softmax"`` needs ``softmax_checkpoint`` (written by
-    :func:`finetune_frame_classifier`); its weights replace ``weights``.
-    ``channels_last`` defaults to on for CUDA (tensor cores want NHWC).
+    :func:`fiftyone_genre.finetune.finetune_frame_classifier`); its weights replace ``weights``.
+    ``channels_last`` defaults to on for CUDA (tensor cores want NHWC); the
+    inference engine (:mod:`fiftyone_genre.engine`) sets it for extraction.
     """
     spec = spec_for(name)
     size = image_size_for(name, image_size)
@@ -328,6 +328,7 @@ class AudioEncoder(nn.Module):
         self.dim = dim
         self.three_channels = three_channels
         self.min_size = min_size
+        self.channels_last = False  # set by the inference engine
 
     def forward(self, mels: torch.Tensor) -> torch.Tensor:
         x = mels
@@ -337,6 +338,8 @@ class AudioEncoder(nn.Module):
                 scale = self.min_size / min(h, w)
                 x = nn.functional.interpolate(x, size=(max(self.min_size, round(h * scale)), max(self.min_size, round(w * scale))), mode="bilinear", align_corners=False)
             x = x.expand(-1, 3, -1, -1)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
 
@@ -368,12 +371,12 @@ def build_audio_cnn(
     return encoder
 
 
-# --- paper stage 1: fine-tune a frame classifier on genre labels ---------------
+# --- paper stage 1 checkpoints (written by fiftyone_genre.finetune) --------------
 FRAME_CLASSIFIER_KIND = "fiftyone_genre.frame_classifier"
 
 
 def read_frame_classifier(path: str | os.PathLike) -> dict[str, Any]:
-    """A checkpoint written by :func:`finetune_frame_classifier` (``weights_only=True``)."""
+    """A checkpoint written by :func:`fiftyone_genre.finetune.finetune_frame_classifier` (``weights_only=True``)."""
     path = Path(path)
     if path.is_dir():
         path = path / "best.pt" if (path / "best.pt").exists() else path / "last.pt"
@@ -385,184 +388,13 @@ def read_frame_classifier(path: str | os.PathLike) -> dict[str, Any]:
     return ckpt
 
 
-@dataclass
-class FinetuneReport:
-    """What stage 1 produced: the checkpoint to use as ``softmax_checkpoint``."""
+def __getattr__(name: str) -> Any:
+    """``finetune_frame_classifier`` / ``FinetuneReport`` moved to :mod:`fiftyone_genre.finetune`.
 
-    checkpoint: str
-    epochs: int
-    train_frames: int
-    val_frames: int
-    history: list[dict[str, float]] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        lines = [
-            f"frame classifier: {self.checkpoint}",
-            f"  {self.epochs} epoch(s) on {self.train_frames} train frames, {self.val_frames} val frames",
-        ]
-        for h in self.history:
-            lines.append("  " + ", ".join(f"{k}={v:.4g}" for k, v in h.items()))
-        if self.skipped:
-            lines.append(f"  {len(self.skipped)} video(s) skipped:")
-            lines += [f"    {p}: {r}" for p, r in self.skipped.items()]
-        return "\n".join(lines)
-
-
-def _sample_frames(path: str, fps: float, size: int, max_frames: int, threads: int) -> torch.Tensor:
-    """Up to ``max_frames`` evenly spaced sampled frames of one video (no audio decoded)."""
-    from fiftyone_genre.media import ClipStream
-
-    stream = ClipStream(path, fps=fps, image_size=size, with_audio=False, decode_threads=threads)
-    expected = max(1, int((stream.info.declared_duration or 0) * fps) + 1)
-    stride = max(1, expected // max_frames)
-    kept: list[torch.Tensor] = []
-    for chunk in stream:
-        for i in range(chunk.num_frames):
-            if (chunk.frame_start + i) % stride == 0 and len(kept) < max_frames:
-                kept.append(chunk.frames[i])
-    return torch.stack(kept)
-
-
-def finetune_frame_classifier(
-    collection,
-    config,
-    out_dir: str | os.PathLike,
-    progress: ProgressFn | None = None,
-    device: str | None = None,
-    max_frames_per_video: int = 16,
-) -> FinetuneReport:
-    """Paper stage 1: fine-tune the visual backbone as a frame-level genre classifier.
-
-    Only samples whose ``split`` is ``train`` are trained on (``val`` frames,
-    if any, pick the best epoch), so no test clip leaks into the softmax
-    features. Every epoch writes ``epoch_NNN.pt`` and ``last.pt``; the best
-    validation accuracy (or the last epoch without a val split) is ``best.pt``,
-    the file to pass as ``features.softmax_checkpoint``.
-
-    ``config`` is an :class:`~fiftyone_genre.config.ExperimentConfig` (its
-    ``features`` section picks backbone/weights/size/fps, ``train`` the
-    epochs, learning rate, batch size, seed, device) or a bare
-    :class:`~fiftyone_genre.config.FeaturesConfig` (train defaults).
+    Resolved lazily so old imports keep working without an import cycle.
     """
-    from fiftyone import ViewField as F
+    if name in ("finetune_frame_classifier", "FinetuneReport"):
+        from fiftyone_genre import finetune
 
-    from fiftyone_genre import genres as g
-    from fiftyone_genre.config import ExperimentConfig, FeaturesConfig, to_dict
-    from fiftyone_genre.features import decode_plan_for
-    from fiftyone_genre.media import MediaError
-    from fiftyone_genre.model import resolve_device
-
-    if isinstance(config, FeaturesConfig):
-        config = ExperimentConfig(features=config)
-    fc, tc = config.features, config.train
-    dev = torch.device(resolve_device(device or tc.device))
-    size = image_size_for(fc.backbone, fc.image_size)
-    spec = spec_for(fc.backbone)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    classes = list(g.GENRES)
-
-    def frames_of(split: str) -> tuple[np.ndarray, torch.Tensor, dict[str, str]]:
-        """Sampled frames of one split in a uint8 memmap under ``out_dir``: RAM stays
-        bounded however many videos there are (the OS pages batches in)."""
-        view = collection.match(F(g.SPLIT_FIELD) == split).exists(g.GENRE_FIELD)
-        paths, labels = view.values(["filepath", f"{g.GENRE_FIELD}.label"])
-        items = [(p, lab) for p, lab in zip(paths, labels) if lab in classes]
-        store = np.lib.format.open_memmap(
-            out / f"frames_{split}.npy", mode="w+", dtype=np.uint8,
-            shape=(max(1, len(items) * max_frames_per_video), 3, size, size),
-        )
-        ys: list[int] = []
-        bad: dict[str, str] = {}
-        for path, label in track(items, desc=f"decode {split} frames", progress=progress if split == "train" else None):
-            try:
-                x = _sample_frames(path, fc.fps, size, max_frames_per_video, decode_plan_for(fc, None).decode_threads)
-            except MediaError as e:
-                bad[path] = str(e)
-                continue
-            store[len(ys) : len(ys) + len(x)] = x.numpy()
-            ys.extend([classes.index(label)] * len(x))
-        store.flush()
-        return store[: len(ys)], torch.tensor(ys, dtype=torch.long), bad
-
-    train_x, train_y, skipped = frames_of("train")
-    if len(train_x) == 0:
-        raise ValueError("no decodable training frames: the collection needs samples with split 'train' and a genre label")
-    val_x, val_y, bad_val = frames_of("val")
-    skipped.update(bad_val)
-
-    torch.manual_seed(tc.seed)
-    body = build_body(fc.backbone, fc.weights, fc.init_seed)
-    model = FrameClassifier(body, spec.feature_dim, len(classes)).to(dev)
-    encoder = VisualEncoder(nn.Identity(), spec.feature_dim, size).to(dev)  # normalisation only
-    optim = torch.optim.AdamW(model.parameters(), lr=tc.finetune_lr, weight_decay=tc.weight_decay)
-    loss_fn = nn.CrossEntropyLoss()
-    gen = torch.Generator().manual_seed(tc.seed)
-    history: list[dict[str, float]] = []
-    best_acc, best_path = -1.0, out / "best.pt"
-    meta = {
-        "kind": FRAME_CLASSIFIER_KIND,
-        "backbone": fc.backbone,
-        "image_size": size,
-        "genres": classes,
-        "feature_dim": spec.feature_dim,
-        "features_config": to_dict(fc),
-    }
-    bs = max(2, tc.batch_size)
-    for epoch in range(1, tc.finetune_epochs + 1):
-        model.train()
-        order = torch.randperm(len(train_x), generator=gen)
-        total, correct, loss_sum = 0, 0, 0.0
-        for start in range(0, len(order), bs):
-            idx = order[start : start + bs]
-            if len(idx) < 2:  # BatchNorm needs two frames
-                continue
-            x = torch.from_numpy(train_x[np.sort(idx.numpy())]).to(dev)
-            idx = torch.from_numpy(np.sort(idx.numpy()))
-            flip = torch.rand(len(idx), generator=gen) < 0.5
-            x[flip] = x[flip].flip(-1)
-            logits = model(encoder.preprocess(x))
-            loss = loss_fn(logits, train_y[idx].to(dev))
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            loss_sum += float(loss.detach()) * len(idx)
-            total += len(idx)
-            correct += int((logits.argmax(1).cpu() == train_y[idx]).sum())
-        row = {"epoch": float(epoch), "train_loss": loss_sum / max(1, total), "train_acc": correct / max(1, total)}
-        acc = row["train_acc"]
-        if len(val_x):
-            model.eval()
-            hits = 0
-            with torch.inference_mode():
-                for start in range(0, len(val_x), bs):
-                    batch = torch.from_numpy(np.ascontiguousarray(val_x[start : start + bs]))
-                    logits = model(encoder.preprocess(batch.to(dev)))
-                    hits += int((logits.argmax(1).cpu() == val_y[start : start + bs]).sum())
-            acc = row["val_acc"] = hits / len(val_x)
-        history.append(row)
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        ckpt = {**meta, "state_dict": state, "epoch": epoch, "metrics": row}
-        _atomic_torch_save(ckpt, out / f"epoch_{epoch:03d}.pt")
-        _atomic_torch_save(ckpt, out / "last.pt")
-        if acc >= best_acc:
-            best_acc = acc
-            _atomic_torch_save(ckpt, best_path)
-        if progress is not None:
-            progress(epoch / tc.finetune_epochs, f"fine-tune epoch {epoch}/{tc.finetune_epochs}")
-    for split in ("train", "val"):  # the frame stores were scratch space
-        (out / f"frames_{split}.npy").unlink(missing_ok=True)
-    return FinetuneReport(
-        checkpoint=str(best_path),
-        epochs=tc.finetune_epochs,
-        train_frames=len(train_x),
-        val_frames=len(val_x),
-        history=history,
-        skipped=skipped,
-    )
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        return getattr(finetune, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -35,6 +35,8 @@ FEATURE_KEY_FIELDS: tuple[str, ...] = (
     "audio_backbone",
     "audio_weights",
     "init_seed",
+    "engine",
+    "precision",
 )
 
 CACHE_FORMAT_VERSION = 1
@@ -76,6 +78,21 @@ def _file_weights_identity(spec: str | None) -> str | None:
     return spec
 
 
+def _engine_key(config: FeaturesConfig) -> tuple[str, str]:
+    """Engine and precision as they run: ``auto`` resolved for this machine's CPU.
+
+    Extraction on another device records its resolved values in the config
+    (``features.extract_features``), so readers of that cache get the same key.
+    """
+    from fiftyone_genre.engine import resolve_engine
+
+    try:
+        choice = resolve_engine(config.engine, config.precision, "cpu")
+    except ValueError:  # fp16: CUDA-only, nothing to resolve
+        return config.engine, config.precision
+    return choice.engine, choice.precision
+
+
 def config_key(config: FeaturesConfig) -> str:
     """A short hash of the settings that change the features."""
     # imported here: media imports torch, which a cache reader may not need
@@ -84,6 +101,7 @@ def config_key(config: FeaturesConfig) -> str:
     values = {k: to_dict(config)[k] for k in FEATURE_KEY_FIELDS}
     for k in ("weights", "softmax_checkpoint", "audio_weights"):
         values[k] = _file_weights_identity(values[k])
+    values["engine"], values["precision"] = _engine_key(config)
     values["version"] = CACHE_FORMAT_VERSION
     values["preprocessing"] = PREPROCESSING_VERSION
     blob = json.dumps(values, sort_keys=True).encode()

@@ -69,6 +69,11 @@ class FeaturesConfig:
     cache_dir: str | None = None
     #: Cache key uses path+size+mtime ("stat") or a content hash ("hash").
     cache_key: str = "stat"
+    #: How the CNNs run (``fiftyone_genre.engine``): "auto" (= channels_last),
+    #: "nchw" (plain eager), "channels_last", "compile" (torch.compile, for long runs).
+    engine: str = "auto"
+    #: "auto" (bf16 on CPUs with native bf16 and on CUDA, else fp32), "fp32", "bf16", "fp16" (CUDA).
+    precision: str = "auto"
 
 
 @dataclass
@@ -165,6 +170,8 @@ class ExperimentConfig:
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("FeaturesConfig", "mode"): ("pool", "softmax"),
     ("FeaturesConfig", "cache_key"): ("stat", "hash"),
+    ("FeaturesConfig", "engine"): ("auto", "nchw", "channels_last", "compile"),
+    ("FeaturesConfig", "precision"): ("auto", "fp32", "bf16", "fp16"),
     ("ModelConfig", "modality"): ("fused", "visual", "audio"),
     ("ModelConfig", "fusion"): ("concat",),
     ("TrainConfig", "scheduler"): ("cosine", "plateau", "none"),

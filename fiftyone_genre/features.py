@@ -28,15 +28,10 @@ import numpy as np
 import torch
 
 from fiftyone_genre import genres as g
-from fiftyone_genre.backbones import (  # noqa: F401 - finetune re-exported for the contract
-    FinetuneReport,
-    build_audio_cnn,
-    build_visual_backbone,
-    finetune_frame_classifier,
-    image_size_for,
-)
+from fiftyone_genre.backbones import build_audio_cnn, build_visual_backbone, image_size_for
 from fiftyone_genre.cache import ClipFeatures, FeatureCache, cache_dir_for
 from fiftyone_genre.config import FeaturesConfig, check_config, to_dict
+from fiftyone_genre.engine import resolve_engine
 from fiftyone_genre.media import ClipStream, MediaError, MelWindows
 from fiftyone_genre.utils import ProgressFn, shown, track
 
@@ -123,7 +118,10 @@ class FeatureExtractor:
         self.config = check_config(config)
         self.device = torch.device(device)
         self.image_size = image_size_for(config.backbone, config.image_size)
-        self.visual = build_visual_backbone(
+        self.batch_size = max(1, config.batch_size)
+        #: layout/precision/compilation of both CNNs (``fiftyone_genre.engine``)
+        self.engine = resolve_engine(config.engine, config.precision, self.device)
+        self.visual = self.engine.wrap(build_visual_backbone(
             config.backbone,
             weights=config.weights,
             mode=config.mode,
@@ -131,17 +129,17 @@ class FeatureExtractor:
             init_seed=config.init_seed,
             softmax_checkpoint=config.softmax_checkpoint,
             device=self.device,
-        )
-        self.audio = build_audio_cnn(
+            channels_last=self.engine.channels_last,
+        ), self.batch_size)
+        self.audio = self.engine.wrap(build_audio_cnn(
             config.audio_backbone,
             weights=config.audio_weights,
             n_mels=config.n_mels,
             init_seed=config.init_seed,
             device=self.device,
-        )
+        ), self.batch_size)
         self.visual_dim = self.visual.dim
         self.audio_dim = self.audio.dim
-        self.batch_size = max(1, config.batch_size)
         self.decode_plan = decode_plan_for(config, self.device)
 
     # --- decoding side -----------------------------------------------------
@@ -209,7 +207,7 @@ class FeatureExtractor:
 
     # --- inference side ----------------------------------------------------
     @torch.inference_mode()
-    def _infer(self, net: torch.nn.Module, parts: list[torch.Tensor]) -> np.ndarray:
+    def _infer(self, net, parts: list[torch.Tensor]) -> np.ndarray:
         x = torch.cat(parts) if len(parts) > 1 else parts[0]
         if self.device.type == "cuda":
             x = x.pin_memory().to(self.device, non_blocking=True)
@@ -514,6 +512,9 @@ def extract_features(
     config = check_config(config or FeaturesConfig())
     torch_device = resolve_device(device)
     shard_t = parse_shard(shard)
+    # "auto" engine/precision are recorded as they ran: part of the cache key
+    engine = resolve_engine(config.engine, config.precision, torch_device)
+    config = replace(config, engine=engine.engine, precision=engine.precision)
     root = cache_dir_for(collection, config)
     config = replace(config, cache_dir=str(root))
     cache = FeatureCache(root, config)
@@ -654,3 +655,15 @@ def _write_back(dataset, has_audio: dict[str, bool], ok_ids: list[str], failed: 
         g.clear_errors(sample, STAGE)
         g.record_error(sample, STAGE, reason)
         sample.save()
+
+
+def __getattr__(name: str):
+    """``finetune_frame_classifier`` / ``FinetuneReport`` live in :mod:`fiftyone_genre.finetune`.
+
+    Re-exported lazily for old imports, without a features <-> finetune import cycle.
+    """
+    if name in ("finetune_frame_classifier", "FinetuneReport"):
+        from fiftyone_genre import finetune
+
+        return getattr(finetune, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

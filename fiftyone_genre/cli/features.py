@@ -8,6 +8,7 @@ whole experiment; command-line flags override single keys of that section.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from fiftyone_genre.cli import load_dataset
@@ -46,8 +47,23 @@ def _overrides(args: argparse.Namespace) -> dict:
         "workers": "num_workers",
         "fps": "fps",
         "audio_backbone": "audio_backbone",
+        "engine": "engine",
+        "precision": "precision",
     }
     return {key: getattr(args, flag) for flag, key in mapping.items() if getattr(args, flag, None) is not None}
+
+
+def _launch(args: argparse.Namespace):
+    """Under torchrun (``WORLD_SIZE`` > 1): the shard from ``RANK``/``WORLD_SIZE`` and the
+    device from ``LOCAL_RANK``, in the process group training uses; otherwise ``--shard``."""
+    from fiftyone_genre.train import DistContext
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None, args.shard, args.device
+    if args.shard:
+        raise ValueError("--shard and torchrun both split the work: under torchrun leave --shard out")
+    ctx = DistContext.from_env(args.device)
+    return ctx, (ctx.rank + 1, ctx.world_size), str(ctx.device)
 
 
 def _features(args: argparse.Namespace) -> int:
@@ -59,20 +75,33 @@ def _features(args: argparse.Namespace) -> int:
     experiment = load_experiment(args.config, features=_overrides(args))
     check_device(args.device, "--device")
     dataset = load_dataset(args.dataset)
-    report = extract_features(
-        dataset,
-        experiment.features,
-        device=args.device,
-        shard=args.shard,
-        strict=args.strict,
-    )
-    print(report)
+    ctx, shard, device = _launch(args)
+    try:
+        report = extract_features(dataset, experiment.features, device=device, shard=shard, strict=args.strict)
+        print(report)
+        if ctx is not None:
+            _print_total(ctx, report)
+    finally:
+        if ctx is not None:
+            ctx.close()
     return 0
 
 
+def _print_total(ctx, report) -> None:
+    """All ranks wait for each other; rank 0 prints the whole job's counts."""
+    total, extracted, cached, failed, steps = ctx.all_sum(
+        [report.total, report.extracted, report.cached, len(report.failed), report.steps]
+    )
+    if ctx.is_main:
+        print(
+            f"features (torchrun, {ctx.world_size} processes): {int(total)} video(s): {int(extracted)} extracted, "
+            f"{int(cached)} already cached, {int(failed)} failed, {int(steps)} steps"
+        )
+
+
 def _finetune(args: argparse.Namespace) -> int:
-    from fiftyone_genre.backbones import finetune_frame_classifier
     from fiftyone_genre.config import load_experiment
+    from fiftyone_genre.finetune import finetune_frame_classifier
     from fiftyone_genre.utils import check_device
 
     experiment = load_experiment(args.config, features=_overrides(args))
@@ -118,7 +147,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--audio-backbone", choices=_BackboneChoices("AUDIO_BACKBONES"), metavar="NAME",
                    help="audio CNN: %(choices)s (default small_cnn)")
     p.add_argument("--workers", type=int, help="background decode threads (0: decode between CNN batches; default: 0 on CPU, 1 on CUDA)")
-    p.add_argument("--shard", metavar="K/N", help="process only the K-th of N disjoint slices (1 <= K <= N)")
+    p.add_argument("--shard", metavar="K/N", help="process only the K-th of N disjoint slices (1 <= K <= N); "
+                   "under torchrun the shard comes from RANK/WORLD_SIZE and the GPU from LOCAL_RANK")
+    p.add_argument("--engine", choices=["auto", "nchw", "channels_last", "compile"],
+                   help="how the CNNs run (default auto = channels_last; compile for long runs)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="default auto: bf16 on CPUs with native bf16 and on CUDA, else fp32")
     p.add_argument("--strict", action="store_true", help="fail (exit 2) if any video fails")
     p.set_defaults(func=_features)
 
@@ -132,4 +166,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(q)
     q.add_argument("--config", required=True, help="experiment YAML (features + train sections)")
     q.add_argument("--out", required=True, help="output folder for the checkpoints")
-    q.set_defaults(func=_finetune, mode=None, softmax_checkpoint=None, audio_backbone=None, workers=None)
+    q.set_defaults(func=_finetune, mode=None, softmax_checkpoint=None, audio_backbone=None, workers=None,
+                   engine=None, precision=None)
