@@ -48,10 +48,11 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+from fiftyone_genre.mediawriter import AudioTrack, VideoTrack, cfr_times, write_media
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -65,50 +66,31 @@ def write_long_video(path: Path, seconds: float, size=(320, 240), fps: int = 25,
     (a 10-minute clip is written in well under a minute) while still giving
     the encoder real motion, unlike flat frames that decode unrealistically fast.
     """
-    import av
-
     if path.exists():
         return path
     w, h = size
     rng = np.random.default_rng(0)
     texture = (rng.random((h, 2 * w, 3)) * 255).astype(np.uint8)
     texture = ((texture.astype(np.uint16) + np.roll(texture, 1, axis=1)) // 2).astype(np.uint8)
-    tmp = path.with_suffix(".part.mp4")
-    out = av.open(str(tmp), mode="w")
-    vs = out.add_stream("libx264", rate=fps)
-    vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-    vs.options = {"preset": "ultrafast", "crf": "23", "g": "50"}
-    a_s = out.add_stream("aac", rate=audio_rate)
-    a_s.layout = "stereo"
-    n_frames = int(seconds * fps)
-    a_pos, hop = 0, 1024
-    for i in range(n_frames):
-        x = (i * 3) % w
-        img = np.ascontiguousarray(texture[:, x : x + w])
+
+    def frame(i: int) -> np.ndarray:
+        img = np.ascontiguousarray(texture[:, (i * 3) % w : (i * 3) % w + w])
         img[: h // 8] = (i * 5) % 255  # a changing band: scene content over time
-        frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-        frame.pts = i
-        for p in vs.encode(frame):
-            out.mux(p)
-        t_end = (i + 1) / fps
-        while a_pos / audio_rate < t_end:
-            tt = (a_pos + np.arange(hop)) / audio_rate
-            freq = 300.0 * (1 + (int(tt[0]) % 10))  # a different tone every second
-            sig = 0.3 * np.sin(2 * np.pi * freq * tt) + 0.05 * rng.standard_normal(hop)
-            arr = np.repeat(sig[None].astype(np.float32), 2, axis=0)
-            af = av.AudioFrame.from_ndarray(arr, format="fltp", layout="stereo")
-            af.sample_rate = audio_rate
-            af.pts = a_pos
-            af.time_base = Fraction(1, audio_rate)
-            for p in a_s.encode(af):
-                out.mux(p)
-            a_pos += hop
-    for s in (vs, a_s):
-        for p in s.encode():
-            out.mux(p)
-    out.close()
-    os.replace(tmp, path)
-    return path
+        return img
+
+    def sound(start: int, n: int) -> np.ndarray:
+        tt = (start + np.arange(n)) / audio_rate
+        freq = 300.0 * (1 + (int(tt[0]) % 10))  # a different tone every second
+        sig = 0.3 * np.sin(2 * np.pi * freq * tt) + 0.05 * rng.standard_normal(n)
+        return np.repeat(sig[None].astype(np.float32), 2, axis=0)
+
+    times = cfr_times(seconds, fps)
+    video = VideoTrack(
+        (frame(i) for i in range(len(times))), times, size, fps,
+        options={"preset": "ultrafast", "crf": "23", "g": "50"},
+    )
+    audio = AudioTrack(sound, int(len(times) / fps * audio_rate), audio_rate, channels=2)
+    return write_media(path, video, audio)
 
 
 # --- measurements ------------------------------------------------------------------
