@@ -419,7 +419,7 @@ def train(
     ctx = DistContext.from_env(config.train.device)
     run = None
     try:
-        data = _load_data(collection, config, ctx, strict)
+        data = _load_data(collection, config, ctx, strict, progress)
         run = _setup(config, data, Path(out_dir), ctx, progress)
         _restore(run, resume)
         _open_outputs(run)
@@ -448,14 +448,21 @@ def _with_modality(config: ExperimentConfig, modality: str | None) -> Experiment
     return config
 
 
-def _load_data(collection, config: ExperimentConfig, ctx: DistContext, strict: bool) -> WindowData:
-    """Leakage check, then the window datasets; the main rank builds the pack, the others wait for it."""
+def _load_data(
+    collection, config: ExperimentConfig, ctx: DistContext, strict: bool, progress: ProgressFn | None = None
+) -> WindowData:
+    """Leakage check, then the window datasets; the main rank builds the pack, the others wait for it.
+
+    Packing (first run, or after re-extraction) reads every cache entry once;
+    its progress is passed on as "before epoch 1" (fraction 0) with its own label.
+    """
     _check_leakage(collection)
     cache = cache_for(collection)
     config.features = copy.deepcopy(cache.config)
     if not ctx.is_main:
         ctx.barrier()  # rank 0 is (re)building the packed store
-    data = load_window_data(collection, config.train, cache, record_errors=ctx.is_main)
+    packing = partial(_packing_progress, progress) if progress is not None and ctx.is_main else None
+    data = load_window_data(collection, config.train, cache, record_errors=ctx.is_main, progress=packing)
     if ctx.is_main:
         ctx.barrier()
     if strict and data.skipped:
@@ -468,6 +475,10 @@ def _load_data(collection, config: ExperimentConfig, ctx: DistContext, strict: b
     if len(data.splits["train"]) == 0:
         raise ValueError("no training windows: no sample in the 'train' split has cached features")
     return data
+
+
+def _packing_progress(progress: ProgressFn, fraction: float, label: str) -> None:
+    progress(0.0, label)
 
 
 def _setup(config: ExperimentConfig, data: WindowData, out_dir: Path, ctx: DistContext, progress) -> _Run:
