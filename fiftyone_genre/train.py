@@ -9,6 +9,13 @@ optimizer, scheduler and early-stopping state, so ``resume=True`` after a
 kill continues to bit-identical weights: all randomness is re-seeded from
 ``seed + epoch`` at the start of each epoch, so no RNG object is pickled.
 
+:func:`train` reads as its steps: :func:`_load_data` (leakage check, the
+packed window datasets), :func:`_setup` (model, optimizer, loader),
+:func:`_restore` (resume), then per epoch :func:`train_one_epoch`,
+:func:`_validate` (val scores, scheduler, :class:`EarlyStopping`) and
+:func:`_after_epoch` (checkpoints, history, curves), and finally
+:func:`_final_report` (the test split scored with ``best.pt``).
+
 The same function runs under ``torchrun --nproc_per_node N`` (see
 ``training/train.py``): it joins the process group from the environment,
 shards the training windows with a distributed sampler, and only rank 0
@@ -178,7 +185,12 @@ def evaluate_windows(
     criterion: nn.Module | None = None,
     desc: str = "eval",
 ) -> dict[str, Any]:
-    """Window loss/accuracy and video-level metrics (windows aggregated per video)."""
+    """Window loss/accuracy and video-level metrics (windows aggregated per video) of a model in memory.
+
+    Used for the val split every epoch and the test split at the end. Unlike
+    :func:`fiftyone_genre.analysis.evaluate`, which scores predictions already
+    written on a dataset, this runs the model over a :class:`WindowDataset`.
+    """
     model.eval()
     if len(dataset) == 0:
         return {**classification_metrics(np.array([]), np.array([]), genres), "loss": None, "window_accuracy": None}
