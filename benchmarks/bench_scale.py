@@ -431,6 +431,19 @@ def private_mongod(work: Path) -> subprocess.Popen | None:
     return proc
 
 
+def preload() -> None:
+    """Import the libraries once, before forking: each stage then times its work, not Python imports.
+
+    Nothing here starts threads or opens the database (both unsafe across fork).
+    """
+    import importlib
+
+    for name in ("fiftyone", "torch", "av", "matplotlib.figure", "sklearn.metrics", "torch.utils.tensorboard",
+                 "fiftyone_genre.cli", "fiftyone_genre.train", "fiftyone_genre.predict", "fiftyone_genre.analysis",
+                 "fiftyone_genre.split", "fiftyone_genre.remap", "fiftyone_genre.features", "fiftyone_genre.sources"):
+        importlib.import_module(name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES} (a smoke run)")
@@ -463,10 +476,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, sizes: list[int], work: Path) -> int:
-    import fiftyone  # noqa: F401  (loaded once here; every forked stage shares it)
-    import torch  # noqa: F401
-
-    import fiftyone_genre.cli  # noqa: F401
+    preload()
 
     class_ind, train, test = read_lists()
     lines = [("trainlist01.txt", x) for x in train] + [("testlist01.txt", x) for x in test]
