@@ -450,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=None, help=f"clip counts (default {FULL_SIZES})")
     parser.add_argument("--work", type=Path, default=None, help="work folder (default: a temp folder, removed)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch/OpenMP threads in every stage (default 1: on a shared 2-core machine two "
+                             "OpenMP threads spin against each other and a training step runs 10-20x slower)")
     parser.add_argument("--skip", nargs="*", default=None, choices=STAGES,
                         help=f"stages to leave out (default: none; --quick: {' '.join(QUICK_SKIP)}); "
                         "without import the dataset is imported untimed with --no-metadata")
@@ -462,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give at least two sizes between 10 and 13320")
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_scale_"))
     work.mkdir(parents=True, exist_ok=True)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # before torch is imported (preload)
     os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
     os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
     mongod = private_mongod(work)
@@ -491,7 +495,7 @@ def _run(args: argparse.Namespace, sizes: list[int], work: Path) -> int:
         results[n] = run_size(work, root, n, config, tag, skip)
     text, summary = table(sizes, results)
     print(f"\nbench_scale: {', '.join(map(str, sizes))} clips (UCF101 fold-1 lists); "
-          f"{STEPS} steps x ({VISUAL_DIM}+{AUDIO_DIM}) float32 per clip; skipped: {', '.join(sorted(skip)) or 'none'}; "
+          f"{STEPS} steps x ({VISUAL_DIM}+{AUDIO_DIM}) float32 per clip; {args.threads} torch thread(s); skipped: {', '.join(sorted(skip)) or 'none'}; "
           "'(libraries only)' is a forked child doing nothing: the RSS every stage starts from\n")
     print(text)
     if args.json:
