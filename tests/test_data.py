@@ -245,3 +245,16 @@ def test_feature_stats_stream_matches_all_steps_at_once():
         steps = np.concatenate([getattr(v.features, name) for v in videos]).astype(np.float64)
         np.testing.assert_allclose(stats[f"{name}_mean"], steps.mean(0), rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(stats[f"{name}_std"], steps.std(0), rtol=1e-5)
+
+
+def test_training_a_subset_keeps_the_other_clips_packed(dataset, tmp_path):
+    videos = balanced_videos(genres=("Horror",), per_split=(4, 0, 0), steps=(6,))
+    cache = populate(dataset, tmp_path, videos)
+    cfg = TrainConfig(window=8, stride=4)
+    D.load_window_data(dataset, cfg)
+    token = __import__("json").loads((cache.dir / "packed" / "pack.json").read_text())["token"]
+    subset = dataset.limit(2)
+    data = D.load_window_data(subset, cfg)
+    assert len(data.splits["train"].videos) == 2
+    assert data.splits["train"].videos[0].features.store.token == token  # a subset reuses the pack
+    assert len(data.splits["train"].videos[0].features.store.rows) == 4
