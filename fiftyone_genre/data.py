@@ -19,7 +19,8 @@ from torch.utils.data import Dataset, DistributedSampler, Sampler
 from fiftyone_genre import genres as g
 from fiftyone_genre.cache import ClipFeatures, FeatureCache, cache_for
 from fiftyone_genre.config import TrainConfig
-from fiftyone_genre.utils import ProgressFn, track
+from fiftyone_genre.packed import OK, PackedClip, PackedFeatures, PackRow
+from fiftyone_genre.utils import ProgressFn
 
 
 def make_windows(num_steps: int, window: int, stride: int) -> list[tuple[int, int]]:
@@ -99,14 +100,48 @@ def run_genres(labels: Iterable[str]) -> list[str]:
 
 @dataclass
 class VideoItem:
-    """One labelled video whose features were found in the cache."""
+    """One labelled video whose features were found in the cache.
+
+    ``features`` is the clip's steps in memory (:class:`ClipFeatures`) or,
+    as :func:`load_window_data` gives them, a reference into the packed
+    store (:class:`PackedClip`) that reads only the steps a window needs.
+    """
 
     sample_id: str
     filepath: str
     label: int
     split: str
     group: str | None
-    features: ClipFeatures
+    features: ClipFeatures | PackedClip
+
+
+def clip_steps(features: ClipFeatures | PackedClip, start: int = 0, end: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(visual, audio)`` steps ``[start, end)`` of a clip held in memory or in a pack."""
+    if isinstance(features, PackedClip):
+        return features.read(start, end)
+    end = features.num_steps if end is None else end
+    return features.visual[start:end], features.audio[start:end]
+
+
+def window_arrays(
+    features: ClipFeatures | PackedClip, start: int, end: int, window: int, dims: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`pad_window` for either kind of clip: only the window's own steps are read."""
+    visual_steps, audio_steps = clip_steps(features, start, end)
+    n = end - start
+    visual = np.zeros((window, dims[0]), dtype=np.float32)
+    audio = np.zeros((window, dims[1]), dtype=np.float32)
+    mask = np.zeros(window, dtype=bool)
+    visual[:n] = visual_steps
+    audio[:n] = audio_steps
+    mask[:n] = True
+    return visual, audio, mask
+
+
+def _feature_dims(features: ClipFeatures | PackedClip) -> tuple[int, int]:
+    if isinstance(features, PackedClip):
+        return features.store.visual_dim, features.store.audio_dim
+    return int(features.visual.shape[1]), int(features.audio.shape[1])
 
 
 class WindowDataset(Dataset):
@@ -115,7 +150,8 @@ class WindowDataset(Dataset):
     Item ``i`` is ``(visual [W, Dv], audio [W, Da], mask [W], label, video index)``;
     :func:`collate_labeled` batches them. ``windows[i] = (video, start, end)``
     says where each one came from, so window scores can be put back together
-    into per-video scores (:meth:`video_probabilities`).
+    into per-video scores (:meth:`video_probabilities`). Items are read on
+    demand, so a dataset over a pack holds only the window index in memory.
     """
 
     def __init__(self, videos: list[VideoItem], window: int, stride: int):
@@ -127,6 +163,7 @@ class WindowDataset(Dataset):
             for v, item in enumerate(videos)
             for start, end in make_windows(item.features.num_steps, window, stride)
         ]
+        self.dims = _feature_dims(videos[0].features) if videos else (0, 0)
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -134,17 +171,22 @@ class WindowDataset(Dataset):
     def __getitem__(self, index: int):
         v, start, end = self.windows[index]
         item = self.videos[v]
-        visual, audio, mask = pad_window(item.features, start, end, self.window)
+        visual, audio, mask = window_arrays(item.features, start, end, self.window, self.dims)
         return visual, audio, mask, item.label, v
 
     @property
     def labels(self) -> np.ndarray:
         """The label of every window (``[len(self)]``), for class weights and samplers."""
-        return np.asarray([self.videos[v].label for v, _, _ in self.windows], dtype=np.int64)
+        return self.video_labels[self.owners] if self.windows else np.zeros(0, dtype=np.int64)
 
     @property
     def video_labels(self) -> np.ndarray:
         return np.asarray([item.label for item in self.videos], dtype=np.int64)
+
+    @property
+    def owners(self) -> np.ndarray:
+        """The video index of every window."""
+        return np.asarray([v for v, _, _ in self.windows], dtype=np.int64)
 
     @property
     def lengths(self) -> np.ndarray:
@@ -152,17 +194,22 @@ class WindowDataset(Dataset):
         return np.asarray([end - start for _, start, end in self.windows], dtype=np.int64)
 
     def video_probabilities(self, window_probs: np.ndarray, how: str = "mean") -> np.ndarray:
-        """``[num_videos, C]`` video scores from ``[len(self), C]`` window scores, in video order."""
-        window_probs = np.asarray(window_probs)
+        """``[num_videos, C]`` video scores from ``[len(self), C]`` window scores, in video order.
+
+        One pass over the windows (grouped sums), not one pass per video, so
+        scoring a split stays linear in its size.
+        """
+        window_probs = np.asarray(window_probs, dtype=np.float64)
         if len(window_probs) != len(self):
             raise ValueError(f"expected {len(self)} window scores, got {len(window_probs)}")
-        owners = np.asarray([v for v, _, _ in self.windows], dtype=np.int64)
-        lengths = self.lengths
-        out = np.zeros((len(self.videos), window_probs.shape[1]), dtype=np.float64)
-        for v in range(len(self.videos)):
-            rows = owners == v
-            out[v] = aggregate_windows(window_probs[rows], lengths[rows], how)
-        return out
+        if how not in ("mean", "length_weighted"):
+            raise ValueError(f"unknown aggregation {how!r}; use 'mean' or 'length_weighted'")
+        weights = self.lengths.astype(np.float64) if how == "length_weighted" else np.ones(len(self))
+        sums = np.zeros((len(self.videos), window_probs.shape[1]), dtype=np.float64)
+        np.add.at(sums, self.owners, window_probs * weights[:, None])
+        totals = np.bincount(self.owners, weights=weights, minlength=len(self.videos))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return sums / totals[:, None]
 
 
 def collate_labeled(items: list[tuple]) -> dict[str, torch.Tensor]:
@@ -200,6 +247,82 @@ class WindowData:
         return text
 
 
+@dataclass
+class LabelledRows:
+    """The samples a run can use: parallel lists read from the collection in one query each."""
+
+    ids: list[str]
+    paths: list[str]
+    labels: list[str]
+    splits: list[str]
+    groups: list[str | None]
+    errors: list[list[str] | None]
+
+    def __iter__(self):
+        return iter(zip(self.ids, self.paths, self.labels, self.splits, self.groups, self.errors))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def labelled_rows(collection) -> LabelledRows:
+    """Every sample with a genre label and a train/val/test split; one clear error if none."""
+    if not collection.has_sample_field(g.GENRE_FIELD):
+        raise ValueError(f"no '{g.GENRE_FIELD}' labels on this collection; run remap/relabel first")
+    if not collection.has_sample_field(g.SPLIT_FIELD):
+        raise ValueError(f"no '{g.SPLIT_FIELD}' field on this collection; run split first")
+    from fiftyone import ViewField as F
+
+    view = collection.exists(f"{g.GENRE_FIELD}.label").match(F(g.SPLIT_FIELD).is_in(list(g.SPLITS)))
+    ids, paths, labels, splits = view.values(["id", "filepath", f"{g.GENRE_FIELD}.label", g.SPLIT_FIELD])
+    if not ids:
+        raise ValueError("no samples have both a genre label and a train/val/test split")
+    groups = view.values(g.GROUP_FIELD) if collection.has_sample_field(g.GROUP_FIELD) else [None] * len(ids)
+    errors = view.values(g.ERRORS_FIELD) if collection.has_sample_field(g.ERRORS_FIELD) else [None] * len(ids)
+    return LabelledRows(ids, paths, labels, splits, groups, errors)
+
+
+def _skip_reason(row: PackRow | None, dims: tuple[int, int] | None) -> str | None:
+    """Why a clip's pack row cannot be used, or None when it can."""
+    if row is None or row.status != OK:
+        return "no cached features (run feature extraction, or the file changed since)"
+    if row.num_steps == 0:
+        return "cached features have no steps"
+    if dims is not None and (row.visual_dim, row.audio_dim) != dims:
+        return f"feature sizes {row.visual_dim}/{row.audio_dim} differ from {dims[0]}/{dims[1]}"
+    return None
+
+
+@dataclass
+class _Sorted:
+    """The outcome of checking every labelled row against the pack."""
+
+    per_split: dict[str, list[VideoItem]]
+    skipped: list[SkippedSample]
+    recovered: list[str]
+    dims: tuple[int, int] | None
+
+
+def sort_rows(rows: LabelledRows, store: PackedFeatures, genres: list[str]) -> _Sorted:
+    """Usable videos per split (as pack references), skipped samples with reasons, recovered ids."""
+    index = {genre: i for i, genre in enumerate(genres)}
+    out = _Sorted({s: [] for s in g.SPLITS}, [], [], None)
+    for sid, path, label, split, group, errs in rows:
+        row = store.rows.get(path)
+        reason = _skip_reason(row, out.dims)
+        clip = store.clip(path) if reason is None else None
+        if reason is None and clip is None:  # sizes differ from the pack's (so not stored)
+            reason = f"feature sizes {row.visual_dim}/{row.audio_dim} differ from {store.visual_dim}/{store.audio_dim}"
+        if reason is not None:
+            out.skipped.append(SkippedSample(sid, path, reason))
+            continue
+        out.dims = out.dims or (row.visual_dim, row.audio_dim)
+        out.per_split[split].append(VideoItem(sid, path, index[label], split, group, clip))
+        if errs and any(e.startswith("train: ") for e in errs):
+            out.recovered.append(sid)
+    return out
+
+
 def load_window_data(
     collection,
     config: TrainConfig,
@@ -207,7 +330,7 @@ def load_window_data(
     record_errors: bool = True,
     progress: ProgressFn | None = None,
 ) -> WindowData:
-    """Read every labelled, split sample's cached features into window datasets.
+    """Every labelled, split sample's cached features as window datasets over the packed store.
 
     Samples need a ``genre`` label and a ``split`` in train/val/test. Training
     windows use ``config.stride``; val/test windows use ``config.eval_stride``
@@ -215,62 +338,30 @@ def load_window_data(
     features are missing, stale or empty is skipped, counted and, with
     ``record_errors``, recorded on the sample as ``"train: ..."`` so a bad file
     never stops a run (issue 9) and a later fixed run clears the message.
+
+    Features are read from the pack (:mod:`fiftyone_genre.packed`), built
+    from the per-clip cache the first time and after any entry changes, so
+    memory does not grow with the number of clips and an epoch opens no
+    per-clip file.
     """
-    if not collection.has_sample_field(g.GENRE_FIELD):
-        raise ValueError(f"no '{g.GENRE_FIELD}' labels on this collection; run remap/relabel first")
-    if not collection.has_sample_field(g.SPLIT_FIELD):
-        raise ValueError(f"no '{g.SPLIT_FIELD}' field on this collection; run split first")
-    from fiftyone import ViewField as F
-
+    rows = labelled_rows(collection)
     cache = cache if cache is not None else cache_for(collection)
-    view = collection.exists(f"{g.GENRE_FIELD}.label").match(F(g.SPLIT_FIELD).is_in(list(g.SPLITS)))
-    fields = ["id", "filepath", f"{g.GENRE_FIELD}.label", g.SPLIT_FIELD]
-    has_group = collection.has_sample_field(g.GROUP_FIELD)
-    has_errors = collection.has_sample_field(g.ERRORS_FIELD)
-    values = view.values(fields)
-    groups = view.values(g.GROUP_FIELD) if has_group else [None] * len(values[0])
-    errors = view.values(g.ERRORS_FIELD) if has_errors else [None] * len(values[0])
-    ids, paths, labels, splits = values
-    if not ids:
-        raise ValueError("no samples have both a genre label and a train/val/test split")
-    genres = run_genres(labels)
-    index = {genre: i for i, genre in enumerate(genres)}
-
-    per_split: dict[str, list[VideoItem]] = {s: [] for s in g.SPLITS}
-    skipped: list[SkippedSample] = []
-    dims: tuple[int, int] | None = None
-    recovered: list[str] = []
-    rows = list(zip(ids, paths, labels, splits, groups, errors))
-    for sid, path, label, split, group, errs in track(rows, desc="loading features", progress=progress):
-        feats = cache.get(path)
-        reason = None
-        if feats is None:
-            reason = "no cached features (run feature extraction, or the file changed since)"
-        elif feats.num_steps == 0:
-            reason = "cached features have no steps"
-        elif dims is not None and (feats.visual.shape[1], feats.audio.shape[1]) != dims:
-            reason = f"feature sizes {feats.visual.shape[1]}/{feats.audio.shape[1]} differ from {dims[0]}/{dims[1]}"
-        if reason is not None:
-            skipped.append(SkippedSample(sid, path, reason))
-            continue
-        dims = dims or (int(feats.visual.shape[1]), int(feats.audio.shape[1]))
-        per_split[split].append(VideoItem(sid, path, index[label], split, group, feats))
-        if errs and any(e.startswith("train: ") for e in errs):
-            recovered.append(sid)
-
+    store = PackedFeatures.for_paths(cache, list(dict.fromkeys(rows.paths)), progress=progress)
+    genres = run_genres(rows.labels)
+    found = sort_rows(rows, store, genres)
     if record_errors:
-        _record_skips(collection, skipped, recovered)
-    if dims is None:
+        _record_skips(collection, found.skipped, found.recovered)
+    if found.dims is None:
         raise ValueError(
-            f"none of the {len(ids)} labelled samples has cached features; run feature extraction first"
+            f"none of the {len(rows)} labelled samples has cached features; run feature extraction first"
         )
     stride_eval = config.eval_stride or config.window
     datasets = {
-        "train": WindowDataset(per_split["train"], config.window, config.stride),
-        "val": WindowDataset(per_split["val"], config.window, stride_eval),
-        "test": WindowDataset(per_split["test"], config.window, stride_eval),
+        "train": WindowDataset(found.per_split["train"], config.window, config.stride),
+        "val": WindowDataset(found.per_split["val"], config.window, stride_eval),
+        "test": WindowDataset(found.per_split["test"], config.window, stride_eval),
     }
-    return WindowData(genres, datasets, dims[0], dims[1], skipped)
+    return WindowData(genres, datasets, found.dims[0], found.dims[1], found.skipped)
 
 
 def _record_skips(collection, skipped: list[SkippedSample], recovered: list[str]) -> None:
@@ -367,15 +458,48 @@ def feature_stats(videos: list[VideoItem], eps: float = 1e-6) -> dict[str, np.nd
     Fitted on the training videos only (no val/test information) and stored
     in the model (``GenreCRNN.set_feature_stats``). A dimension whose spread
     is negligible next to the largest one (constant, or float noise) keeps
-    std 1, so it is not blown up into pure noise.
+    std 1, so it is not blown up into pure noise. Accumulated clip by clip
+    (float64 count/mean/M2, merged as in Chan et al.), so memory stays that
+    of one clip however many videos there are.
     """
+    acc = {name: _Moments() for name in ("visual", "audio")}
+    for video in videos:
+        visual, audio = clip_steps(video.features)
+        acc["visual"].add(visual)
+        acc["audio"].add(audio)
     out: dict[str, np.ndarray] = {}
-    for name in ("visual", "audio"):
-        steps = np.concatenate([getattr(v.features, name) for v in videos]).astype(np.float64)
-        mean = steps.mean(axis=0)
-        std = steps.std(axis=0)
+    for name, moments in acc.items():
+        mean, std = moments.mean, moments.std
         floor = eps * std.max() if std.size and std.max() > 0 else 0.0
         std = np.where(std > floor, std, 1.0)
         out[f"{name}_mean"] = mean.astype(np.float32)
         out[f"{name}_std"] = std.astype(np.float32)
     return out
+
+
+class _Moments:
+    """Running count, mean and sum of squared deviations per column (numerically stable)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean = np.zeros(0)
+        self.m2 = np.zeros(0)
+
+    def add(self, rows: np.ndarray) -> None:
+        if len(rows) == 0:
+            return
+        rows = np.asarray(rows, dtype=np.float64)
+        n_b, mean_b = len(rows), rows.mean(axis=0)
+        m2_b = ((rows - mean_b) ** 2).sum(axis=0)
+        if self.n == 0:
+            self.n, self.mean, self.m2 = n_b, mean_b, m2_b
+            return
+        n = self.n + n_b
+        delta = mean_b - self.mean
+        self.mean = self.mean + delta * (n_b / n)
+        self.m2 = self.m2 + m2_b + delta**2 * (self.n * n_b / n)
+        self.n = n
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.m2 / self.n) if self.n else self.m2

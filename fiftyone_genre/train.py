@@ -9,6 +9,13 @@ optimizer, scheduler and early-stopping state, so ``resume=True`` after a
 kill continues to bit-identical weights: all randomness is re-seeded from
 ``seed + epoch`` at the start of each epoch, so no RNG object is pickled.
 
+:func:`train` reads as its steps: :func:`_load_data` (leakage check, the
+packed window datasets), :func:`_setup` (model, optimizer, loader),
+:func:`_restore` (resume), then per epoch :func:`train_one_epoch`,
+:func:`_validate` (val scores, scheduler, :class:`EarlyStopping`) and
+:func:`_after_epoch` (checkpoints, history, curves), and finally
+:func:`_final_report` (the test split scored with ``best.pt``).
+
 The same function runs under ``torchrun --nproc_per_node N`` (see
 ``training/train.py``): it joins the process group from the environment,
 shards the training windows with a distributed sampler, and only rank 0
@@ -26,6 +33,7 @@ import copy
 import json
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +43,29 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader
 
-from fiftyone_genre import data as D
 from fiftyone_genre import genres as g
-from fiftyone_genre import model as M
 from fiftyone_genre.cache import cache_for
 from fiftyone_genre.config import ExperimentConfig, to_dict
+from fiftyone_genre.data import (
+    WindowData,
+    WindowDataset,
+    class_weights,
+    collate_labeled,
+    feature_stats,
+    load_window_data,
+    train_sampler,
+)
+from fiftyone_genre.model import (
+    BEST_NAME,
+    LAST_NAME,
+    MODALITIES,
+    build_model,
+    load_model,
+    read_checkpoint,
+    resolve_device,
+    save_checkpoint,
+)
+from fiftyone_genre.report import Report
 from fiftyone_genre.utils import ProgressFn, track
 
 REPORT_JSON = "report.json"
@@ -80,7 +106,7 @@ class DistContext:
         import torch.distributed as dist
 
         world = int(os.environ.get("WORLD_SIZE", "1"))
-        resolved = M.resolve_device(device)
+        resolved = resolve_device(device)
         if world <= 1:
             return cls(device=resolved)
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -149,9 +175,9 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, genres: list[
 
 
 @torch.no_grad()
-def evaluate(
+def evaluate_windows(
     model: nn.Module,
-    dataset: D.WindowDataset,
+    dataset: WindowDataset,
     genres: list[str],
     batch_size: int = 64,
     device: torch.device | str = "cpu",
@@ -159,12 +185,17 @@ def evaluate(
     criterion: nn.Module | None = None,
     desc: str = "eval",
 ) -> dict[str, Any]:
-    """Window loss/accuracy and video-level metrics (windows aggregated per video)."""
+    """Window loss/accuracy and video-level metrics (windows aggregated per video) of a model in memory.
+
+    Used for the val split every epoch and the test split at the end. Unlike
+    :func:`fiftyone_genre.analysis.evaluate`, which scores predictions already
+    written on a dataset, this runs the model over a :class:`WindowDataset`.
+    """
     model.eval()
     if len(dataset) == 0:
         return {**classification_metrics(np.array([]), np.array([]), genres), "loss": None, "window_accuracy": None}
     criterion = criterion or nn.CrossEntropyLoss()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=D.collate_labeled)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_labeled)
     probs, loss_sum, correct = [], 0.0, 0
     for batch in track(loader, desc=desc):
         out = model(batch["visual"].to(device), batch["audio"].to(device), batch["mask"].to(device))
@@ -187,7 +218,7 @@ def evaluate(
 
 
 @dataclass
-class TrainReport:
+class TrainReport(Report):
     """What a training run did and how the best model scored on the test split."""
 
     out_dir: Path
@@ -202,22 +233,6 @@ class TrainReport:
     skipped: list[dict[str, str]]
     test: dict[str, Any]
     features: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "out_dir": str(self.out_dir),
-            "modality": self.modality,
-            "genres": self.genres,
-            "epochs_run": self.epochs_run,
-            "best_epoch": self.best_epoch,
-            "best_val_macro_f1": self.best_val_macro_f1,
-            "stopped_early": self.stopped_early,
-            "resumed_from": self.resumed_from,
-            "counts": self.counts,
-            "skipped": self.skipped,
-            "test": self.test,
-            "features": self.features,
-        }
 
     def __str__(self) -> str:
         lines = [f"Training run ({self.modality}) -> {self.out_dir}"]
@@ -312,6 +327,76 @@ def _seed_epoch(seed: int, epoch: int, rank: int = 0) -> None:
     np.random.seed((seed * 100_003 + epoch * 1_009 + rank) % 2**32)
 
 
+@dataclass
+class EarlyStopping:
+    """Best validation macro-F1 so far and the patience count; saved in ``last.pt`` as ``run_state``."""
+
+    best_val_macro_f1: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    stopped_early: bool = False
+
+    def update(self, val_f1: float | None, epoch: int, patience: int) -> bool:
+        """Record one epoch's score; True when it is the best so far (``best.pt`` follows it).
+
+        Without a validation score every epoch counts as best, so the last
+        epoch's weights are the ones kept and tested.
+        """
+        best = self.best_val_macro_f1
+        improved = val_f1 is None or best is None or val_f1 > best
+        if improved:
+            self.best_val_macro_f1, self.best_epoch, self.bad_epochs = val_f1, epoch, 0
+        else:
+            self.bad_epochs += 1
+        if patience and val_f1 is not None and self.bad_epochs >= patience:
+            self.stopped_early = True
+        return improved
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+@dataclass
+class _Run:
+    """Everything one training run holds between its steps."""
+
+    config: ExperimentConfig
+    out_dir: Path
+    ctx: DistContext
+    data: WindowData
+    net: nn.Module
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    criterion: nn.Module
+    sampler: Any
+    loader: DataLoader
+    progress: ProgressFn | None = None
+    stopping: EarlyStopping = field(default_factory=EarlyStopping)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    start_epoch: int = 0
+    resumed_from: int | None = None
+    writer: Any = None
+
+    @property
+    def tc(self):
+        return self.config.train
+
+    @property
+    def genres(self) -> list[str]:
+        return self.data.genres
+
+    @property
+    def eval_batch_size(self) -> int:
+        return max(self.tc.batch_size, 64)
+
+    def report_progress(self, fraction: float, label: str) -> None:
+        """Whole-run progress (0..1 over the epochs left) on the main rank only."""
+        if self.progress is not None and self.ctx.is_main:
+            span = max(1, self.tc.epochs - self.start_epoch)
+            self.progress(min(1.0, fraction / span), label)
+
+
 def train(
     collection,
     config: ExperimentConfig,
@@ -342,204 +427,246 @@ def train(
         ValueError: no labelled samples with features, a resume mismatch, or
             (``strict``) a skipped sample.
     """
-    config = copy.deepcopy(config)
-    if modality is not None:
-        if modality not in M.MODALITIES:
-            raise ValueError(f"modality must be one of {', '.join(M.MODALITIES)}, got {modality!r}")
-        config.model.modality = modality
-    tc = config.train
-    out_dir = Path(out_dir)
-    ctx = DistContext.from_env(tc.device)
-    writer = None
+    config = _with_modality(config, modality)
+    ctx = DistContext.from_env(config.train.device)
+    run = None
     try:
-        _check_leakage(collection)
-        cache = cache_for(collection)
-        config.features = copy.deepcopy(cache.config)
-        data = D.load_window_data(collection, tc, cache, record_errors=ctx.is_main)
-        if strict and data.skipped:
-            listed = "\n".join(f"  {s.filepath}: {s.reason}" for s in data.skipped[:20])
-            more = f"\n  ... and {len(data.skipped) - 20} more" if len(data.skipped) > 20 else ""
-            raise ValueError(
-                f"{len(data.skipped)} labelled sample(s) cannot be used (strict mode; "
-                f"reasons recorded in '{g.ERRORS_FIELD}'):\n{listed}{more}"
-            )
-        genres = data.genres
-        train_ds, val_ds, test_ds = data.splits["train"], data.splits["val"], data.splits["test"]
-        if len(train_ds) == 0:
-            raise ValueError("no training windows: no sample in the 'train' split has cached features")
-
-        torch.manual_seed(tc.seed)
-        net = M.build_model(config.model, data.visual_dim, data.audio_dim, len(genres))
-        net.set_feature_stats(**{k: torch.from_numpy(v) for k, v in D.feature_stats(train_ds.videos).items()})
-        net.to(ctx.device)
-        optimizer = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-        scheduler = _make_scheduler(optimizer, tc.scheduler, tc.epochs)
-        weights = D.class_weights(train_ds.labels, len(genres)) if tc.balance == "class_weights" else None
-        criterion = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(ctx.device))
-        sampler = D.train_sampler(train_ds, len(genres), tc.balance, tc.seed, ctx.world_size, ctx.rank)
-        loader = DataLoader(
-            train_ds,
-            batch_size=tc.batch_size,
-            sampler=sampler,
-            collate_fn=D.collate_labeled,
-            num_workers=tc.num_workers,
-        )
-
-        state = {"best_val_macro_f1": None, "best_epoch": 0, "bad_epochs": 0, "stopped_early": False}
-        history: list[dict[str, Any]] = []
-        start_epoch = 0
-        resumed_from = None
-        last_path = out_dir / M.LAST_NAME
-        if resume and last_path.is_file():
-            raw = M.read_checkpoint(last_path).raw
-            _check_resumable(raw, config, genres, data, last_path)
-            net.load_state_dict(raw["state_dict"])
-            optimizer.load_state_dict(raw["optimizer"])
-            if scheduler is not None and raw.get("scheduler"):
-                scheduler.load_state_dict(raw["scheduler"])
-            state.update(raw["run_state"])
-            history = list(raw.get("history") or [])
-            start_epoch = resumed_from = int(raw["epoch"])
-        elif resume and ctx.is_main:
-            print(f"no {last_path} to resume from; starting a new run")
-
-        model = net
-        if ctx.distributed:
-            model = nn.parallel.DistributedDataParallel(
-                net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
-            )
-
-        if ctx.is_main:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / "experiment.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-            (out_dir / "genres.json").write_text(json.dumps(genres, indent=2))
-            from torch.utils.tensorboard import SummaryWriter
-
-            writer = SummaryWriter(str(out_dir / "tb"), purge_step=start_epoch + 1)
-
-        eval_bs = max(tc.batch_size, 64)
-        epochs = tc.epochs
-        epoch = start_epoch
-        for epoch in range(start_epoch, epochs):
-            if state["stopped_early"]:
+        data = _load_data(collection, config, ctx, strict, progress)
+        run = _setup(config, data, Path(out_dir), ctx, progress)
+        _restore(run, resume)
+        _open_outputs(run)
+        for epoch in range(run.start_epoch, run.tc.epochs):
+            if run.stopping.stopped_early:
                 break
-            _seed_epoch(tc.seed, epoch, ctx.rank)
-            sampler.set_epoch(epoch)
-            model.train()
-            totals = [0.0, 0.0, 0.0]  # loss sum, correct, windows
-
-            def epoch_progress(f: float, label: str, e: int = epoch) -> None:
-                if progress is not None and ctx.is_main:
-                    progress((e - start_epoch + f) / max(1, epochs - start_epoch), label)
-
-            for batch in track(loader, desc=f"epoch {epoch + 1}/{epochs}", progress=epoch_progress):
-                label = batch["label"].to(ctx.device)
-                out = model(batch["visual"].to(ctx.device), batch["audio"].to(ctx.device), batch["mask"].to(ctx.device))
-                loss = criterion(out.logits, label)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if tc.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(net.parameters(), tc.grad_clip)
-                optimizer.step()
-                totals[0] += float(loss.detach()) * len(label)
-                totals[1] += float((out.logits.detach().argmax(1) == label).sum())
-                totals[2] += len(label)
-            loss_sum, correct, seen = ctx.all_sum(totals)
-
-            # Every rank scores the (small) val split itself with the same weights,
-            # so stopping decisions agree without any communication.
-            val = evaluate(net, val_ds, genres, eval_bs, ctx.device, tc.aggregate, criterion, "val")
-            val_f1 = val["macro_f1"]
-            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                scheduler.step(val_f1 if val_f1 is not None else -loss_sum / seen)
-            elif scheduler is not None:
-                scheduler.step()
-            record = {
-                "epoch": epoch + 1,
-                "lr": float(optimizer.param_groups[0]["lr"]),
-                "train_loss": loss_sum / seen,
-                "train_acc": correct / seen,
-                "val_loss": val["loss"],
-                "val_acc": val["window_accuracy"],
-                "val_video_acc": val["accuracy"],
-                "val_macro_f1": val_f1,
-            }
-            history.append(record)
-            best = state["best_val_macro_f1"]
-            improved = val_f1 is None or best is None or val_f1 > best
-            if improved:
-                state.update(best_val_macro_f1=val_f1, best_epoch=epoch + 1, bad_epochs=0)
-            else:
-                state["bad_epochs"] += 1
-            if tc.patience and val_f1 is not None and state["bad_epochs"] >= tc.patience:
-                state["stopped_early"] = True
-
-            if ctx.is_main:
-                common = dict(
-                    experiment=config,
-                    genres=genres,
-                    visual_dim=data.visual_dim,
-                    audio_dim=data.audio_dim,
-                    epoch=epoch + 1,
-                    metrics={k: v for k, v in record.items() if v is not None},
-                )
-                if improved:
-                    M.save_checkpoint(out_dir / M.BEST_NAME, net, **common)
-                M.save_checkpoint(
-                    last_path,
-                    net,
-                    **common,
-                    optimizer=optimizer.state_dict(),
-                    scheduler=scheduler.state_dict() if scheduler is not None else None,
-                    run_state=dict(state),
-                    history=history,
-                )
-                _log_epoch(writer, record)
-                (out_dir / HISTORY_JSON).write_text(json.dumps(history, indent=2))
-                plot_curves(history, out_dir / CURVES_PNG, config.model.modality)
-                print(
-                    f"epoch {epoch + 1}/{epochs}: train loss {record['train_loss']:.4f} "
-                    f"acc {record['train_acc']:.3f} | val loss {_fmt(record['val_loss'])} "
-                    f"acc {_fmt(record['val_acc'])} macro-F1 {_fmt(val_f1)}"
-                    + (" *" if improved else ""),
-                    flush=True,
-                )
-            if progress is not None and ctx.is_main:
-                progress((epoch + 1 - start_epoch) / max(1, epochs - start_epoch), f"epoch {epoch + 1}/{epochs} done")
-
-        report = None
-        if ctx.is_main:
-            best_model, _ = M.load_model(out_dir, ctx.device)
-            test = evaluate(best_model, test_ds, genres, eval_bs, ctx.device, tc.aggregate, criterion, "test")
-            report = TrainReport(
-                out_dir=out_dir,
-                modality=config.model.modality,
-                genres=genres,
-                epochs_run=len(history),
-                best_epoch=state["best_epoch"],
-                best_val_macro_f1=state["best_val_macro_f1"],
-                stopped_early=state["stopped_early"],
-                resumed_from=resumed_from,
-                counts={
-                    name: {"videos": len(ds.videos), "windows": len(ds)} for name, ds in data.splits.items()
-                },
-                skipped=[{"sample_id": s.sample_id, "filepath": s.filepath, "reason": s.reason} for s in data.skipped],
-                test=test,
-                features=to_dict(config.features),
-            )
-            (out_dir / REPORT_JSON).write_text(json.dumps(report.to_dict(), indent=2))
-            (out_dir / REPORT_TXT).write_text(str(report) + "\n")
-            if writer is not None and test.get("macro_f1") is not None:
-                writer.add_scalar("test/accuracy", test["accuracy"], state["best_epoch"])
-                writer.add_scalar("test/macro_f1", test["macro_f1"], state["best_epoch"])
-            if progress is not None:
-                progress(1.0, "done")
+            totals = train_one_epoch(run, epoch)
+            record, improved = _validate(run, epoch, totals)
+            _after_epoch(run, record, improved)
+        report = _final_report(run) if ctx.is_main else None
         ctx.barrier()
         return report  # type: ignore[return-value]  (None on ranks > 0)
     finally:
-        if writer is not None:
-            writer.close()
+        if run is not None and run.writer is not None:
+            run.writer.close()
         ctx.close()
+
+
+def _with_modality(config: ExperimentConfig, modality: str | None) -> ExperimentConfig:
+    """A copy of ``config`` (the caller's object is never changed) with ``modality`` applied."""
+    config = copy.deepcopy(config)
+    if modality is not None:
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
+        config.model.modality = modality
+    return config
+
+
+def _load_data(
+    collection, config: ExperimentConfig, ctx: DistContext, strict: bool, progress: ProgressFn | None = None
+) -> WindowData:
+    """Leakage check, then the window datasets; the main rank builds the pack, the others wait for it.
+
+    Packing (first run, or after re-extraction) reads every cache entry once;
+    its progress is passed on as "before epoch 1" (fraction 0) with its own label.
+    """
+    _check_leakage(collection)
+    cache = cache_for(collection)
+    config.features = copy.deepcopy(cache.config)
+    if not ctx.is_main:
+        ctx.barrier()  # rank 0 is (re)building the packed store
+    packing = partial(_packing_progress, progress) if progress is not None and ctx.is_main else None
+    data = load_window_data(collection, config.train, cache, record_errors=ctx.is_main, progress=packing)
+    if ctx.is_main:
+        ctx.barrier()
+    if strict and data.skipped:
+        listed = "\n".join(f"  {s.filepath}: {s.reason}" for s in data.skipped[:20])
+        more = f"\n  ... and {len(data.skipped) - 20} more" if len(data.skipped) > 20 else ""
+        raise ValueError(
+            f"{len(data.skipped)} labelled sample(s) cannot be used (strict mode; "
+            f"reasons recorded in '{g.ERRORS_FIELD}'):\n{listed}{more}"
+        )
+    if len(data.splits["train"]) == 0:
+        raise ValueError("no training windows: no sample in the 'train' split has cached features")
+    return data
+
+
+def _packing_progress(progress: ProgressFn, fraction: float, label: str) -> None:
+    progress(0.0, label)
+
+
+def _setup(config: ExperimentConfig, data: WindowData, out_dir: Path, ctx: DistContext, progress) -> _Run:
+    """Model (seeded, with the training split's feature statistics), optimizer, loss and loader."""
+    tc = config.train
+    train_ds = data.splits["train"]
+    torch.manual_seed(tc.seed)
+    net = build_model(config.model, data.visual_dim, data.audio_dim, len(data.genres))
+    net.set_feature_stats(**{k: torch.from_numpy(v) for k, v in feature_stats(train_ds.videos).items()})
+    net.to(ctx.device)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    weights = class_weights(train_ds.labels, len(data.genres)) if tc.balance == "class_weights" else None
+    criterion = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(ctx.device))
+    sampler = train_sampler(train_ds, len(data.genres), tc.balance, tc.seed, ctx.world_size, ctx.rank)
+    loader = DataLoader(
+        train_ds, batch_size=tc.batch_size, sampler=sampler, collate_fn=collate_labeled, num_workers=tc.num_workers
+    )
+    model = net
+    if ctx.distributed:
+        model = nn.parallel.DistributedDataParallel(
+            net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
+        )
+    return _Run(
+        config, out_dir, ctx, data, net, model, optimizer, _make_scheduler(optimizer, tc.scheduler, tc.epochs),
+        criterion, sampler, loader, progress,
+    )
+
+
+def _restore(run: _Run, resume: bool) -> None:
+    """With ``resume``, load weights, optimizer, scheduler, early stopping and history from ``last.pt``."""
+    last_path = run.out_dir / LAST_NAME
+    if not resume:
+        return
+    if not last_path.is_file():
+        if run.ctx.is_main:
+            print(f"no {last_path} to resume from; starting a new run")
+        return
+    raw = read_checkpoint(last_path).raw
+    _check_resumable(raw, run.config, run.genres, run.data, last_path)
+    run.net.load_state_dict(raw["state_dict"])
+    run.optimizer.load_state_dict(raw["optimizer"])
+    if run.scheduler is not None and raw.get("scheduler"):
+        run.scheduler.load_state_dict(raw["scheduler"])
+    run.stopping = EarlyStopping(**raw["run_state"])
+    run.history = list(raw.get("history") or [])
+    run.start_epoch = run.resumed_from = int(raw["epoch"])
+
+
+def _open_outputs(run: _Run) -> None:
+    """Main rank: the model directory, the experiment and class list as used, TensorBoard."""
+    if not run.ctx.is_main:
+        return
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    (run.out_dir / "experiment.yaml").write_text(yaml.safe_dump(run.config.to_dict(), sort_keys=False))
+    (run.out_dir / "genres.json").write_text(json.dumps(run.genres, indent=2))
+    from torch.utils.tensorboard import SummaryWriter
+
+    run.writer = SummaryWriter(str(run.out_dir / "tb"), purge_step=run.start_epoch + 1)
+
+
+def train_one_epoch(run: _Run, epoch: int) -> list[float]:
+    """One pass over this rank's shard of the training windows; ``[loss sum, correct, windows]`` over all ranks."""
+    _seed_epoch(run.tc.seed, epoch, run.ctx.rank)
+    run.sampler.set_epoch(epoch)
+    run.model.train()
+    totals = [0.0, 0.0, 0.0]
+    device = run.ctx.device
+    desc = f"epoch {epoch + 1}/{run.tc.epochs}"
+    within = partial(_epoch_progress, run, epoch)
+    for batch in track(run.loader, desc=desc, progress=within):
+        label = batch["label"].to(device)
+        out = run.model(batch["visual"].to(device), batch["audio"].to(device), batch["mask"].to(device))
+        loss = run.criterion(out.logits, label)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if run.tc.grad_clip > 0:
+            nn.utils.clip_grad_norm_(run.net.parameters(), run.tc.grad_clip)
+        run.optimizer.step()
+        totals[0] += float(loss.detach()) * len(label)
+        totals[1] += float((out.logits.detach().argmax(1) == label).sum())
+        totals[2] += len(label)
+    return run.ctx.all_sum(totals)
+
+
+def _epoch_progress(run: _Run, epoch: int, fraction: float, label: str) -> None:
+    run.report_progress(epoch - run.start_epoch + fraction, label)
+
+
+def _validate(run: _Run, epoch: int, totals: list[float]) -> tuple[dict[str, Any], bool]:
+    """Score the val split, step the scheduler and early stopping; the epoch's history record.
+
+    Every rank scores the (small) val split itself with the same weights, so
+    stopping decisions agree without any communication.
+    """
+    loss_sum, correct, seen = totals
+    val = evaluate_windows(
+        run.net, run.data.splits["val"], run.genres, run.eval_batch_size, run.ctx.device,
+        run.tc.aggregate, run.criterion, "val",
+    )
+    val_f1 = val["macro_f1"]
+    if isinstance(run.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        run.scheduler.step(val_f1 if val_f1 is not None else -loss_sum / seen)
+    elif run.scheduler is not None:
+        run.scheduler.step()
+    record = {
+        "epoch": epoch + 1,
+        "lr": float(run.optimizer.param_groups[0]["lr"]),
+        "train_loss": loss_sum / seen,
+        "train_acc": correct / seen,
+        "val_loss": val["loss"],
+        "val_acc": val["window_accuracy"],
+        "val_video_acc": val["accuracy"],
+        "val_macro_f1": val_f1,
+    }
+    run.history.append(record)
+    improved = run.stopping.update(val_f1, epoch + 1, run.tc.patience)
+    return record, improved
+
+
+def _after_epoch(run: _Run, record: dict[str, Any], improved: bool) -> None:
+    """Main rank: ``best.pt`` (if improved) and ``last.pt``, TensorBoard, history, curves, one log line."""
+    epoch = record["epoch"]
+    if run.ctx.is_main:
+        common = dict(
+            experiment=run.config, genres=run.genres, visual_dim=run.data.visual_dim,
+            audio_dim=run.data.audio_dim, epoch=epoch, metrics={k: v for k, v in record.items() if v is not None},
+        )
+        if improved:
+            save_checkpoint(run.out_dir / BEST_NAME, run.net, **common)
+        save_checkpoint(
+            run.out_dir / LAST_NAME, run.net, **common, optimizer=run.optimizer.state_dict(),
+            scheduler=run.scheduler.state_dict() if run.scheduler is not None else None,
+            run_state=run.stopping.as_dict(), history=run.history,
+        )
+        _log_epoch(run.writer, record)
+        (run.out_dir / HISTORY_JSON).write_text(json.dumps(run.history, indent=2))
+        plot_curves(run.history, run.out_dir / CURVES_PNG, run.config.model.modality)
+        print(
+            f"epoch {epoch}/{run.tc.epochs}: train loss {record['train_loss']:.4f} "
+            f"acc {record['train_acc']:.3f} | val loss {_fmt(record['val_loss'])} "
+            f"acc {_fmt(record['val_acc'])} macro-F1 {_fmt(record['val_macro_f1'])}" + (" *" if improved else ""),
+            flush=True,
+        )
+    run.report_progress(epoch - run.start_epoch, f"epoch {epoch}/{run.tc.epochs} done")
+
+
+def _final_report(run: _Run) -> TrainReport:
+    """Main rank: score ``best.pt`` on the test split and write ``report.json`` / ``report.txt``."""
+    best_model, _ = load_model(run.out_dir, run.ctx.device)
+    test = evaluate_windows(
+        best_model, run.data.splits["test"], run.genres, run.eval_batch_size, run.ctx.device,
+        run.tc.aggregate, run.criterion, "test",
+    )
+    stopping = run.stopping
+    report = TrainReport(
+        out_dir=run.out_dir,
+        modality=run.config.model.modality,
+        genres=run.genres,
+        epochs_run=len(run.history),
+        best_epoch=stopping.best_epoch,
+        best_val_macro_f1=stopping.best_val_macro_f1,
+        stopped_early=stopping.stopped_early,
+        resumed_from=run.resumed_from,
+        counts={name: {"videos": len(ds.videos), "windows": len(ds)} for name, ds in run.data.splits.items()},
+        skipped=[{"sample_id": s.sample_id, "filepath": s.filepath, "reason": s.reason} for s in run.data.skipped],
+        test=test,
+        features=to_dict(run.config.features),
+    )
+    (run.out_dir / REPORT_JSON).write_text(report.to_json())
+    (run.out_dir / REPORT_TXT).write_text(str(report) + "\n")
+    if run.writer is not None and test.get("macro_f1") is not None:
+        run.writer.add_scalar("test/accuracy", test["accuracy"], stopping.best_epoch)
+        run.writer.add_scalar("test/macro_f1", test["macro_f1"], stopping.best_epoch)
+    if run.progress is not None:
+        run.progress(1.0, "done")
+    return report
 
 
 def _check_resumable(raw: dict[str, Any], config: ExperimentConfig, genres: list[str], data, path: Path) -> None:
@@ -579,7 +706,7 @@ def _log_epoch(writer, record: dict[str, Any]) -> None:
 
 
 @dataclass
-class AblationTable:
+class AblationTable(Report):
     """Test accuracy and macro-F1 of fused / visual / audio models on one split."""
 
     rows: list[dict[str, Any]]
@@ -591,15 +718,18 @@ class AblationTable:
             lines.append(f"{r['modality']:10s} {_fmt(r['accuracy']):>9s} {_fmt(r['macro_f1']):>9s} {r['best_epoch']:>11d}")
         return "\n".join(lines)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"out_dir": str(self.out_dir), "rows": self.rows}
+
+def _ablation_progress(progress: ProgressFn | None, i: int, n: int, modality: str, f: float, label: str) -> None:
+    """Model ``i`` of ``n``'s progress as a share of the whole ablation."""
+    if progress is not None:
+        progress((i + f) / n, f"{modality}: {label}")
 
 
 def ablate(
     collection,
     config: ExperimentConfig,
     out_dir: str | Path,
-    modalities: tuple[str, ...] = M.MODALITIES,
+    modalities: tuple[str, ...] = MODALITIES,
     resume: bool = False,
     progress: ProgressFn | None = None,
     strict: bool = False,
@@ -613,11 +743,7 @@ def ablate(
     out_dir = Path(out_dir)
     rows = []
     for i, modality in enumerate(modalities):
-
-        def sub_progress(f: float, label: str, i: int = i, m: str = modality) -> None:
-            if progress is not None:
-                progress((i + f) / len(modalities), f"{m}: {label}")
-
+        sub_progress = partial(_ablation_progress, progress, i, len(modalities), modality)
         report = train(
             collection, config, out_dir / modality, modality=modality, resume=resume, progress=sub_progress, strict=strict
         )

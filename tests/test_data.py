@@ -167,3 +167,94 @@ def test_load_window_data_needs_labels(dataset, tmp_path):
     populate(dataset, tmp_path, [], cached=set())
     with pytest.raises(ValueError, match="genre"):
         D.load_window_data(dataset, TrainConfig())
+
+
+# ---------------------------------------------------------------------------
+# The packed store: training reads no per-clip file, and follows cache changes
+# ---------------------------------------------------------------------------
+
+
+def _pack_files(cache):
+    return sorted(p.name for p in (cache.dir / "packed").iterdir())
+
+
+def test_packed_windows_equal_the_cache_and_read_no_clip_file(dataset, tmp_path, monkeypatch):
+    videos = balanced_videos(genres=("Sports", "Action"), per_split=(3, 1, 1), steps=(3, 20))
+    cache = populate(dataset, tmp_path, videos)
+    data = D.load_window_data(dataset, TrainConfig(window=8, stride=4))
+    expected = {}
+    for ds in data.splits.values():
+        for item in ds.videos:
+            expected[item.filepath] = cache.get(item.filepath)
+
+    def no_clip_reads(*args, **kwargs):
+        raise AssertionError("an epoch must not open per-clip cache files")
+
+    monkeypatch.setattr(np, "load", no_clip_reads)
+    monkeypatch.setattr(type(cache), "get", no_clip_reads)
+    for ds in data.splits.values():
+        for i in range(len(ds)):
+            visual, audio, mask, label, v = ds[i]
+            _, start, end = ds.windows[i]
+            ref_v, ref_a, ref_m = D.pad_window(expected[ds.videos[v].filepath], start, end, 8)
+            np.testing.assert_array_equal(visual, ref_v)
+            np.testing.assert_array_equal(audio, ref_a)
+            np.testing.assert_array_equal(mask, ref_m)
+
+
+def test_pack_is_reused_unchanged_and_rebuilt_when_an_entry_changes(dataset, tmp_path):
+    videos = balanced_videos(genres=("Horror",), per_split=(3, 0, 0), steps=(6,))
+    cache = populate(dataset, tmp_path, videos)
+    cfg = TrainConfig(window=8, stride=4)
+    first = D.load_window_data(dataset, cfg).splits["train"]
+    files = _pack_files(cache)
+    assert D.load_window_data(dataset, cfg).splits["train"].videos[0].features.store.token == \
+        first.videos[0].features.store.token
+    assert _pack_files(cache) == files
+
+    path = first.videos[1].filepath
+    cache.put(path, feats(11))  # re-extracted: longer clip, new numbers
+    again = D.load_window_data(dataset, cfg).splits["train"]
+    item = next(v for v in again.videos if v.filepath == path)
+    assert item.features.num_steps == 11
+    np.testing.assert_array_equal(D.clip_steps(item.features)[0], feats(11).visual)
+    # the old pack is gone, the new one complete: one set of files, named by pack.json
+    names = _pack_files(cache)
+    assert len([n for n in names if n.endswith(".visual.f32")]) == 1
+    token = __import__("json").loads((cache.dir / "packed" / "pack.json").read_text())["token"]
+    assert f"{token}.index.npz" in names
+
+
+def test_pack_follows_an_edited_video(dataset, tmp_path):
+    videos = balanced_videos(genres=("Horror",), per_split=(2, 0, 0), steps=(6,))
+    populate(dataset, tmp_path, videos)
+    D.load_window_data(dataset, TrainConfig(window=8, stride=4))
+    edited = dataset.first().filepath
+    with open(edited, "ab") as f:
+        f.write(b"new bytes")  # the cache entry no longer matches the file
+    data = D.load_window_data(dataset, TrainConfig(window=8, stride=4))
+    assert [s.filepath for s in data.skipped] == [edited]
+    assert "no cached features" in data.skipped[0].reason
+
+
+def test_feature_stats_stream_matches_all_steps_at_once():
+    videos = [D.VideoItem(str(i), str(i), 0, "train", None, clip_features(i, 3 + i, np.random.default_rng(i)))
+              for i in range(5)]
+    stats = D.feature_stats(videos)
+    for name in ("visual", "audio"):
+        steps = np.concatenate([getattr(v.features, name) for v in videos]).astype(np.float64)
+        np.testing.assert_allclose(stats[f"{name}_mean"], steps.mean(0), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(stats[f"{name}_std"], steps.std(0), rtol=1e-5)
+
+
+def test_training_a_subset_keeps_the_other_clips_packed(dataset, tmp_path):
+    videos = balanced_videos(genres=("Horror",), per_split=(4, 0, 0), steps=(6,))
+    cache = populate(dataset, tmp_path, videos)
+    cfg = TrainConfig(window=8, stride=4)
+    D.load_window_data(dataset, cfg)
+    token = __import__("json").loads((cache.dir / "packed" / "pack.json").read_text())["token"]
+    subset = dataset.limit(2)
+    data = D.load_window_data(subset, cfg)
+    assert len(data.splits["train"].videos) == 2
+    assert data.splits["train"].videos[0].features.store.token == token  # a subset reuses the pack
+    assert len(data.splits["train"].videos[0].features.store.rows) == 4
