@@ -11,7 +11,7 @@ import importlib
 import sys
 
 #: Modules under fiftyone_genre.cli that add subcommands, in data-flow order.
-COMMAND_MODULES = ("synth", "importing", "labels", "features", "training", "analysis", "demo")
+COMMAND_MODULES = ("synth", "importing", "labels", "features", "training", "analysis", "demo", "app")
 
 
 def load_dataset(name: str, hint: str = "see `fiftyone datasets list`"):
