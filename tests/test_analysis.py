@@ -219,7 +219,8 @@ def test_operator_forms_explain_problems_and_place_buttons(ds, tmp_path):
         prop = predict_op.resolve_input(_ctx(ds, {"model_dir": value}))
         field = prop.type.properties["model_dir"]
         assert field.invalid and message in field.error_message
-        assert "model_dir_error" in prop.type.properties
+        # shown once, on the field (no second red box), and Execute stays disabled
+        assert "model_dir_error" not in prop.type.properties and prop.invalid
     prop = predict_op.resolve_input(_ctx(ds, {"model_dir": str(assets().model_dir)}))
     assert not prop.type.properties["model_dir"].invalid
 
