@@ -227,7 +227,13 @@ def page(browser, app_server, app_data):
     tab = context.new_page()
     tab.goto(f"{app_server}/datasets/{app_data.name}", wait_until="load")
 
-    tab.locator("[data-cy='entry-counts']").wait_for(timeout=STEP_TIMEOUT_MS)
+    # an empty dataset has no sample count yet, only "No samples yet"
+    try:
+        tab.get_by_text("No samples yet").wait_for(timeout=STEP_TIMEOUT_MS)
+    except Exception:
+        shot(tab, "00_not_loaded")
+        raise
+    tab.wait_for_timeout(2000)
     try:
         yield tab
     finally:
@@ -276,9 +282,9 @@ def close_form(page, dialog) -> None:
 
 def field(dialog, label: str, role: str = "input"):
     """The input of the form field whose label text is ``label`` (labels are not <label>s)."""
-    target = ".//input" if role == "input" else f".//*[@role={_xpath_literal(role)}]"
+    inner = "input" if role == "input" else f"*[@role={_xpath_literal(role)}]"
     return dialog.locator(
-        f"xpath=.//p[normalize-space()={_xpath_literal(label)}]/ancestor::div[{target}][1]{target}"
+        f"xpath=.//p[normalize-space()={_xpath_literal(label)}]/ancestor::div[.//{inner}][1]//{inner}"
     ).first
 
 
