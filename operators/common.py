@@ -105,10 +105,10 @@ def path_problem(value: str | None, must_be_dir: bool = False, must_be_file: boo
 class Form:
     """One validation pattern for every operator form, as FiftyOne's own plugins do it.
 
-    A problem with a field is shown on that field (``invalid`` +
-    ``error_message``, rendered once, under it); a problem with no field of
-    its own (no predictions yet, an empty target) is one red box. Either way
-    the form is invalid, so the App keeps Execute disabled, and ``execute``
+    A problem with a field marks that field (``invalid`` + ``error_message``);
+    a problem with no field of its own (no predictions yet, an empty target)
+    marks the form itself. FiftyOne lists these messages once, in red, at the
+    top of the form and keeps Execute disabled; ``execute``
     rebuilds the same form and raises the first problem as one sentence
     (:meth:`raise_first`), which is what an SDK call sees.
     """
@@ -126,9 +126,15 @@ class Form:
         return getattr(self.inputs, kind)(name, invalid=bool(problem), error_message=problem or "", **kwargs)
 
     def block(self, name: str, message: str, description: str | None = None) -> None:
-        """A problem that belongs to no single field: one red box, Execute disabled."""
+        """A problem that belongs to no single field: the form is invalid with ``message``.
+
+        The App lists a form's errors (the form's own and its fields') once,
+        in red, above the fields; a red box with the same words would say it
+        twice, so only the hint on how to fix it gets a box.
+        """
         self.problems.append(message)
-        form_error(self.inputs, name, message, description)
+        if description:
+            form_notice(self.inputs, name, description)
 
     def warn(self, name: str, message: str, description: str | None = None) -> None:
         form_warning(self.inputs, name, message, description)

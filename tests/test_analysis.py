@@ -324,15 +324,17 @@ def test_counts_and_field_choices_live_in_the_library(ds):
 
 
 def _messages(prop) -> list[str]:
-    """Every error text the form would render (field messages and red boxes)."""
-    out = []
+    """Every error text the App would render: its list of form/field errors (one entry per
+    distinct message, as the App shows them) plus any red boxes."""
+    listed = {prop.error_message} if prop.invalid and prop.error_message else set()
+    boxes = []
     for p in prop.type.properties.values():
         if p.invalid and p.error_message:
-            out.append(p.error_message)
+            listed.add(p.error_message)
         view = p.view.to_json() if p.view is not None else {}
-        if view.get("name") == "Error" or view.get("component") == "Error":
-            out.append(view.get("label"))
-    return out
+        if view.get("name") == "Error":
+            boxes.append(view.get("label"))
+    return sorted(listed) + boxes
 
 
 @pytest.mark.parametrize(

@@ -452,8 +452,18 @@ def test_import_remap_split_forms(page, labels, app_data):
     type_into(page, dialog, "Path", str(app_data.media))
     dialog.get_by_text(f"{n} video file(s)").wait_for(timeout=STEP_TIMEOUT_MS)
     shot(page, "03_import_form")
-    execute(page, dialog, "04_import_done", "New samples")
-    wait_until(lambda: len(load(app_data.name)) == n, 60, f"{n} imported samples")
+    # the first samples turn the empty-dataset page into the grid, which re-mounts
+    # the operator dialog: the data, not the output view, is what to wait for
+    settle(dialog)
+    primary(dialog).click()
+    wait_until(lambda: len(load(app_data.name)) == n, 120, f"{n} imported samples")
+    page.locator("[data-cy='entry-counts']").wait_for(timeout=STEP_TIMEOUT_MS)
+    shot(page, "04_import_done")
+    for name in ("Close", "Cancel"):
+        button = page.get_by_role("dialog").get_by_role("button", name=name)
+        if button.count():
+            button.first.click()
+            break
 
     dialog = open_form(page, labels["remap_genres"])
     type_into(page, dialog, "Mapping file (optional)", "/no/such/map.yaml")
