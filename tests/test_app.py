@@ -570,7 +570,15 @@ def test_predict_evaluate_confusion_forms(page, labels, app_data):
     assert not re.search(r"\d\.\d{5,}", text), "unrounded metrics in the evaluation output"
     dataset = load(app_data.name)
     assert dataset.has_evaluation("genre_eval_test")
-    assert dataset.get_evaluation_info("genre_eval_test") is not None
+    page.get_by_role("dialog").get_by_role("button", name="Close").click()
+
+    # every split: its own key (the test-only evaluation stays), and chips for the confusions
+    dialog = open_form(page, labels["evaluate_genres"])
+    choose(page, dialog, "Split", "every split")
+    expect(field(dialog, "Evaluation key")).to_have_value("genre_eval", timeout=STEP_TIMEOUT_MS)
+    execute(page, dialog, "21b_evaluate_all_done", "Accuracy", close=False)
+    dataset = load(app_data.name)
+    assert dataset.has_evaluation("genre_eval") and dataset.has_evaluation("genre_eval_test")
     _open_saved_view_chip(page, dataset)
 
     _confusion_form(page, labels)
@@ -580,7 +588,7 @@ def _open_saved_view_chip(page, dataset) -> None:
     """A saved-view chip in the evaluation output loads that view into the grid."""
     from playwright.sync_api import expect
 
-    views = [v for v in dataset.list_saved_views() if v.endswith("genre-eval-test")]
+    views = [v for v in dataset.list_saved_views() if "-predicted-as-" in v and not v.endswith("genre-eval-test")]
     output = page.get_by_role("dialog")
     if not views:  # a perfect model: nothing to chip
         output.get_by_role("button", name="Close").click()
@@ -591,6 +599,7 @@ def _open_saved_view_chip(page, dataset) -> None:
     expect(page.locator("[data-cy='entry-counts']")).to_have_text(
         re.compile(rf"^\s*{expected} {plural}\s*$"), timeout=STEP_TIMEOUT_MS
     )
+    shot(page, "21c_saved_view_loaded")
     if page.get_by_role("dialog").count():
         page.get_by_role("dialog").get_by_role("button", name="Close").click()
 
