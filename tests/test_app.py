@@ -564,6 +564,7 @@ def test_predict_evaluate_confusion_forms(page, labels, app_data):
     field(dialog, "Ground truth", role="combobox").click()
     assert not page.get_by_role("option", name="genre_pred").count(), "predictions offered as ground truth"
     page.keyboard.press("Escape")
+    settle(dialog)
     shot(page, "20_evaluate_form")
     text = execute(page, dialog, "21_evaluate_done", "Accuracy", close=False)
     assert "test split" in text and "Science Fiction" in text, text
@@ -653,6 +654,7 @@ def test_genre_panel_and_relabel(page, labels, app_data):
     new_genre = next(x for x in ("Horror", "Sports", "Action") if x != true_genre)
     dialog = open_form(page, labels["relabel_samples"])
     choose(page, dialog, "Genre", new_genre)
+    settle(dialog)
     shot(page, "26_relabel_form")
     execute(page, dialog, "27_relabel_done", f"Relabeled {expected} samples")
     wait_until(lambda: load(app_data.name).count_sample_tags().get("genre:relabeled") == expected, 30, "relabel tags")
