@@ -533,6 +533,7 @@ def test_features_and_training_run_delegated(page, labels, app_data):
     timings = wait_delegated(app_data, "train_model", since)
     record_timings(timings)
     print("delegated training:", timings)
+    assert any(label.startswith("epoch") for label in timings["progress_labels_seen"]), "no stage labels"
     assert (app_data.model_dir / "best.pt").is_file()
     trained = load(app_data.name).info.get("genre_trained_model") or {}
     assert trained.get("model_dir") == str(app_data.model_dir), "the run did not record its model on the dataset"
