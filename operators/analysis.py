@@ -28,6 +28,7 @@ from .common import (
     dataset_info,
     expand_path,
     finish,
+    live,
     progress_fn,
 )
 
@@ -114,6 +115,7 @@ class PredictGenres(foo.Operator):
             ),
             icon="online_prediction",
             dynamic=True,
+            execute_as_generator=True,
             allow_immediate_execution=True,
             allow_delegated_execution=True,
         )
@@ -136,13 +138,16 @@ class PredictGenres(foo.Operator):
         form = Form(ctx)
         build_predict_form(form)
         form.raise_first()
-        report = predict(
-            ctx.target_view(), expand_path(ctx.params["model_dir"]),
-            PredictConfig(device=ctx.params.get("device", "auto")),
-            progress=progress_fn(ctx), strict=bool(ctx.params.get("strict", False)),
-        )
-        finish(ctx, report)
-        return {"summary": f"```\n{report}\n```", **report.to_json()}
+        params = ctx.params
+
+        def work(progress):
+            report = predict(
+                ctx.target_view(), expand_path(params["model_dir"]), PredictConfig(device=params.get("device", "auto")),
+                progress=progress, strict=bool(params.get("strict", False)),
+            )
+            return {"summary": f"```\n{report}\n```", **report.to_json()}
+
+        return live(ctx, work, lambda r: r["summary"].strip("`\n").splitlines()[0], lambda r: self.resolve_output(ctx))
 
     def resolve_output(self, ctx):
         outputs = types.Object()
@@ -205,6 +210,33 @@ def _view_chips(outputs: types.Object, views: list[str]) -> None:
         ))
 
 
+def _evaluate(ctx, progress) -> dict:
+    """The library's evaluation of the form's choices, as the operator's result."""
+    split = ctx.params.get("split") or None
+    report = an.evaluate(
+        ctx.target_view(), pred_field=ctx.params.get("pred_field", g.PRED_FIELD),
+        gt_field=ctx.params.get("gt_field", g.GENRE_FIELD), eval_key=ctx.params.get("eval_key") or None,
+        out_dir=expand_path(ctx.params.get("out_dir")), progress=progress,
+        split=None if split == "all" else split,
+    )
+    data = report.to_json()
+    keep = ("eval_key", "split", "accuracy", "macro_f1", "saved_views", "plot_path")
+    return {"summary": report.markdown(), "scope": report.scope_text(), **{k: data[k] for k in keep}}
+
+
+def _eval_message(result: dict) -> str:
+    return f"Accuracy {result['accuracy']:.3f} on the {result['scope']} ({result['eval_key']})"
+
+
+def _eval_outputs(result: dict) -> types.Property:
+    outputs = types.Object()
+    outputs.str("summary", label="Evaluation", view=types.MarkdownView())
+    if result.get("saved_views"):
+        outputs.md("**Saved views of the largest confusions** (click to load one):", name="views_title")
+        _view_chips(outputs, result["saved_views"])
+    return types.Property(outputs, view=types.View(label="Evaluation"))
+
+
 class EvaluateGenres(foo.Operator):
     @property
     def config(self):
@@ -218,6 +250,7 @@ class EvaluateGenres(foo.Operator):
             ),
             icon="assessment",
             dynamic=True,
+            execute_as_generator=True,
         )
 
     def resolve_placement(self, ctx):
@@ -235,26 +268,10 @@ class EvaluateGenres(foo.Operator):
         form = Form(ctx)
         build_evaluate_form(form)
         form.raise_first()
-        split = ctx.params.get("split") or None
-        report = an.evaluate(
-            ctx.target_view(), pred_field=ctx.params.get("pred_field", g.PRED_FIELD),
-            gt_field=ctx.params.get("gt_field", g.GENRE_FIELD), eval_key=ctx.params.get("eval_key") or None,
-            out_dir=expand_path(ctx.params.get("out_dir")), progress=progress_fn(ctx),
-            split=None if split == "all" else split,
-        )
-        finish(ctx, f"Accuracy {report.accuracy:.3f} on the {report.scope_text()} ({report.eval_key})")
-        data = report.to_json()
-        keep = ("eval_key", "split", "accuracy", "macro_f1", "saved_views", "plot_path")
-        return {"summary": report.markdown(), **{k: data[k] for k in keep}}
+        return live(ctx, lambda progress: _evaluate(ctx, progress), _eval_message, _eval_outputs)
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.str("summary", label="Evaluation", view=types.MarkdownView())
-        views = ctx.results.get("saved_views") if getattr(ctx, "results", None) else None
-        if views:
-            outputs.md("**Saved views of the largest confusions** (click to load one):", name="views_title")
-            _view_chips(outputs, views)
-        return types.Property(outputs, view=types.View(label="Evaluation"))
+        return _eval_outputs(ctx.results or {})
 
     def __call__(
         self, sample_collection, pred_field=g.PRED_FIELD, gt_field=g.GENRE_FIELD,

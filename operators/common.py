@@ -245,3 +245,51 @@ def as_code_block(text) -> str:
     browser test) would show "Loading..." forever; Markdown renders locally.
     """
     return "```\n" + str(text).rstrip() + "\n```"
+
+
+def from_app(ctx) -> bool:
+    """Whether an App prompt (not the SDK, not a delegated executor) runs this operation."""
+    return not ctx.delegated and "current_sample" in (ctx.request_params or {})
+
+
+def live(ctx, work, message, outputs):
+    """Run ``work(progress) -> result dict`` so that an immediate run in the App shows live progress.
+
+    FiftyOne sends ``set_progress`` of an immediate run to the browser only
+    when the operator is a generator that yields it, so in the App the library
+    call runs on a helper thread while this generator yields its progress
+    (stage label and fraction) as it arrives, then a reload, the one-line
+    ``message(result)`` toast and the output view (``outputs(result)``). The SDK and
+    delegated runs get the plain result (FiftyOne stores delegated progress
+    on the run itself).
+    """
+    if not from_app(ctx):
+        result = work(progress_fn(ctx))
+        finish(ctx, message(result))
+        return result
+    return _stream(ctx, work, message, outputs)
+
+
+def _stream(ctx, work, message, outputs):
+    import queue
+    import threading
+
+    updates: queue.Queue = queue.Queue()
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["result"] = work(lambda f, label: updates.put((min(1.0, max(0.0, float(f))), label)))
+        except BaseException as e:  # noqa: BLE001 - re-raised in the generator below
+            box["error"] = e
+        finally:
+            updates.put(None)
+
+    threading.Thread(target=run, name="fiftyone-genre-live", daemon=True).start()
+    while (item := updates.get()) is not None:
+        yield ctx.ops.set_progress(progress=item[0], label=item[1])
+    if "error" in box:
+        raise box["error"]
+    yield ctx.ops.reload_dataset()
+    yield ctx.ops.notify(message(box["result"]), variant="success")
+    yield ctx.ops.show_output(outputs=outputs(box["result"]).to_json(), results=box["result"])

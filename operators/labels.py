@@ -21,8 +21,8 @@ from .common import (
     dataset_info,
     expand_path,
     finish,
+    live,
     path_problem,
-    progress_fn,
 )
 
 #: Above this many samples the forms skip the live preview (it scans every sample).
@@ -33,6 +33,11 @@ def _report_output(ctx, title: str) -> types.Property:
     outputs = types.Object()
     outputs.str("report", label=title, view=types.MarkdownView())
     return types.Property(outputs, view=types.View(label=title))
+
+
+def _first_line(result: dict) -> str:
+    """The toast: the report's first line (the App cuts longer toasts)."""
+    return (result["report"].strip("`\n").splitlines() or ["Done"])[0]
 
 
 def _preview(form: Form, collection, compute) -> tuple[str | None, str | None]:
@@ -91,6 +96,7 @@ class RemapGenres(foo.Operator):
             label="Genre: remap source labels to genres",
             description="Write the genre field from source_label through a mapping file",
             dynamic=True,
+            execute_as_generator=True,
             icon="swap_horiz",
         )
 
@@ -105,16 +111,18 @@ class RemapGenres(foo.Operator):
         form = Form(ctx)
         build_remap_form(form, preview=False)
         form.raise_first()
-        report = remap(
-            ctx.target_view(),
-            mapping=expand_path(ctx.params.get("mapping")),
-            dry_run=bool(ctx.params.get("dry_run", False)),
-            overwrite_relabeled=bool(ctx.params.get("overwrite_relabeled", False)),
-            vocabulary=expand_path(ctx.params.get("vocabulary")),
-            progress=progress_fn(ctx),
-        )
-        finish(ctx, report, "warning" if report.warnings else "success")
-        return {"report": as_code_block(report), "counts": report.counts, "unmapped": report.unmapped_classes}
+        params = ctx.params
+
+        def work(progress) -> dict:
+            report = remap(
+                ctx.target_view(), mapping=expand_path(params.get("mapping")),
+                dry_run=bool(params.get("dry_run", False)),
+                overwrite_relabeled=bool(params.get("overwrite_relabeled", False)),
+                vocabulary=expand_path(params.get("vocabulary")), progress=progress,
+            )
+            return {"report": as_code_block(report), "counts": report.counts, "unmapped": report.unmapped_classes}
+
+        return live(ctx, work, _first_line, lambda r: _report_output(ctx, "Remap report"))
 
     def resolve_output(self, ctx):
         return _report_output(ctx, "Remap report")
@@ -275,6 +283,7 @@ class SplitDataset(foo.Operator):
             label="Genre: split train/val/test by group",
             description="Group-aware, genre-stratified split, then a leakage check",
             dynamic=True,
+            execute_as_generator=True,
             icon="call_split",
         )
 
@@ -289,10 +298,14 @@ class SplitDataset(foo.Operator):
         form = Form(ctx)
         build_split_form(form, preview=False)
         form.raise_first()
-        report = split_dataset(ctx.target_view(), _split_config(ctx.params, _current_split(ctx)), progress=progress_fn(ctx))
-        leakage = check_leakage(ctx.dataset)
-        finish(ctx, report)
-        return {"report": as_code_block(f"{report}\n{leakage}"), "totals": report.totals()}
+        config = _split_config(ctx.params, _current_split(ctx))
+
+        def work(progress) -> dict:
+            report = split_dataset(ctx.target_view(), config, progress=progress)
+            leakage = check_leakage(ctx.dataset)
+            return {"report": as_code_block(f"{report}\n{leakage}"), "totals": report.totals()}
+
+        return live(ctx, work, _first_line, lambda r: _report_output(ctx, "Split report"))
 
     def resolve_output(self, ctx):
         return _report_output(ctx, "Split report")

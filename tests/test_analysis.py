@@ -411,3 +411,22 @@ def test_app_command_enables_delegated_runs():
     assert "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true" in app_target and "cli app" in app_target
     for name in ("extract_features", "train_model", "compute_genre_maps"):
         assert _op(name).config.default_choice_to_delegated, name
+
+
+def test_immediate_runs_in_the_app_stream_live_progress(ds):
+    """In the App an immediate run yields its stage labels while it works, then reload, toast and output."""
+    from fiftyone.operators.executor import ExecutionContext, Executor
+
+    request = {
+        "dataset_name": ds.name, "view": ds.view()._serialize(), "current_sample": None,
+        "params": {"model_dir": str(assets().model_dir), "device": "cpu"},
+    }
+    ctx = ExecutionContext(request_params=request, executor=Executor())
+    op = _op("predict_genres")
+    assert op.config.execute_as_generator
+    messages = [m.body for m in op.execute(ctx)]
+    names = [m.operator_uri.split("/")[-1] for m in messages]
+    progress = [m.params for m in messages if m.operator_uri.endswith("set_progress")]
+    assert progress and all("label" in p and 0.0 <= p["progress"] <= 1.0 for p in progress), names
+    assert names[-3:] == ["reload_dataset", "notify", "show_output"], names
+    assert messages[-1].params["results"]["num_predicted"] == len(ds.exists(g.PRED_FIELD))

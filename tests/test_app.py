@@ -347,9 +347,16 @@ def execute(page, dialog, shot_name: str, expect_text: str | re.Pattern, close: 
     text = output.inner_text()
     shot(page, shot_name)
     if close:
-        output.get_by_role("button", name="Close").click()
-        expect(page.get_by_role("dialog")).to_have_count(0)
+        close_output(page)
     return text
+
+
+def close_output(page) -> None:
+    """Close an output view: "Close" in the form's own dialog, "Done" in a streamed run's."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("dialog").get_by_role("button", name=re.compile(r"^(Close|Done)$")).first.click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
 
 
 def _pick_execution(page, dialog, choice: str) -> None:
@@ -572,7 +579,7 @@ def test_predict_evaluate_confusion_forms(page, labels, app_data):
     assert not re.search(r"\d\.\d{5,}", text), "unrounded metrics in the evaluation output"
     dataset = load(app_data.name)
     assert dataset.has_evaluation("genre_eval_test")
-    page.get_by_role("dialog").get_by_role("button", name="Close").click()
+    close_output(page)
 
     # every split: its own key (the test-only evaluation stays), and chips for the confusions
     dialog = open_form(page, labels["evaluate_genres"])
@@ -593,7 +600,7 @@ def _open_saved_view_chip(page, dataset) -> None:
     views = [v for v in dataset.list_saved_views() if "-predicted-as-" in v and not v.endswith("genre-eval-test")]
     output = page.get_by_role("dialog")
     if not views:  # a perfect model: nothing to chip
-        output.get_by_role("button", name="Close").click()
+        close_output(page)
         return
     output.get_by_role("button", name=views[0]).click()
     expected = len(dataset.load_saved_view(views[0]))
@@ -603,7 +610,7 @@ def _open_saved_view_chip(page, dataset) -> None:
     )
     shot(page, "21c_saved_view_loaded")
     if page.get_by_role("dialog").count():
-        page.get_by_role("dialog").get_by_role("button", name="Close").click()
+        close_output(page)
 
 
 def _confusion_form(page, labels) -> None:
