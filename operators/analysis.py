@@ -225,7 +225,8 @@ def _evaluate(ctx, progress) -> dict:
 
 
 def _eval_message(result: dict) -> str:
-    return f"Accuracy {result['accuracy']:.3f} on the {result['scope']} ({result['eval_key']})"
+    scope = f"the {result['scope']}" if result.get("split") else result["scope"]
+    return f"Accuracy {result['accuracy']:.3f} on {scope} ({result['eval_key']})"
 
 
 def _eval_outputs(result: dict) -> types.Property:
