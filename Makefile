@@ -10,7 +10,7 @@ DEMO_DB ?= fiftyone-genre-demo
 TEST_DB ?= fiftyone-genre-test
 DEMO_OUT ?= $(CURDIR)/demo_output
 
-.PHONY: setup setup-dev demo test lint app bench clean lock
+.PHONY: setup setup-dev demo test lint app screenshots bench clean lock
 
 setup:
 	@VENV=$(VENV) bash scripts/setup.sh
@@ -29,8 +29,14 @@ test: setup-dev
 lint: setup-dev
 	$(VENV)/bin/ruff check .
 
+# The App plus a `fiftyone delegated launch` executor (stopped with it); open-source
+# FiftyOne offers "Schedule" for long runs only with legacy orchestrators allowed.
 app: setup
-	FIFTYONE_DATABASE_NAME=$(DEMO_DB) $(PY) -m fiftyone_genre.cli app
+	FIFTYONE_DATABASE_NAME=$(DEMO_DB) FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true $(PY) -m fiftyone_genre.cli app
+
+# Refresh docs/screenshots/ from a browser run of the App (never done by `make test`).
+screenshots: setup-dev
+	FIFTYONE_DATABASE_NAME=$(TEST_DB) $(PY) scripts/screenshots.py
 
 bench: setup
 	FIFTYONE_DATABASE_NAME=$(TEST_DB) $(PY) benchmarks/bench_features.py

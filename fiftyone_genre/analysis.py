@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from fiftyone_genre import genres as g
+from fiftyone_genre.report import Report
 from fiftyone_genre.utils import ProgressFn
 
 DEFAULT_EVAL_KEY = "genre_eval"
@@ -63,11 +65,97 @@ def confusion_view(
     ).sort_by(F(f"{pred_field}.confidence"), reverse=True)
 
 
+# --------------------------------------------------------------------------- counts
+
+#: Fields this project writes as predictions: never offered as ground truth.
+PREDICTION_FIELDS: tuple[str, ...] = (g.PRED_FIELD, g.PRED_VISUAL_FIELD, g.PRED_AUDIO_FIELD)
+#: Label fields that are inputs, never predictions to score.
+LABEL_FIELDS: tuple[str, ...] = (g.GENRE_FIELD, g.SOURCE_LABEL_FIELD)
+
+
+def classification_fields(collection) -> list[str]:
+    """Sample-level ``fo.Classification`` fields of the collection, in schema order."""
+    import fiftyone as fo
+
+    return list(collection.get_field_schema(embedded_doc_type=fo.Classification))
+
+
+def prediction_fields(collection) -> list[str]:
+    """Classification fields that can be scored: everything but the ground-truth and source labels."""
+    return [f for f in classification_fields(collection) if f not in LABEL_FIELDS]
+
+
+def ground_truth_fields(collection) -> list[str]:
+    """Classification fields that can serve as ground truth: not this project's predictions."""
+    return [f for f in classification_fields(collection) if f not in PREDICTION_FIELDS]
+
+
+def restrict_split(collection, split: str | None):
+    """The samples of one split (``train``/``val``/``test``), or all of them for ``all``/None."""
+    from fiftyone import ViewField as F
+
+    if not split or split == "all" or not collection.has_field(g.SPLIT_FIELD):
+        return collection
+    return collection.match(F(g.SPLIT_FIELD) == split)
+
+
+def ordered_labels(*label_sets) -> list[str]:
+    """The canonical genres first (in class-index order), then any others alphabetically.
+
+    A user mapping may add genres; they must still get a row and a column.
+    Canonical genres are listed only when they occur, so a dataset with three
+    genres gets a 3x3 matrix rather than six empty rows.
+    """
+    present: set[str] = set()
+    for labels in label_sets:
+        present.update(label for label in labels if label is not None)
+    ordered = [genre for genre in g.GENRES if genre in present]
+    return ordered + sorted(present - set(ordered))
+
+
+def label_counts(collection, field_name: str) -> dict[str, int]:
+    """``{label: count}`` of a ``fo.Classification`` field, empty when the field is absent."""
+    if not collection.has_field(field_name):
+        return {}
+    counts = collection.count_values(f"{field_name}.label")
+    return {label: int(n) for label, n in counts.items() if label is not None}
+
+
+def pair_counts(collection, gt_field: str = g.GENRE_FIELD, pred_field: str = g.PRED_FIELD) -> Counter:
+    """``(true, predicted) -> count`` over samples having both labels (one round-trip)."""
+    if not (collection.has_field(gt_field) and collection.has_field(pred_field)):
+        return Counter()
+    both = collection.exists(gt_field).exists(pred_field)
+    truth, pred = both.values([f"{gt_field}.label", f"{pred_field}.label"])
+    return Counter((t, p) for t, p in zip(truth, pred) if t is not None and p is not None)
+
+
+def confusion_counts(
+    collection, true_field: str = g.GENRE_FIELD, pred_field: str = g.PRED_FIELD
+) -> tuple[list[str], list[list[int]]]:
+    """``(labels, matrix)`` with ``matrix[i][j]`` = samples of true ``labels[i]`` predicted ``labels[j]``."""
+    pairs = pair_counts(collection, true_field, pred_field)
+    labels = ordered_labels([t for t, _ in pairs], [p for _, p in pairs])
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = [[0] * len(labels) for _ in labels]
+    for (t, p), n in pairs.items():
+        matrix[index[t]][index[p]] += n
+    return labels, matrix
+
+
+def accuracy(matrix) -> float | None:
+    """Fraction on the diagonal, or None for an empty matrix."""
+    total = sum(sum(row) for row in matrix)
+    if not total:
+        return None
+    return sum(matrix[i][i] for i in range(len(matrix))) / total
+
+
 # --------------------------------------------------------------------------- evaluate
 
 
 @dataclass
-class EvalReport:
+class EvalReport(Report):
     """The outcome of :func:`evaluate`; ``to_json()`` is what ``--json`` prints."""
 
     eval_key: str
@@ -83,10 +171,13 @@ class EvalReport:
     saved_views: list[str] = field(default_factory=list)
     cells: list[dict[str, Any]] = field(default_factory=list)
     plot_path: str | None = None
+    split: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON view: the matrix as ``confusion_matrix`` + ``labels``, cells as ``confusions``."""
         return {
             "eval_key": self.eval_key,
+            "split": self.split,
             "pred_field": self.pred_field,
             "gt_field": self.gt_field,
             "num_samples": self.num_samples,
@@ -114,20 +205,46 @@ class EvalReport:
         return "\n".join(rows)
 
     def confusion_text(self) -> str:
-        """The confusion matrix as text (rows: true genre, columns: predicted)."""
-        short = [x[:8] for x in self.labels]
+        """The confusion matrix as text (rows: true genre, columns: predicted), full genre names."""
         corner = "true\\pred"
         width = max(len(corner), *(len(x) for x in self.labels))
-        head = f"{corner:<{width}} " + " ".join(f"{s:>8}" for s in short)
+        cols = [max(len(x), 3) for x in self.labels]
+        head = f"{corner:<{width}} " + " ".join(f"{x:>{w}}" for x, w in zip(self.labels, cols))
         rows = [head]
         for label, row in zip(self.labels, self.confusion):
-            rows.append(f"{label:<{width}} " + " ".join(f"{int(v):8d}" for v in row))
+            rows.append(f"{label:<{width}} " + " ".join(f"{int(v):>{w}d}" for v, w in zip(row, cols)))
         return "\n".join(rows)
+
+    def scope_text(self) -> str:
+        """``"test split"`` or ``"all samples"``: what the numbers are about."""
+        return f"{self.split} split" if self.split else "all samples"
+
+    def markdown(self) -> str:
+        """The report for the App: rounded metrics and two tables with full genre names."""
+        lines = [
+            f"**{self.scope_text()}** · {self.num_samples} clips · eval key `{self.eval_key}`"
+            + (f" · {self.num_skipped} without both fields skipped" if self.num_skipped else ""),
+            "",
+            f"**Accuracy {self.accuracy:.3f}** · **macro-F1 {self.macro_f1:.3f}**",
+            "",
+            "| genre | precision | recall | F1 | clips |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for label in self.labels:
+            s = self.per_genre[label]
+            lines.append(f"| {label} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {int(s['support'])} |")
+        lines += ["", "Confusion matrix (rows: true genre, columns: predicted)", ""]
+        lines.append("| true \\ predicted | " + " | ".join(self.labels) + " |")
+        lines.append("|---|" + "---:|" * len(self.labels))
+        for label, row in zip(self.labels, self.confusion):
+            cells = [f"**{int(v)}**" if label == other else str(int(v)) for v, other in zip(row, self.labels)]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
 
     def __str__(self) -> str:
         lines = [
             f"evaluation '{self.eval_key}': {self.pred_field} vs {self.gt_field} on "
-            f"{self.num_samples} samples ({self.num_skipped} without both fields skipped)",
+            f"{self.num_samples} samples of {self.scope_text()} ({self.num_skipped} without both fields skipped)",
             f"accuracy {self.accuracy:.3f}   macro-F1 {self.macro_f1:.3f}",
             "",
             self.table(),
@@ -188,99 +305,123 @@ def save_confusion_png(labels: list[str], confusion: np.ndarray, path: Path, tit
     return path
 
 
-def evaluate(
-    collection,
-    pred_field: str = g.PRED_FIELD,
-    gt_field: str = g.GENRE_FIELD,
-    eval_key: str = DEFAULT_EVAL_KEY,
-    out_dir: str | Path | None = None,
-    max_views: int = DEFAULT_MAX_VIEWS,
-    progress: ProgressFn | None = None,
-) -> EvalReport:
-    """Evaluate ``pred_field`` against ``gt_field`` and save the largest confusions as views.
+def eval_key_for(split: str | None) -> str:
+    """The evaluation key of a split: ``genre_eval`` for everything, ``genre_eval_test`` for test.
 
-    Only samples that have both fields are evaluated (a clip whose prediction
-    failed is not a wrong prediction). The evaluation is stored under
-    ``eval_key`` (re-runs replace it), so the App's Model Evaluation panel
-    shows it; a PNG of the confusion matrix goes to ``out_dir`` (default
-    ``<fo.config.default_dataset_dir>/genre_eval/<dataset>/``).
+    One key per scope keeps a whole-dataset evaluation from replacing the
+    test-only one the demo made (and the App's Model Evaluation panel can
+    compare them side by side).
+    """
+    return DEFAULT_EVAL_KEY if not split or split == "all" else f"{DEFAULT_EVAL_KEY}_{split}"
+
+
+def default_eval_split(collection) -> str | None:
+    """``"test"`` when the collection has test samples (training clips flatter a model), else None."""
+    if not collection.has_field(g.SPLIT_FIELD):
+        return None
+    return "test" if collection.count_values(g.SPLIT_FIELD).get("test") else None
+
+
+def _check_eval_inputs(collection, pred_field: str, gt_field: str, eval_key: str) -> None:
+    """Raise one sentence naming the dataset and the problem before any work starts."""
+    name = collection._dataset.name
+    for field_name in (pred_field, gt_field):
+        if not collection.has_field(field_name):
+            raise ValueError(f"dataset '{name}' has no field '{field_name}'")
+    if not eval_key.isidentifier():
+        raise ValueError(f"eval key {eval_key!r} must be a valid identifier (letters, digits, _)")
+
+
+def _scores(labels: list[str], ytrue: list[str], ypred: list[str]) -> tuple[np.ndarray, dict, float, float]:
+    """Confusion matrix, per-genre precision/recall/F1/support, accuracy and macro-F1.
 
     Macro-F1 averages over the genres that occur in the ground truth or the
     predictions: a genre absent from both says nothing about the model.
     """
     from sklearn.metrics import precision_recall_fscore_support
 
-    dataset = collection._dataset
-    for name in (pred_field, gt_field):
-        if not collection.has_field(name):
-            raise ValueError(f"dataset '{dataset.name}' has no field '{name}'")
-    if not eval_key.isidentifier():
-        raise ValueError(f"eval key {eval_key!r} must be a valid identifier (letters, digits, _)")
-    view = collection.exists(pred_field).exists(gt_field)
-    n = len(view)
-    if n == 0:
-        raise ValueError(
-            f"no sample has both '{pred_field}' and '{gt_field}'; run `fiftyone-genre predict` first"
-        )
-    if progress:
-        progress(0.05, "Evaluating")
-    if dataset.has_evaluation(eval_key):
-        dataset.delete_evaluation(eval_key)
-    results = view.evaluate_classifications(
-        pred_field, gt_field=gt_field, eval_key=eval_key, method="simple", progress=False
-    )
-    ytrue = [str(y) for y in results.ytrue]
-    ypred = [str(y) for y in results.ypred]
-    labels = _label_order(collection, pred_field, gt_field, set(ytrue) | set(ypred))
     index = {x: i for i, x in enumerate(labels)}
     confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
     for t, p in zip(ytrue, ypred):
         confusion[index[t], index[p]] += 1
-
-    prec, rec, f1, support = precision_recall_fscore_support(
-        ytrue, ypred, labels=labels, zero_division=0
-    )
+    prec, rec, f1, support = precision_recall_fscore_support(ytrue, ypred, labels=labels, zero_division=0)
     per_genre = {
         x: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]), "support": int(support[i])}
         for i, x in enumerate(labels)
     }
-    present = [i for i, x in enumerate(labels) if confusion[i].sum() + confusion[:, i].sum() > 0]
+    present = [i for i in range(len(labels)) if confusion[i].sum() + confusion[:, i].sum() > 0]
     macro_f1 = float(np.mean([f1[i] for i in present])) if present else 0.0
     accuracy = float(np.trace(confusion) / max(confusion.sum(), 1))
+    return confusion, per_genre, accuracy, macro_f1
 
-    if progress:
-        progress(0.6, "Saving confusion views")
-    cells = []
-    for i, t in enumerate(labels):
-        for j, p in enumerate(labels):
-            if i != j and confusion[i, j] > 0:
-                cells.append({"true": t, "pred": p, "count": int(confusion[i, j])})
+
+def _confusion_cells(labels: list[str], confusion: np.ndarray, eval_key: str, max_views: int) -> list[dict]:
+    """Off-diagonal cells, largest first; the first ``max_views`` get a saved-view name."""
+    cells = [
+        {"true": t, "pred": p, "count": int(confusion[i, j])}
+        for i, t in enumerate(labels)
+        for j, p in enumerate(labels)
+        if i != j and confusion[i, j] > 0
+    ]
     cells.sort(key=lambda c: (-c["count"], labels.index(c["true"]), labels.index(c["pred"])))
-    saved = _save_confusion_views(dataset, view, cells[:max_views], pred_field, gt_field, eval_key)
     for rank, c in enumerate(cells):
         c["view"] = confusion_view_name(c["true"], c["pred"], eval_key) if rank < max_views else None
+    return cells
 
+
+def evaluate(
+    collection,
+    pred_field: str = g.PRED_FIELD,
+    gt_field: str = g.GENRE_FIELD,
+    eval_key: str | None = None,
+    out_dir: str | Path | None = None,
+    max_views: int = DEFAULT_MAX_VIEWS,
+    progress: ProgressFn | None = None,
+    split: str | None = None,
+) -> EvalReport:
+    """Evaluate ``pred_field`` against ``gt_field`` and save the largest confusions as views.
+
+    Only samples that have both fields are evaluated (a clip whose prediction
+    failed is not a wrong prediction). ``split`` ("train", "val", "test")
+    restricts the evaluation to one split; the evaluation is stored under
+    ``eval_key`` (default: :func:`eval_key_for` the split; re-runs replace
+    it), so the App's Model Evaluation panel shows it; a PNG of the confusion
+    matrix goes to ``out_dir`` (default
+    ``<fo.config.default_dataset_dir>/genre_eval/<dataset>/``).
+    """
+    eval_key = eval_key or eval_key_for(split)
+    _check_eval_inputs(collection, pred_field, gt_field, eval_key)
+    dataset = collection._dataset
+    scope = restrict_split(collection, split)
+    view = scope.exists(pred_field).exists(gt_field)
+    n = len(view)
+    if n == 0:
+        where = f" in split '{split}'" if split and split != "all" else ""
+        raise ValueError(f"no sample{where} has both '{pred_field}' and '{gt_field}'; run `fiftyone-genre predict` first")
+    if progress:
+        progress(0.05, f"Evaluating {n} clips")
+    if dataset.has_evaluation(eval_key):
+        dataset.delete_evaluation(eval_key)
+    results = view.evaluate_classifications(pred_field, gt_field=gt_field, eval_key=eval_key, method="simple", progress=False)
+    ytrue, ypred = [str(y) for y in results.ytrue], [str(y) for y in results.ypred]
+    labels = _label_order(collection, pred_field, gt_field, set(ytrue) | set(ypred))
+    confusion, per_genre, accuracy, macro_f1 = _scores(labels, ytrue, ypred)
+    if progress:
+        progress(0.6, "Saving confusion views")
+    cells = _confusion_cells(labels, confusion, eval_key, max_views)
+    saved = _save_confusion_views(dataset, view, [c for c in cells if c["view"]], pred_field, gt_field, eval_key)
+    if progress:
+        progress(0.8, "Plotting the confusion matrix")
     out = Path(out_dir) if out_dir else _default_out_dir(dataset)
-    plot = save_confusion_png(
-        labels, confusion, out / f"{eval_key}_confusion.png",
-        f"{dataset.name}: {pred_field} vs {gt_field} (acc {accuracy:.2f})",
-    )
+    title = f"{dataset.name}: {pred_field} vs {gt_field} (acc {accuracy:.2f})"
+    plot = save_confusion_png(labels, confusion, out / f"{eval_key}_confusion.png", title)
     if progress:
         progress(1.0, "Evaluation done")
     return EvalReport(
-        eval_key=eval_key,
-        pred_field=pred_field,
-        gt_field=gt_field,
-        labels=labels,
-        confusion=confusion,
-        per_genre=per_genre,
-        accuracy=accuracy,
-        macro_f1=macro_f1,
-        num_samples=n,
-        num_skipped=len(collection) - n,
-        saved_views=saved,
-        cells=cells,
-        plot_path=str(plot),
+        eval_key=eval_key, pred_field=pred_field, gt_field=gt_field, labels=labels, confusion=confusion,
+        per_genre=per_genre, accuracy=accuracy, macro_f1=macro_f1, num_samples=n,
+        num_skipped=len(scope) - n, saved_views=saved, cells=cells, plot_path=str(plot),
+        split=split if split and split != "all" else None,
     )
 
 
@@ -305,7 +446,7 @@ def _save_confusion_views(dataset, view, cells, pred_field, gt_field, eval_key) 
 
 
 @dataclass
-class MapsReport:
+class MapsReport(Report):
     """Brain runs written by :func:`compute_maps` (keys the App lists)."""
 
     num_samples: int
@@ -314,9 +455,6 @@ class MapsReport:
     mistakenness_field: str | None = None
     hardness_field: str | None = None
     num_neighbors: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
     def __str__(self) -> str:
         parts = [f"maps over {self.num_samples} samples with embeddings:"]
@@ -335,6 +473,56 @@ def _fresh_brain_key(dataset, key: str) -> None:
     """Drop an earlier run under ``key`` so a re-run with other settings is accepted."""
     if dataset.has_brain_run(key):
         dataset.delete_brain_run(key)
+
+
+def _umap_step(view, embedding_field: str, brain_key: str, num_neighbors: int, seed: int, report: MapsReport) -> None:
+    import fiftyone.brain as fob
+
+    k = max(2, min(num_neighbors, len(view) - 1))
+    _fresh_brain_key(view._dataset, brain_key)
+    with warnings.catch_warnings():
+        # umap-learn notes that a fixed seed disables its parallelism; reproducible maps are the point.
+        warnings.filterwarnings("ignore", message=".*n_jobs value.*")
+        fob.compute_visualization(
+            view, embeddings=embedding_field, method="umap", brain_key=brain_key,
+            num_neighbors=k, seed=seed, verbose=False, progress=False,
+        )
+    report.visualization_key, report.num_neighbors = brain_key, k
+
+
+def _similarity_step(view, embedding_field: str, key: str, report: MapsReport) -> None:
+    import fiftyone.brain as fob
+
+    _fresh_brain_key(view._dataset, key)
+    fob.compute_similarity(view, embeddings=embedding_field, brain_key=key, backend="sklearn", progress=False)
+    report.similarity_key = key
+
+
+def _mistakenness_step(labelled, pred_field: str, gt_field: str, out_field: str, report: MapsReport) -> None:
+    import fiftyone.brain as fob
+
+    if not len(labelled):
+        return
+    _fresh_brain_key(labelled._dataset, out_field)
+    fob.compute_mistakenness(
+        labelled, pred_field, label_field=gt_field, mistakenness_field=out_field, use_logits=True, progress=False,
+    )
+    report.mistakenness_field = out_field
+
+
+def _hardness_step(predicted, pred_field: str, out_field: str, report: MapsReport) -> None:
+    import fiftyone.brain as fob
+
+    if not len(predicted):
+        return
+    _fresh_brain_key(predicted._dataset, out_field)
+    fob.compute_hardness(predicted, pred_field, hardness_field=out_field, progress=False)
+    report.hardness_field = out_field
+
+
+def maps_brain_keys(brain_key=None, similarity_key=None, mistakenness_field=None, hardness_field=None) -> list[str]:
+    """The brain keys a :func:`compute_maps` call with these settings (re)writes."""
+    return [k for k in (brain_key, similarity_key, mistakenness_field, hardness_field) if k]
 
 
 def compute_maps(
@@ -357,64 +545,31 @@ def compute_maps(
     needs fewer neighbours than points; on small datasets ``num_neighbors`` is
     lowered to ``n - 1``. Each run replaces its own earlier brain key.
     """
-    import fiftyone.brain as fob
-
-    dataset = collection._dataset
     if not collection.has_field(embedding_field):
         raise ValueError(
-            f"dataset '{dataset.name}' has no field '{embedding_field}'; run `fiftyone-genre predict` first"
+            f"dataset '{collection._dataset.name}' has no field '{embedding_field}'; run `fiftyone-genre predict` first"
         )
     view = collection.exists(embedding_field)
     n = len(view)
     if n < 3:
         raise ValueError(f"a map needs at least 3 samples with '{embedding_field}', found {n}")
     report = MapsReport(num_samples=n)
-    steps = sum(x is not None for x in (brain_key, similarity_key, mistakenness_field, hardness_field))
-    done = 0
-
-    def step(label: str) -> None:
-        nonlocal done
-        if progress:
-            progress(done / max(steps, 1), label)
-        done += 1
-
+    steps: list[tuple[str, Any]] = []
     if brain_key:
-        step("UMAP map")
-        k = max(2, min(num_neighbors, n - 1))
-        _fresh_brain_key(dataset, brain_key)
-        with warnings.catch_warnings():
-            # umap-learn notes that a fixed seed disables its parallelism; reproducible maps are the point.
-            warnings.filterwarnings("ignore", message=".*n_jobs value.*")
-            fob.compute_visualization(
-                view, embeddings=embedding_field, method="umap", brain_key=brain_key,
-                num_neighbors=k, seed=seed, verbose=False, progress=False,
-            )
-        report.visualization_key = brain_key
-        report.num_neighbors = k
+        steps.append(("UMAP map", lambda: _umap_step(view, embedding_field, brain_key, num_neighbors, seed, report)))
     if similarity_key:
-        step("Similarity index")
-        _fresh_brain_key(dataset, similarity_key)
-        fob.compute_similarity(
-            view, embeddings=embedding_field, brain_key=similarity_key, backend="sklearn", progress=False
-        )
-        report.similarity_key = similarity_key
+        steps.append(("Similarity index", lambda: _similarity_step(view, embedding_field, similarity_key, report)))
     if pred_field and collection.has_field(pred_field):
         predicted = collection.exists(pred_field)
         if mistakenness_field and collection.has_field(gt_field):
-            step("Mistakenness")
             labelled = predicted.exists(gt_field)
-            if len(labelled):
-                _fresh_brain_key(dataset, mistakenness_field)
-                fob.compute_mistakenness(
-                    labelled, pred_field, label_field=gt_field,
-                    mistakenness_field=mistakenness_field, use_logits=True, progress=False,
-                )
-                report.mistakenness_field = mistakenness_field
-        if hardness_field and len(predicted):
-            step("Hardness")
-            _fresh_brain_key(dataset, hardness_field)
-            fob.compute_hardness(predicted, pred_field, hardness_field=hardness_field, progress=False)
-            report.hardness_field = hardness_field
+            steps.append(("Mistakenness", lambda: _mistakenness_step(labelled, pred_field, gt_field, mistakenness_field, report)))
+        if hardness_field:
+            steps.append(("Hardness", lambda: _hardness_step(predicted, pred_field, hardness_field, report)))
+    for i, (label, run) in enumerate(steps):
+        if progress:
+            progress(i / max(len(steps), 1), f"{label} ({i + 1}/{len(steps)}, {n} clips)")
+        run()
     if progress:
         progress(1.0, "Maps done")
     return report

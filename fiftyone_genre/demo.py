@@ -153,8 +153,6 @@ def evaluate_test_split(dataset, out: Path) -> dict[str, Any]:
     return metrics
 
 
-def _as_dict(report: Any) -> dict[str, Any]:
-    """A report's plain dict: ``to_dict`` on a :class:`Report`, else its older dict-returning ``to_json``."""
-    if isinstance(report, Report):
-        return report.to_dict()
-    return report.to_json()
+def _as_dict(report: Report) -> dict[str, Any]:
+    """A report's plain dict (what ``metrics.json`` holds)."""
+    return report.to_dict()

@@ -48,4 +48,4 @@ class Report:
         return plain({**data, **self.extra()})
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, default=str)
+        return json.dumps(plain(self.to_dict()), indent=indent, default=str)

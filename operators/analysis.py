@@ -1,66 +1,105 @@
 """App operators for predict and error analysis.
 
 - ``predict_genres``: run a trained model over the dataset / view / selection.
-- ``evaluate_genres``: evaluation + confusion matrix + saved confusion views.
+- ``evaluate_genres``: evaluation of one split + confusion matrix + saved confusion views.
 - ``open_confusion_view``: pick a true and a predicted genre, see those samples.
 - ``compute_genre_maps``: UMAP map, similarity index, mistakenness, hardness.
 
-Each is a form, one call into :mod:`fiftyone_genre`, and an SDK ``__call__``
-so ``foo.get_operator("@fiftyone-genre/genre/<name>")(dataset, ...)`` works
-from Python too.
+Each is a config, a module-level form builder (:class:`~.common.Form`), one
+call into :mod:`fiftyone_genre`, and an SDK ``__call__`` so
+``foo.get_operator("@fiftyone-genre/genre/<name>")(dataset, ...)`` works from
+Python too.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from fiftyone_genre import analysis as an
 from fiftyone_genre import genres as g
 
-from .common import add_view_target, as_code_block, expand_path, notify_done, progress_fn
+from .common import (
+    TRAINED_INFO_KEY,
+    Form,
+    add_view_target,
+    dataset_info,
+    expand_path,
+    finish,
+    live,
+    progress_fn,
+)
 
 PLUGIN = "@fiftyone-genre/genre"
-
-
-def _classification_fields(ctx, exclude: tuple[str, ...] = ()) -> list[str]:
-    """Sample-level Classification fields of the dataset (prediction candidates)."""
-    import fiftyone as fo
-
-    schema = ctx.dataset.get_field_schema(embedded_doc_type=fo.Classification)
-    return [name for name in schema if name not in exclude]
-
-
-def _last_run(ctx) -> dict:
-    return ctx.dataset.info.get(g.RUN_INFO_KEY) or {} if ctx.dataset is not None else {}
+SPLIT_CHOICES = ("all", *g.SPLITS)
 
 
 def _checkpoint_problem(model_dir: str | None) -> str | None:
-    """None when ``model_dir`` holds a checkpoint, else the message the form shows."""
+    """None when ``model_dir`` holds a checkpoint, else the one sentence the field shows."""
     from fiftyone_genre.model import find_checkpoint
 
     if not model_dir:
         return None
     path = Path(expand_path(model_dir))
     if not path.exists():
-        return f"no such folder: {model_dir}"
+        return f"no such folder on the App server: {model_dir}"
     try:
         find_checkpoint(path)
-    except FileNotFoundError:
-        return f"no checkpoint in {model_dir} (expected best.pt or last.pt from `fiftyone-genre train`)"
+    except (FileNotFoundError, ValueError):
+        return f"no checkpoint in {model_dir} (expected best.pt or last.pt from training)"
     return None
 
 
-def _done(ctx, report) -> None:
-    """Refresh the App and say what happened; delegated runs have no App to talk to."""
-    if not ctx.delegated:
-        ctx.ops.reload_dataset()
-        notify_done(ctx, report)
+def _default_model_dir(ctx) -> str | None:
+    """The model the train operator recorded on this dataset, else the one behind the predictions."""
+    return dataset_info(ctx, TRAINED_INFO_KEY).get("model_dir") or dataset_info(ctx, g.RUN_INFO_KEY).get("model_dir")
 
 
 # --------------------------------------------------------------------------- predict
+
+
+def build_predict_form(form: Form) -> None:
+    ctx = form.ctx
+    form.inputs.md(
+        f"Scores every 10 s window of each video and writes `{g.PRED_FIELD}`, `{g.TIMELINE_FIELD}`, "
+        f"`{g.EMBEDDING_FIELD}`; the ground truth `{g.GENRE_FIELD}` is never touched.",
+        name="intro",
+    )
+    add_view_target(ctx, form.inputs, "Predict")
+    default_dir = _default_model_dir(ctx)
+    model_dir = form.params.get("model_dir", default_dir)
+    form.field(
+        "str", "model_dir", _checkpoint_problem(model_dir), required=True, default=default_dir,
+        label="Model directory", description="The folder training wrote (holds best.pt / last.pt), on the server",
+    )
+    form.inputs.enum(
+        "device", ["auto", "cpu", "cuda"], default="auto", label="Device",
+        description="auto uses a GPU when the server has one", view=types.DropdownView(),
+    )
+    form.inputs.bool(
+        "strict", default=False, label="Stop at the first clip that cannot be predicted",
+        description=f"Otherwise such clips get a reason in {g.ERRORS_FIELD} and the rest continue",
+    )
+    if ctx.dataset is not None and not dataset_info(ctx, g.FEATURES_INFO_KEY):
+        form.warn("no_features", "No extracted features recorded on this dataset",
+                  f"Run 'extract features' first; clips without features are listed in {g.ERRORS_FIELD}.")
+    if form.valid and model_dir:
+        form.notice("plan", _predict_plan(ctx, model_dir))
+
+
+def _predict_plan(ctx, model_dir: str) -> str:
+    """What will run: how many clips, which model and epoch."""
+    from fiftyone_genre.model import read_checkpoint
+
+    n = len(ctx.target_view())
+    try:
+        ckpt = read_checkpoint(Path(expand_path(model_dir)))
+        model = f"{ckpt.experiment.model.modality} model, epoch {ckpt.epoch}"
+    except Exception:  # noqa: BLE001 - the plan is a courtesy; predict reports real errors
+        model = "the model"
+    return f"{n} clip(s) will be predicted with {model} from {model_dir}."
 
 
 class PredictGenres(foo.Operator):
@@ -76,6 +115,7 @@ class PredictGenres(foo.Operator):
             ),
             icon="online_prediction",
             dynamic=True,
+            execute_as_generator=True,
             allow_immediate_execution=True,
             allow_delegated_execution=True,
         )
@@ -87,68 +127,27 @@ class PredictGenres(foo.Operator):
         )
 
     def resolve_input(self, ctx):
-        inputs = types.Object()
-        inputs.md(
-            "Scores every 10 s window of each video with a trained model and writes "
-            f"`{g.PRED_FIELD}`, `{g.TIMELINE_FIELD}`, `{g.EMBEDDING_FIELD}` (and "
-            f"`{g.PRED_VISUAL_FIELD}` / `{g.PRED_AUDIO_FIELD}` for audio-visual models). "
-            f"The ground truth `{g.GENRE_FIELD}` is never touched.",
-            name="intro",
-        )
-        add_view_target(ctx, inputs, "Predict")
-        default_dir = _last_run(ctx).get("model_dir")
-        model_dir = ctx.params.get("model_dir", default_dir)
-        problem = _checkpoint_problem(model_dir)
-        inputs.str(
-            "model_dir",
-            label="Model directory",
-            description="The folder `fiftyone-genre train` wrote (holds best.pt / last.pt), on the server",
-            required=True,
-            default=default_dir,
-            invalid=problem is not None,
-            error_message=problem or "",
-        )
-        if problem:
-            inputs.view("model_dir_error", types.Error(label=problem))
-        if ctx.dataset is not None and not ctx.dataset.info.get(g.FEATURES_INFO_KEY):
-            inputs.view(
-                "no_features",
-                types.Warning(
-                    label="No extracted features recorded on this dataset",
-                    description="Run 'Genre: extract features' first; clips without features are "
-                    f"skipped and listed in `{g.ERRORS_FIELD}`.",
-                ),
-            )
-        inputs.enum(
-            "device",
-            ["auto", "cpu", "cuda"],
-            default="auto",
-            label="Device",
-            description="auto uses a GPU when the server has one",
-            view=types.DropdownView(),
-        )
-        inputs.bool(
-            "strict",
-            default=False,
-            label="Stop at the first clip that cannot be predicted",
-            description="Otherwise such clips get a reason in genre_errors and the rest continue",
-        )
-        return types.Property(inputs, view=types.View(label="Predict genres"))
+        form = Form(ctx)
+        build_predict_form(form)
+        return form.property("Predict genres")
 
     def execute(self, ctx):
         from fiftyone_genre.config import PredictConfig
         from fiftyone_genre.predict import predict
 
-        view = ctx.target_view()
-        report = predict(
-            view,
-            expand_path(ctx.params["model_dir"]),
-            PredictConfig(device=ctx.params.get("device", "auto")),
-            progress=progress_fn(ctx),
-            strict=bool(ctx.params.get("strict", False)),
-        )
-        _done(ctx, report)
-        return {"summary": as_code_block(report), **report.to_dict()}
+        form = Form(ctx)
+        build_predict_form(form)
+        form.raise_first()
+        params = ctx.params
+
+        def work(progress):
+            report = predict(
+                ctx.target_view(), expand_path(params["model_dir"]), PredictConfig(device=params.get("device", "auto")),
+                progress=progress, strict=bool(params.get("strict", False)),
+            )
+            return {"summary": f"```\n{report}\n```", **report.to_dict()}
+
+        return live(ctx, work, lambda r: r["summary"].strip("`\n").splitlines()[0], lambda r: self.resolve_output(ctx))
 
     def resolve_output(self, ctx):
         outputs = types.Object()
@@ -162,19 +161,8 @@ class PredictGenres(foo.Operator):
 
         Example::
 
-            import fiftyone as fo
-            import fiftyone.operators as foo
-
-            dataset = fo.load_dataset("my-videos")
             op = foo.get_operator("@fiftyone-genre/genre/predict_genres")
             op(dataset.match_tags("new"), "/models/genre-run1")
-
-        Args:
-            sample_collection: a dataset or view
-            model_dir: a model directory with ``best.pt`` / ``last.pt``
-            device ("auto"): "auto", "cpu" or "cuda"
-            strict (False): stop at the first clip that cannot be predicted
-            delegate (False): queue as a delegated operation instead
         """
         ctx = dict(view=sample_collection.view())
         params = dict(model_dir=str(model_dir), device=device, strict=strict)
@@ -184,6 +172,72 @@ class PredictGenres(foo.Operator):
 # --------------------------------------------------------------------------- evaluate
 
 
+def build_evaluate_form(form: Form) -> None:
+    ctx, inputs = form.ctx, form.inputs
+    add_view_target(ctx, inputs, "Evaluate")
+    preds = an.prediction_fields(ctx.dataset)
+    if not preds:
+        form.block("no_preds", "No predictions on this dataset yet.", "Run 'Genre: predict genres' first.")
+        return
+    default_split = an.default_eval_split(ctx.dataset) or "all"
+    split = form.params.get("split") or default_split
+    splits = types.Dropdown(label="Split")
+    for choice in SPLIT_CHOICES:
+        splits.add_choice(choice, label="every split" if choice == "all" else f"{choice} split only")
+    inputs.enum("split", splits.values(), default=default_split, label="Split", view=splits,
+                description="Score one split (test by default: training clips flatter the model)")
+    inputs.enum("pred_field", preds, default=g.PRED_FIELD if g.PRED_FIELD in preds else preds[0], required=True,
+                label="Predictions", description="The prediction field to score", view=types.DropdownView())
+    gts = an.ground_truth_fields(ctx.dataset) or [g.GENRE_FIELD]
+    inputs.enum("gt_field", gts, default=g.GENRE_FIELD if g.GENRE_FIELD in gts else gts[0], required=True,
+                label="Ground truth", description="The labels to score against", view=types.DropdownView())
+    eval_key = form.params.get("eval_key") or an.eval_key_for(split)
+    bad = bool(eval_key) and not str(eval_key).isidentifier()
+    form.field("str", "eval_key", "Use letters, digits and underscores only." if bad else None,
+               default=an.eval_key_for(split), label="Evaluation key",
+               description="Name of the stored evaluation; named after the split so evaluations of other splits stay")
+    inputs.str("out_dir", label="Plot folder (optional)",
+               description="Where the confusion-matrix PNG goes; default: the FiftyOne dataset dir")
+    if form.valid and ctx.dataset.has_evaluation(eval_key):
+        form.warn("replace", f"Replaces the evaluation '{eval_key}' and its saved confusion views.")
+
+
+def _view_chips(outputs: types.Object, views: list[str]) -> None:
+    """One button per saved confusion view; a click loads that view in the grid."""
+    for i, name in enumerate(views):
+        outputs.view(f"view_{i}", types.Button(
+            label=name, icon="filter_alt", operator="@voxel51/operators/set_view", params={"name": name},
+        ))
+
+
+def _evaluate(ctx, progress) -> dict:
+    """The library's evaluation of the form's choices, as the operator's result."""
+    split = ctx.params.get("split") or None
+    report = an.evaluate(
+        ctx.target_view(), pred_field=ctx.params.get("pred_field", g.PRED_FIELD),
+        gt_field=ctx.params.get("gt_field", g.GENRE_FIELD), eval_key=ctx.params.get("eval_key") or None,
+        out_dir=expand_path(ctx.params.get("out_dir")), progress=progress,
+        split=None if split == "all" else split,
+    )
+    data = report.to_dict()
+    keep = ("eval_key", "split", "accuracy", "macro_f1", "saved_views", "plot_path")
+    return {"summary": report.markdown(), "scope": report.scope_text(), **{k: data[k] for k in keep}}
+
+
+def _eval_message(result: dict) -> str:
+    scope = f"the {result['scope']}" if result.get("split") else result["scope"]
+    return f"Accuracy {result['accuracy']:.3f} on {scope} ({result['eval_key']})"
+
+
+def _eval_outputs(result: dict) -> types.Property:
+    outputs = types.Object()
+    outputs.str("summary", label="Evaluation", view=types.MarkdownView())
+    if result.get("saved_views"):
+        outputs.md("**Saved views of the largest confusions** (click to load one):", name="views_title")
+        _view_chips(outputs, result["saved_views"])
+    return types.Property(outputs, view=types.View(label="Evaluation"))
+
+
 class EvaluateGenres(foo.Operator):
     @property
     def config(self):
@@ -191,12 +245,13 @@ class EvaluateGenres(foo.Operator):
             name="evaluate_genres",
             label="Genre: evaluate predictions",
             description=(
-                "Compare predicted genres with the ground truth: accuracy, per-genre scores, a "
-                "confusion matrix in the Model Evaluation panel and saved views such as "
+                "Compare predicted genres with the ground truth on one split: accuracy, per-genre "
+                "scores, a confusion matrix in the Model Evaluation panel and saved views such as "
                 "'horror-predicted-as-action'"
             ),
             icon="assessment",
             dynamic=True,
+            execute_as_generator=True,
         )
 
     def resolve_placement(self, ctx):
@@ -206,98 +261,68 @@ class EvaluateGenres(foo.Operator):
         )
 
     def resolve_input(self, ctx):
-        from fiftyone_genre.analysis import DEFAULT_EVAL_KEY
-
-        inputs = types.Object()
-        add_view_target(ctx, inputs, "Evaluate")
-        preds = _classification_fields(ctx, exclude=(g.GENRE_FIELD, g.SOURCE_LABEL_FIELD))
-        if not preds:
-            inputs.view(
-                "no_preds",
-                types.Error(
-                    label="No predictions on this dataset yet",
-                    description="Run 'Genre: predict genres' first.",
-                ),
-            )
-            return types.Property(inputs, view=types.View(label="Evaluate genres"))
-        default_pred = g.PRED_FIELD if g.PRED_FIELD in preds else preds[0]
-        inputs.enum(
-            "pred_field", preds, default=default_pred, required=True, label="Predictions",
-            description="The prediction field to score", view=types.DropdownView(),
-        )
-        gts = _classification_fields(ctx)
-        inputs.enum(
-            "gt_field", gts, default=g.GENRE_FIELD if g.GENRE_FIELD in gts else gts[0], required=True,
-            label="Ground truth", description="The labels to score against", view=types.DropdownView(),
-        )
-        eval_key = ctx.params.get("eval_key", DEFAULT_EVAL_KEY)
-        bad_key = bool(eval_key) and not str(eval_key).isidentifier()
-        inputs.str(
-            "eval_key", default=DEFAULT_EVAL_KEY, required=True, label="Evaluation key",
-            description="Name of the stored evaluation (re-using a key replaces it)",
-            invalid=bad_key, error_message="letters, digits and underscores only" if bad_key else "",
-        )
-        inputs.str(
-            "out_dir", required=False, label="Plot folder (optional)",
-            description="Where the confusion-matrix PNG goes; default: the FiftyOne dataset dir",
-        )
-        return types.Property(inputs, view=types.View(label="Evaluate genres"))
+        form = Form(ctx)
+        build_evaluate_form(form)
+        return form.property("Evaluate genres")
 
     def execute(self, ctx):
-        from fiftyone_genre.analysis import DEFAULT_EVAL_KEY, evaluate
-
-        report = evaluate(
-            ctx.target_view(),
-            pred_field=ctx.params.get("pred_field", g.PRED_FIELD),
-            gt_field=ctx.params.get("gt_field", g.GENRE_FIELD),
-            eval_key=ctx.params.get("eval_key") or DEFAULT_EVAL_KEY,
-            out_dir=ctx.params.get("out_dir") or None,
-            progress=progress_fn(ctx),
-        )
-        _done(ctx, report)
-        data = report.to_json()
-        return {
-            "summary": as_code_block(report),
-            "accuracy": data["accuracy"],
-            "macro_f1": data["macro_f1"],
-            "saved_views": data["saved_views"],
-            "plot_path": data["plot_path"],
-        }
+        form = Form(ctx)
+        build_evaluate_form(form)
+        form.raise_first()
+        return live(ctx, lambda progress: _evaluate(ctx, progress), _eval_message, _eval_outputs)
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.float("accuracy", label="Accuracy")
-        outputs.float("macro_f1", label="Macro-F1")
-        outputs.list("saved_views", types.String(), label="Saved views of the largest confusions")
-        outputs.str("summary", label="Report", view=types.MarkdownView())
-        return types.Property(outputs, view=types.View(label="Evaluation"))
+        return _eval_outputs(ctx.results or {})
 
     def __call__(
         self, sample_collection, pred_field=g.PRED_FIELD, gt_field=g.GENRE_FIELD,
-        eval_key="genre_eval", out_dir=None, delegate=False,
+        eval_key=None, out_dir=None, split="all", delegate=False,
     ):
-        """Evaluate genre predictions from Python.
+        """Evaluate genre predictions from Python (every split unless ``split`` names one).
 
         Example::
 
             op = foo.get_operator("@fiftyone-genre/genre/evaluate_genres")
-            result = op(dataset.match(F("split") == "test"))
+            result = op(dataset, split="test")   # eval key genre_eval_test
             print(result.result["accuracy"])
-
-        Args:
-            sample_collection: a dataset or view
-            pred_field ("genre_pred"): the predictions
-            gt_field ("genre"): the ground truth
-            eval_key ("genre_eval"): the evaluation key (replaced if present)
-            out_dir (None): folder for the confusion-matrix PNG
-            delegate (False): queue as a delegated operation instead
         """
         ctx = dict(view=sample_collection.view())
-        params = dict(pred_field=pred_field, gt_field=gt_field, eval_key=eval_key, out_dir=out_dir)
+        params = dict(pred_field=pred_field, gt_field=gt_field, eval_key=eval_key, out_dir=out_dir, split=split)
         return foo.execute_operator(self.uri, ctx, params=params, request_delegation=delegate)
 
 
 # --------------------------------------------------------------------------- confusion view
+
+
+def build_confusion_form(form: Form) -> None:
+    ctx, inputs = form.ctx, form.inputs
+    preds = an.prediction_fields(ctx.dataset)
+    if not preds:
+        form.block("no_preds", "No predictions yet.", "Run 'Genre: predict genres' first.")
+        return
+    pred_field = form.params.get("pred_field") or (g.PRED_FIELD if g.PRED_FIELD in preds else preds[0])
+    inputs.enum("pred_field", preds, default=pred_field, label="Predictions",
+                description="The prediction field whose mistakes to show", view=types.DropdownView())
+    pairs = an.pair_counts(ctx.dataset, g.GENRE_FIELD, pred_field)
+    labels = list(dataset_info(ctx, g.RUN_INFO_KEY).get("genres") or g.GENRES)
+    labels += sorted({x for pair in pairs for x in pair} - set(labels))
+    worst = next(((t, p) for (t, p), _ in pairs.most_common() if t != p), (labels[0], labels[0]))
+    true_choices = types.Dropdown(label="True genre (ground truth)")
+    for x in labels:
+        true_choices.add_choice(x, label=f"{x} ({sum(c for (t, _), c in pairs.items() if t == x)})")
+    inputs.enum("true_genre", labels, default=worst[0], required=True, view=true_choices,
+                description="The genre the clips are labelled with")
+    true_genre = form.params.get("true_genre") or worst[0]
+    pred_choices = types.Dropdown(label="Predicted genre")
+    for x in labels:
+        pred_choices.add_choice(x, label=f"{x} ({pairs.get((true_genre, x), 0)} of them)")
+    pred_genre = form.params.get("pred_genre") or worst[1]
+    n = pairs.get((true_genre, pred_genre), 0)
+    form.field("enum", "pred_genre", None if n else f"No clip labelled {true_genre} is predicted as {pred_genre}.",
+               values=labels, default=worst[1], required=True, view=pred_choices,
+               description="The genre the model predicted for them")
+    if n:
+        form.notice("count", f"{n} clip(s) labelled {true_genre} are predicted as {pred_genre}")
 
 
 class OpenConfusionView(foo.Operator):
@@ -318,50 +343,16 @@ class OpenConfusionView(foo.Operator):
         )
 
     def resolve_input(self, ctx):
-        inputs = types.Object()
-        preds = _classification_fields(ctx, exclude=(g.GENRE_FIELD, g.SOURCE_LABEL_FIELD))
-        if not preds:
-            inputs.view(
-                "no_preds",
-                types.Error(label="No predictions yet", description="Run 'Genre: predict genres' first."),
-            )
-            return types.Property(inputs, view=types.View(label="Open confusion view"))
-        pred_field = ctx.params.get("pred_field") or (g.PRED_FIELD if g.PRED_FIELD in preds else preds[0])
-        inputs.enum(
-            "pred_field", preds, default=pred_field, label="Predictions", view=types.DropdownView(),
-        )
-        gt_field = g.GENRE_FIELD
-        pairs = _pair_counts(ctx.dataset, gt_field, pred_field) if ctx.dataset.has_field(gt_field) else Counter()
-        labels = list(_last_run(ctx).get("genres") or g.GENRES)
-        labels += sorted({x for pair in pairs for x in pair} - set(labels))
-        worst = next(((t, p) for (t, p), _ in pairs.most_common() if t != p), (labels[0], labels[0]))
-
-        true_choices = types.Dropdown(label="True genre (ground truth)")
-        for x in labels:
-            n = sum(c for (t, _), c in pairs.items() if t == x)
-            true_choices.add_choice(x, label=f"{x} ({n})")
-        true_genre = ctx.params.get("true_genre") or worst[0]
-        inputs.enum("true_genre", labels, default=worst[0], required=True, view=true_choices)
-
-        pred_choices = types.Dropdown(label="Predicted genre")
-        for x in labels:
-            pred_choices.add_choice(x, label=f"{x} ({pairs.get((true_genre, x), 0)} of them)")
-        inputs.enum("pred_genre", labels, default=worst[1], required=True, view=pred_choices)
-        pred_genre = ctx.params.get("pred_genre") or worst[1]
-        n = pairs.get((true_genre, pred_genre), 0)
-        inputs.view(
-            "count",
-            types.Notice(label=f"{n} clip(s) labelled {true_genre} are predicted as {pred_genre}"),
-        )
-        return types.Property(inputs, view=types.View(label="Open confusion view"))
+        form = Form(ctx)
+        build_confusion_form(form)
+        return form.property("Open confusion view")
 
     def execute(self, ctx):
-        from fiftyone_genre.analysis import confusion_view
-
-        view = confusion_view(
-            ctx.dataset,
-            ctx.params["true_genre"],
-            ctx.params["pred_genre"],
+        form = Form(ctx)
+        build_confusion_form(form)
+        form.raise_first()
+        view = an.confusion_view(
+            ctx.dataset, ctx.params["true_genre"], ctx.params["pred_genre"],
             pred_field=ctx.params.get("pred_field", g.PRED_FIELD),
         )
         ctx.ops.set_view(view=view)
@@ -380,14 +371,40 @@ class OpenConfusionView(foo.Operator):
         return foo.execute_operator(self.uri, ctx, params=params)
 
 
-def _pair_counts(dataset, gt_field: str, pred_field: str) -> Counter:
-    """``(true, predicted) -> count`` over samples having both labels."""
-    view = dataset.exists(gt_field).exists(pred_field)
-    truth, pred = view.values([f"{gt_field}.label", f"{pred_field}.label"])
-    return Counter(zip(truth, pred))
-
-
 # --------------------------------------------------------------------------- maps
+
+
+def _key_problem(value) -> str | None:
+    return None if not value or str(value).isidentifier() else "Use letters, digits and underscores only."
+
+
+def build_maps_form(form: Form) -> None:
+    ctx, inputs = form.ctx, form.inputs
+    add_view_target(ctx, inputs, "Map")
+    if not ctx.dataset.has_field(g.EMBEDDING_FIELD):
+        form.block("no_embeddings", f"No '{g.EMBEDDING_FIELD}' field yet.",
+                   "Run 'Genre: predict genres' first; it writes the clip embeddings.")
+        return
+    p = form.params
+    form.field("str", "brain_key", _key_problem(p.get("brain_key")), default="genre_umap", required=True,
+               label="Map brain key", description="The UMAP map's name in the Embeddings panel")
+    form.field("str", "similarity_key", _key_problem(p.get("similarity_key")), default="genre_sim", required=True,
+               label="Similarity brain key", description="The similarity index (sort by similarity in the grid)")
+    inputs.bool("mistakenness", default=True, label="Score likely label mistakes (mistakenness)",
+                description="Field 'mistakenness': high when a confident prediction disagrees with the label")
+    inputs.bool("hardness", default=True, label="Score hard clips (hardness)",
+                description="Field 'hardness': high when the model is unsure")
+    n = len(ctx.target_view().exists(g.EMBEDDING_FIELD))
+    if n < 3:
+        form.block("too_few", f"A map needs at least 3 clips with embeddings; the target has {n}.")
+        return
+    keys = an.maps_brain_keys(p.get("brain_key", "genre_umap"), p.get("similarity_key", "genre_sim"),
+                              "mistakenness" if p.get("mistakenness", True) else None,
+                              "hardness" if p.get("hardness", True) else None)
+    existing = [k for k in keys if ctx.dataset.has_brain_run(k)]
+    form.notice("plan", f"{n} clip(s) with embeddings will be mapped.")
+    if existing:
+        form.warn("replace", f"Replaces the existing brain runs: {', '.join(existing)}.")
 
 
 class ComputeGenreMaps(foo.Operator):
@@ -404,40 +421,35 @@ class ComputeGenreMaps(foo.Operator):
             dynamic=True,
             allow_immediate_execution=True,
             allow_delegated_execution=True,
+            default_choice_to_delegated=True,
         )
 
     def resolve_input(self, ctx):
-        inputs = types.Object()
-        add_view_target(ctx, inputs, "Map")
-        if not ctx.dataset.has_field(g.EMBEDDING_FIELD):
-            inputs.view(
-                "no_embeddings",
-                types.Error(
-                    label=f"No '{g.EMBEDDING_FIELD}' field yet",
-                    description="Run 'Genre: predict genres' first; it writes the clip embeddings.",
-                ),
-            )
-            inputs.str("embedding_field", required=True, invalid=True, error_message="run predict first")
-            return types.Property(inputs, view=types.View(label="Compute genre maps"))
-        inputs.str("brain_key", default="genre_umap", required=True, label="Map brain key")
-        inputs.str("similarity_key", default="genre_sim", required=True, label="Similarity brain key")
-        inputs.bool("mistakenness", default=True, label="Score likely label mistakes (mistakenness)")
-        inputs.bool("hardness", default=True, label="Score hard clips (hardness)")
-        return types.Property(inputs, view=types.View(label="Compute genre maps"))
+        form = Form(ctx)
+        build_maps_form(form)
+        return form.property("Compute genre maps")
+
+    def resolve_delegation(self, ctx):
+        return None  # the user chooses; delegation is pre-selected
 
     def execute(self, ctx):
-        from fiftyone_genre.analysis import compute_maps
-
-        report = compute_maps(
-            ctx.target_view(),
-            brain_key=ctx.params.get("brain_key", "genre_umap"),
+        form = Form(ctx)
+        build_maps_form(form)
+        form.raise_first()
+        report = an.compute_maps(
+            ctx.target_view(), brain_key=ctx.params.get("brain_key", "genre_umap"),
             similarity_key=ctx.params.get("similarity_key", "genre_sim"),
             mistakenness_field="mistakenness" if ctx.params.get("mistakenness", True) else None,
             hardness_field="hardness" if ctx.params.get("hardness", True) else None,
             progress=progress_fn(ctx),
         )
-        _done(ctx, report)
-        return {"summary": as_code_block(report), **report.to_json()}
+        finish(ctx, f"Maps computed over {report.num_samples} clips")
+        return {"summary": "\n".join(f"- {line.strip()}" for line in str(report).splitlines()[1:]), **report.to_dict()}
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.str("summary", label="Brain runs written", view=types.MarkdownView())
+        return types.Property(outputs, view=types.View(label="Genre maps"))
 
     def __call__(
         self, sample_collection, brain_key="genre_umap", similarity_key="genre_sim",
@@ -452,10 +464,7 @@ class ComputeGenreMaps(foo.Operator):
             session = fo.launch_app(dataset)  # Embeddings panel -> genre_umap
         """
         ctx = dict(view=sample_collection.view())
-        params = dict(
-            brain_key=brain_key, similarity_key=similarity_key,
-            mistakenness=mistakenness, hardness=hardness,
-        )
+        params = dict(brain_key=brain_key, similarity_key=similarity_key, mistakenness=mistakenness, hardness=hardness)
         return foo.execute_operator(self.uri, ctx, params=params, request_delegation=delegate)
 
 

@@ -81,35 +81,124 @@ def expand_path(value: str | None) -> str | None:
     return os.path.expandvars(os.path.expanduser(str(value).strip()))
 
 
-def check_path(
-    inputs: types.Object,
-    ctx,
-    param: str,
-    must_be_dir: bool = False,
-    must_be_file: bool = False,
-) -> bool:
-    """Show an error under the field when a path is wrong; True when it is fine.
+def path_problem(value: str | None, must_be_dir: bool = False, must_be_file: bool = False) -> str | None:
+    """One sentence saying what is wrong with a user-typed server path, or None when it is fine.
 
-    An empty value returns False without a message: the field's own
-    ``required=True`` already tells the user to fill it in, and shouting
-    "no such path" at an empty box is noise. Paths are resolved on the server
-    machine, which is what the message says, because a user pasting a path
-    from their laptop into a remote App is the common mistake.
+    An empty value is not a problem here: the field's own ``required=True``
+    already asks for it. Paths are resolved on the server machine, which the
+    message says, because pasting a path from a laptop into a remote App is
+    the common mistake.
     """
-    path = expand_path(ctx.params.get(param))
+    path = expand_path(value)
     if not path:
-        return False
+        return None
     if not os.path.exists(path):
         kind = "folder" if must_be_dir else "file" if must_be_file else "path"
-        form_error(inputs, f"{param}_error", f"No such {kind}: {path}", "Paths are read on the machine running the App server.")
-        return False
+        return f"No such {kind} on the App server: {path}"
     if must_be_dir and not os.path.isdir(path):
-        form_error(inputs, f"{param}_error", f"Not a folder: {path}", "Choose the folder, not a file inside it.")
-        return False
+        return f"Not a folder: {path} (choose the folder, not a file inside it)"
     if must_be_file and not os.path.isfile(path):
-        form_error(inputs, f"{param}_error", f"Not a file: {path}", "Choose a file, not a folder.")
-        return False
-    return True
+        return f"Not a file: {path} (choose a file, not a folder)"
+    return None
+
+
+class Form:
+    """One validation pattern for every operator form, as FiftyOne's own plugins do it.
+
+    A problem with a field marks that field (``invalid`` + ``error_message``);
+    a problem with no field of its own (no predictions yet, an empty target)
+    marks the form itself. FiftyOne lists these messages once, in red, at the
+    top of the form and keeps Execute disabled; ``execute``
+    rebuilds the same form and raises the first problem as one sentence
+    (:meth:`raise_first`), which is what an SDK call sees.
+    """
+
+    def __init__(self, ctx, inputs: types.Object | None = None):
+        self.ctx = ctx
+        self.params = ctx.params or {}
+        self.inputs = inputs if inputs is not None else types.Object()
+        self.problems: list[str] = []
+
+    def field(self, kind: str, name: str, problem: str | None = None, **kwargs) -> types.Property:
+        """``inputs.<kind>(name, ...)``, marked invalid with ``problem`` when there is one."""
+        if problem:
+            self.problems.append(problem)
+        return getattr(self.inputs, kind)(name, invalid=bool(problem), error_message=problem or "", **kwargs)
+
+    def block(self, name: str, message: str, description: str | None = None) -> None:
+        """A problem that belongs to no single field: the form is invalid with ``message``.
+
+        The App lists a form's errors (the form's own and its fields') once,
+        in red, above the fields; a red box with the same words would say it
+        twice, so only the hint on how to fix it gets a box.
+        """
+        self.problems.append(message)
+        if description:
+            form_notice(self.inputs, name, description)
+
+    def warn(self, name: str, message: str, description: str | None = None) -> None:
+        form_warning(self.inputs, name, message, description)
+
+    def notice(self, name: str, message: str, description: str | None = None) -> None:
+        form_notice(self.inputs, name, message, description)
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+    def property(self, label: str) -> types.Property:
+        """The form as FiftyOne wants it; invalid (Execute disabled) while any problem remains."""
+        problem = self.problems[0] if self.problems else None
+        return types.Property(
+            self.inputs, view=types.View(label=label), invalid=bool(problem), error_message=problem or ""
+        )
+
+    def raise_first(self) -> None:
+        """In ``execute``: refuse input the form would have refused, in one plain sentence."""
+        if self.problems:
+            raise ValueError(self.problems[0])
+
+
+def config_field(form: Form, label: str, description: str):
+    """The "experiment config" field shared by the features and train forms.
+
+    Accepts a shipped config name (cpu_fast, paper_pool, paper_softmax) or a
+    YAML file on the server (:func:`fiftyone_genre.config.resolve_config`);
+    returns the loaded experiment, or None when the field is empty or wrong
+    (the field then says why).
+    """
+    from fiftyone_genre.config import ConfigError, load_experiment, shipped_configs
+
+    value = form.params.get("config_path")
+    experiment, problem = None, None
+    if value:
+        try:
+            experiment = load_experiment(expand_path(value))
+        except (ConfigError, ValueError, OSError) as e:
+            problem = str(e).splitlines()[0]
+    names = ", ".join(shipped_configs())
+    form.field("str", "config_path", problem, label=label, description=f"{description} Shipped: {names}; or a YAML file on the server.")
+    return experiment
+
+
+def count_video_files(root: str, limit: int = 100_000) -> int:
+    """Video files under ``root`` (stops counting at ``limit``): the import form's preview."""
+    from fiftyone_genre.sources.common import VIDEO_EXTENSIONS
+
+    n = 0
+    for _, _, files in os.walk(root, followlinks=True):
+        n += sum(os.path.splitext(f)[1].lower() in VIDEO_EXTENSIONS for f in files)
+        if n >= limit:
+            break
+    return n
+
+
+def dataset_info(ctx, key: str) -> dict:
+    """``ctx.dataset.info[key]`` as a dict ({} without a dataset or record)."""
+    if ctx.dataset is None:
+        return {}
+    value = (ctx.dataset.info or {}).get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def has_field(collection, field: str) -> bool:
@@ -121,18 +210,32 @@ def has_field(collection, field: str) -> bool:
 
 
 def notify_done(ctx, report, variant: str = "success") -> None:
-    """Tell the user what happened, using the report's readable ``__str__``.
+    """A one-line toast saying what happened; the full report is the operator's output.
 
-    Only the first lines are shown (the App's toast is small); the full report
-    is what the operator returns, so it also appears in the output view.
+    The App's toast cuts long text with "...", so only the report's first
+    line goes there. A delegated run has no App to notify.
     """
-    text = str(report).strip()
-    lines = text.splitlines()
-    short = "\n".join(lines[:4]) + ("\n..." if len(lines) > 4 else "")
+    if ctx.delegated:
+        return
+    first = (str(report).strip().splitlines() or ["Done"])[0]
     try:
-        ctx.ops.notify(short or "Done", variant=variant)
-    except Exception:  # noqa: BLE001 - a delegated run has no App to notify
+        ctx.ops.notify(first, variant=variant)
+    except Exception:  # noqa: BLE001 - notifying must never fail the run
         pass
+
+
+def finish(ctx, report, variant: str = "success") -> None:
+    """After a run that changed the dataset: refresh the App (immediate runs) and say so."""
+    if not ctx.delegated:
+        try:
+            ctx.ops.reload_dataset()
+        except Exception:  # noqa: BLE001 - no App session to reload
+            pass
+    notify_done(ctx, report, variant)
+
+
+#: ``dataset.info`` key where the train operator records the model it wrote (predict's default).
+TRAINED_INFO_KEY = "genre_trained_model"
 
 
 def as_code_block(text) -> str:
@@ -142,3 +245,51 @@ def as_code_block(text) -> str:
     browser test) would show "Loading..." forever; Markdown renders locally.
     """
     return "```\n" + str(text).rstrip() + "\n```"
+
+
+def from_app(ctx) -> bool:
+    """Whether an App prompt (not the SDK, not a delegated executor) runs this operation."""
+    return not ctx.delegated and "current_sample" in (ctx.request_params or {})
+
+
+def live(ctx, work, message, outputs):
+    """Run ``work(progress) -> result dict`` so that an immediate run in the App shows live progress.
+
+    FiftyOne sends ``set_progress`` of an immediate run to the browser only
+    when the operator is a generator that yields it, so in the App the library
+    call runs on a helper thread while this generator yields its progress
+    (stage label and fraction) as it arrives, then a reload, the one-line
+    ``message(result)`` toast and the output view (``outputs(result)``). The SDK and
+    delegated runs get the plain result (FiftyOne stores delegated progress
+    on the run itself).
+    """
+    if not from_app(ctx):
+        result = work(progress_fn(ctx))
+        finish(ctx, message(result))
+        return result
+    return _stream(ctx, work, message, outputs)
+
+
+def _stream(ctx, work, message, outputs):
+    import queue
+    import threading
+
+    updates: queue.Queue = queue.Queue()
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["result"] = work(lambda f, label: updates.put((min(1.0, max(0.0, float(f))), label)))
+        except BaseException as e:  # noqa: BLE001 - re-raised in the generator below
+            box["error"] = e
+        finally:
+            updates.put(None)
+
+    threading.Thread(target=run, name="fiftyone-genre-live", daemon=True).start()
+    while (item := updates.get()) is not None:
+        yield ctx.ops.set_progress(progress=item[0], label=item[1])
+    if "error" in box:
+        raise box["error"]
+    yield ctx.ops.reload_dataset()
+    yield ctx.ops.notify(message(box["result"]), variant="success")
+    yield ctx.ops.show_output(outputs=outputs(box["result"]).to_json(), results=box["result"])

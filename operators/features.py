@@ -2,8 +2,8 @@
 
 Feature extraction decodes every video and runs two CNNs, which outlives the
 App's immediate-execution timeout on any real dataset, so delegated execution
-is offered and pre-selected; immediate runs stay possible for a quick try on a
-few selected samples.
+is offered and pre-selected (``make app`` runs an executor); immediate runs
+stay possible for a quick try on a few selected samples.
 """
 
 from __future__ import annotations
@@ -11,16 +11,17 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from fiftyone_genre import genres as g
+
 from .common import (
+    Form,
     add_view_target,
-    as_code_block,
-    check_path,
+    config_field,
+    dataset_info,
     expand_path,
-    form_error,
-    form_notice,
-    notify_done,
+    finish,
+    path_problem,
     progress_fn,
-    target_view,
 )
 
 WEIGHT_CHOICES = (
@@ -37,10 +38,23 @@ def _backbones() -> list[str]:
     return list(VISUAL_BACKBONES)
 
 
-def _features_config(params: dict):
-    """The FeaturesConfig the form describes: the YAML's section with the form's choices on top."""
-    from fiftyone_genre.config import load_experiment
+def _recorded(ctx) -> dict:
+    """The feature settings this dataset was last extracted with (its form defaults).
 
+    Only keys today's FeaturesConfig knows are kept, so a record from an older
+    version still gives defaults instead of an error.
+    """
+    import dataclasses
+
+    from fiftyone_genre.config import FeaturesConfig
+
+    known = {f.name for f in dataclasses.fields(FeaturesConfig)}
+    recorded = dataset_info(ctx, g.FEATURES_INFO_KEY).get("config") or {}
+    return {k: v for k, v in recorded.items() if k in known}
+
+
+def _overrides(params: dict) -> dict:
+    """The form's choices as a features section (empty fields keep the base's values)."""
     overrides: dict = {}
     if params.get("backbone"):
         overrides["backbone"] = params["backbone"]
@@ -53,86 +67,85 @@ def _features_config(params: dict):
         overrides["image_size"] = int(params["image_size"])
     if params.get("cache_dir"):
         overrides["cache_dir"] = expand_path(params["cache_dir"])
-    return load_experiment(expand_path(params.get("config_path")), features=overrides).features
+    return overrides
 
 
-def build_features_form(ctx, inputs: types.Object) -> bool:
-    """Fill ``inputs``; returns whether the form is valid."""
-    from fiftyone_genre.config import ConfigError, FeaturesConfig, load_experiment
-    from fiftyone_genre.features import parse_shard
+def features_config(ctx):
+    """The FeaturesConfig the form describes: the YAML (else the dataset's recorded one) + the form."""
+    from fiftyone_genre.config import load_experiment
 
-    valid = True
-    add_view_target(ctx, inputs, action="Extract features for")
-    inputs.str(
-        "config_path",
-        label="Experiment config (optional)",
-        description="A shipped config name (cpu_fast, paper_pool, paper_softmax) or a YAML file; its features section gives the defaults below (the same config training uses).",
-    )
-    base = None  # the YAML's features section gives the form's defaults
-    if ctx.params.get("config_path"):
-        try:
-            base = load_experiment(expand_path(ctx.params["config_path"])).features
-        except (ConfigError, ValueError) as e:
-            form_error(inputs, "config_error", str(e))
-            return False
-    base = base or FeaturesConfig()
+    params = ctx.params or {}
+    config_path = expand_path(params.get("config_path"))
+    base = {} if config_path else _recorded(ctx)
+    return load_experiment(config_path, features={**base, **_overrides(params)}).features
+
+
+def _base_config(ctx, experiment):
+    from fiftyone_genre.config import FeaturesConfig, from_dict
+
+    if experiment is not None:
+        return experiment.features
+    try:
+        return from_dict(FeaturesConfig, _recorded(ctx), "dataset.info") if _recorded(ctx) else FeaturesConfig()
+    except (ValueError, TypeError):
+        return FeaturesConfig()
+
+
+def _model_fields(form: Form, base) -> None:
+    """Backbone, weights and image size, defaulting to ``base`` (config file or recorded run)."""
+    inputs = form.inputs
+    inputs.enum("backbone", _backbones(), default=base.backbone, label="Visual backbone", view=types.DropdownView(),
+                description="inception_v3 is the paper's (299 px, 2048-d); mobilenet_v3_small is ~20x faster on CPU.")
     base_weights = base.weights if base.weights in ("DEFAULT", "none") else "path"
-
-    inputs.enum(
-        "backbone",
-        _backbones(),
-        default=base.backbone,
-        label="Visual backbone",
-        description="inception_v3 is the paper's (299 px, 2048-d); mobilenet_v3_small is ~20x faster on CPU.",
-        view=types.DropdownView(),
-    )
     weights = types.RadioGroup()
     for value, label in WEIGHT_CHOICES:
         weights.add_choice(value, label=label)
-    inputs.enum("weights", weights.values(), default=base_weights, label="Weights", view=types.RadioView(choices=weights.choices))
-    if ctx.params.get("weights", base_weights) == "path":
-        inputs.str(
-            "weights_path",
-            required=True,
-            default=None if base_weights != "path" else base.weights,
-            label="State dict path",
-            description="A .pth state dict on the server machine.",
-        )
-        if not check_path(inputs, ctx, "weights_path", must_be_file=True):
-            valid = False
-    inputs.int("image_size", label="Image size (optional)", description="Input side in pixels; empty = the backbone's own.")
-    inputs.enum("device", list(DEVICES), default="auto", label="Device", view=types.DropdownView())
-    inputs.str(
-        "cache_dir",
-        label="Cache folder (optional)",
-        description="Default: the folder this dataset used before, else FiftyOne's dataset dir.",
-    )
-    inputs.str("shard", label="Shard K/N (optional)", description="Run N delegated operations with 1/N ... N/N to split the work.")
-    inputs.bool("strict", default=False, label="Strict", description="Fail the run if any video fails (default: record and continue).")
+    inputs.enum("weights", weights.values(), default=base_weights, label="Weights",
+                description="Where the backbone's weights come from", view=types.RadioView(choices=weights.choices))
+    if form.params.get("weights", base_weights) == "path":
+        form.field("str", "weights_path", path_problem(form.params.get("weights_path"), must_be_file=True),
+                   required=True, default=None if base_weights != "path" else base.weights,
+                   label="State dict path", description="A .pth state dict on the server machine.")
+    inputs.int("image_size", default=base.image_size, label="Image size (optional)",
+               description="Input side in pixels; empty = the backbone's own.")
 
-    if ctx.params.get("shard"):
-        try:
-            parse_shard(ctx.params["shard"])
-        except ValueError as e:
-            form_error(inputs, "shard_error", str(e))
-            valid = False
-    if valid:
-        try:
-            cfg = _features_config(ctx.params)
-        except (ConfigError, ValueError) as e:
-            form_error(inputs, "config_error", str(e))
-            return False
-        n = len(target_view(ctx))
-        form_notice(
-            inputs,
-            "plan",
-            f"{n} video(s) at {cfg.fps:g} fps through {cfg.backbone} ({cfg.mode}, weights {cfg.weights}).",
-            "Already cached videos are skipped; failures are recorded in genre_errors.",
-        )
-        if n == 0:
-            form_error(inputs, "empty_error", "No samples in the chosen target.")
-            valid = False
-    return valid
+
+def build_features_form(form: Form) -> None:
+    from fiftyone_genre.config import ConfigError
+    from fiftyone_genre.features import parse_shard
+
+    ctx, p = form.ctx, form.params
+    add_view_target(ctx, form.inputs, action="Extract features for")
+    experiment = config_field(form, "Experiment config (optional)",
+                              "Its features section gives the defaults below (the same config training uses).")
+    base = _base_config(ctx, experiment)
+    _model_fields(form, base)
+    form.inputs.enum("device", list(DEVICES), default="auto", label="Device", view=types.DropdownView(),
+                     description="auto uses a GPU when the server has one")
+    form.inputs.str("cache_dir", label="Cache folder (optional)",
+                    description="Default: the folder this dataset used before, else FiftyOne's dataset dir.")
+    shard_problem = None
+    try:
+        parse_shard(p.get("shard") or None)
+    except ValueError as e:
+        shard_problem = str(e)
+    form.field("str", "shard", shard_problem, label="Shard K/N (optional)",
+               description="Run N delegated operations with 1/N ... N/N to split the work.")
+    form.inputs.bool("strict", default=False, label="Strict",
+                     description="Fail the run if any video fails (default: record and continue).")
+    if not form.valid:
+        return
+    try:
+        cfg = features_config(ctx)
+    except (ConfigError, ValueError) as e:
+        form.block("config_error", str(e).splitlines()[0])
+        return
+    n = len(ctx.target_view())
+    if n == 0:
+        form.block("empty_error", "No samples in the chosen target.")
+        return
+    form.notice("plan", f"{n} video(s) at {cfg.fps:g} fps through {cfg.backbone} ({cfg.mode}, weights {cfg.weights}).",
+                "Already cached videos are skipped; failures are recorded in genre_errors. Runs delegated by default.")
 
 
 class ExtractFeatures(foo.Operator):
@@ -150,30 +163,27 @@ class ExtractFeatures(foo.Operator):
         )
 
     def resolve_input(self, ctx):
-        inputs = types.Object()
-        build_features_form(ctx, inputs)
-        return types.Property(inputs, view=types.View(label="Extract genre features"))
+        form = Form(ctx)
+        build_features_form(form)
+        return form.property("Extract genre features")
 
     def resolve_delegation(self, ctx):
-        # None lets the user choose; the config pre-selects delegation.
-        return None
+        return None  # the user chooses; delegation is pre-selected
 
     def execute(self, ctx):
         from fiftyone_genre.features import extract_features
+        from fiftyone_genre.model import resolve_device
 
-        config = _features_config(ctx.params)
+        form = Form(ctx)
+        build_features_form(form)
+        form.raise_first()
         report = extract_features(
-            target_view(ctx),
-            config,
-            device=_device(ctx.params.get("device", "auto")),
-            shard=ctx.params.get("shard") or None,
-            progress=progress_fn(ctx),
+            ctx.target_view(), features_config(ctx), device=str(resolve_device(ctx.params.get("device") or "auto")),
+            shard=ctx.params.get("shard") or None, progress=progress_fn(ctx),
             strict=bool(ctx.params.get("strict", False)),
         )
-        notify_done(ctx, report, variant="warning" if report.failed else "success")
-        if not ctx.delegated:
-            ctx.ops.reload_dataset()
-        return {"report": as_code_block(report), **report.to_dict()}
+        finish(ctx, report, variant="warning" if report.failed else "success")
+        return {"report": f"```\n{report}\n```", **report.to_dict()}
 
     def resolve_output(self, ctx):
         outputs = types.Object()
@@ -181,58 +191,30 @@ class ExtractFeatures(foo.Operator):
         return types.Property(outputs)
 
     def __call__(
-        self,
-        sample_collection,
-        config_path: str | None = None,
-        backbone: str | None = None,
-        weights: str | None = None,
-        image_size: int | None = None,
-        device: str = "auto",
-        cache_dir: str | None = None,
-        shard: str | None = None,
-        strict: bool = False,
-        delegate: bool = False,
+        self, sample_collection, config_path: str | None = None, backbone: str | None = None,
+        weights: str | None = None, image_size: int | None = None, device: str = "auto",
+        cache_dir: str | None = None, shard: str | None = None, strict: bool = False, delegate: bool = False,
     ):
         """Extract features from Python, through the operator.
 
         Example::
 
-            import fiftyone as fo
-            import fiftyone.operators as foo
-
-            dataset = fo.load_dataset("genres")
             op = foo.get_operator("@fiftyone-genre/genre/extract_features")
             op(dataset, backbone="mobilenet_v3_small", weights="none", device="cpu")
             op(dataset, config_path="paper_pool", delegate=True)  # queue it
 
         ``weights`` is ``"DEFAULT"``, ``"none"`` or a state-dict path. Settings
-        left as None come from ``config_path`` (else the FeaturesConfig defaults).
+        left as None come from ``config_path`` (else the dataset's last run, else defaults).
         """
-        params = {
-            "config_path": config_path,
-            "backbone": backbone,
-            "image_size": image_size,
-            "device": device,
-            "cache_dir": cache_dir,
-            "shard": shard,
-            "strict": strict,
-        }
+        params = {"config_path": config_path, "backbone": backbone, "image_size": image_size, "device": device,
+                  "cache_dir": cache_dir, "shard": shard, "strict": strict}
         if weights is None or weights in ("DEFAULT", "none"):
             params["weights"] = weights
         else:
             params.update(weights="path", weights_path=str(weights))
         return foo.execute_operator(
-            self.uri,
-            dict(view=sample_collection.view()),
-            params=params,
-            request_delegation=delegate,
+            self.uri, dict(view=sample_collection.view()), params=params, request_delegation=delegate
         )
-
-
-def _device(value: str) -> str:
-    from fiftyone_genre.model import resolve_device
-
-    return str(resolve_device(value or "auto"))
 
 
 OPERATORS = [ExtractFeatures]

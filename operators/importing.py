@@ -9,10 +9,12 @@ operator's timeout.
 
 from __future__ import annotations
 
+import os
+
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from .common import as_code_block, check_path, expand_path, form_notice, notify_done, progress_fn
+from .common import Form, count_video_files, expand_path, finish, path_problem, progress_fn
 
 SOURCE_CHOICES = (
     ("folder", "Folder tree (<label>/<video>)", "Any folder whose sub-folders are labels"),
@@ -24,67 +26,51 @@ SOURCE_CHOICES = (
 FOLD_SOURCES = ("ucf101", "hmdb51")
 
 
-def _import_form(ctx, inputs: types.Object) -> bool:
-    """Build the form; True when the parameters are complete and valid."""
+def _source_fields(form: Form, source: str) -> None:
+    """The options only some sources understand."""
+    inputs = form.inputs
+    if source in FOLD_SOURCES:
+        inputs.enum("fold", [1, 2, 3], default=1, label="Fold",
+                    description="Which official train/test split fills source_split",
+                    view=types.RadioGroup(orientation="horizontal"))
+    if source == "yt8m":
+        form.field("str", "media_dir", path_problem(form.params.get("media_dir"), must_be_dir=True), label="Media folder",
+                   description="Folder of downloaded videos named <id>.mp4 (default: <path>/videos)")
+    if source == "hollywood2":
+        inputs.bool("autotrain", default=False, label="Include the automatic (noisy) train set",
+                    description="Hollywood2's automatically labelled clips (more, noisier)", view=types.CheckboxView())
+
+
+def _videos_root(form: Form, source: str) -> str | None:
+    """Where the import will find the video files (YouTube-8M keeps them in a media folder)."""
+    if source == "yt8m" and form.params.get("media_dir"):
+        return expand_path(form.params["media_dir"])
+    return expand_path(form.params.get("path"))
+
+
+def build_import_form(form: Form) -> None:
     choices = types.Dropdown(label="Source type")
     for value, label, desc in SOURCE_CHOICES:
         choices.add_choice(value, label=label, description=desc)
-    inputs.enum(
-        "source",
-        choices.values(),
-        default="folder",
-        required=True,
-        label="Source type",
-        description="The official layout of the folder to import",
-        view=choices,
-    )
-    source = ctx.params.get("source") or "folder"
+    form.inputs.enum("source", choices.values(), default="folder", required=True, label="Source type",
+                     description="The official layout of the folder to import", view=choices)
+    source = form.params.get("source") or "folder"
     hint = dict((v, d) for v, _, d in SOURCE_CHOICES)[source]
-    inputs.str(
-        "path",
-        required=True,
-        label="Path",
-        description=f"Dataset root on the server machine. {hint}",
-    )
-    ok = check_path(inputs, ctx, "path", must_be_dir=True)
-    if source in FOLD_SOURCES:
-        inputs.enum(
-            "fold",
-            [1, 2, 3],
-            default=1,
-            label="Fold",
-            description="Which official train/test split fills source_split",
-            view=types.RadioGroup(orientation="horizontal"),
-        )
-    if source == "yt8m":
-        inputs.str(
-            "media_dir",
-            label="Media folder",
-            description="Folder of downloaded videos named <id>.mp4 (default: <path>/videos)",
-        )
-        if ctx.params.get("media_dir"):
-            ok = check_path(inputs, ctx, "media_dir", must_be_dir=True) and ok
-    if source == "hollywood2":
-        inputs.bool(
-            "autotrain",
-            default=False,
-            label="Include the automatic (noisy) train set",
-            view=types.CheckboxView(),
-        )
-    inputs.bool(
-        "reencode",
-        default=False,
-        label="Re-encode to MP4",
-        description="AVI and other containers do not play in the browser; keeps original_filepath",
-        view=types.CheckboxView(),
-    )
-    if ok and ctx.dataset is not None:
-        form_notice(
-            inputs,
-            "target_notice",
-            f"Samples are added to dataset '{ctx.dataset.name}'; files already imported are skipped.",
-        )
-    return ok
+    problem = path_problem(form.params.get("path"), must_be_dir=True)
+    root = _videos_root(form, source) if problem is None else None
+    n = count_video_files(root) if root and os.path.isdir(root) else None
+    if n == 0 and source == "folder":
+        problem = f"No video files under {root}."
+    form.field("str", "path", problem, required=True, label="Path", description=f"Dataset root on the server machine. {hint}")
+    _source_fields(form, source)
+    form.inputs.bool("reencode", default=False, label="Re-encode to MP4",
+                     description="AVI and other containers do not play in the browser; keeps original_filepath",
+                     view=types.CheckboxView())
+    if n == 0 and source != "folder":
+        form.warn("no_videos", f"No video files found under {root}.", "The annotation files may name them elsewhere.")
+    elif n and form.valid and form.ctx.dataset is not None:
+        form.notice("found", f"{n} video file(s) under {root}; they are added to dataset "
+                    f"'{form.ctx.dataset.name}' (files already imported are skipped).")
 
 
 def _kwargs(params: dict) -> dict:
@@ -113,9 +99,9 @@ class ImportVideos(foo.Operator):
         )
 
     def resolve_input(self, ctx):
-        inputs = types.Object()
-        _import_form(ctx, inputs)
-        return types.Property(inputs, view=types.View(label="Import videos"))
+        form = Form(ctx)
+        build_import_form(form)
+        return form.property("Import videos")
 
     def resolve_delegation(self, ctx):
         # let the user choose; None keeps the default choice of the App
@@ -124,21 +110,17 @@ class ImportVideos(foo.Operator):
     def execute(self, ctx):
         from fiftyone_genre.sources import import_source
 
+        form = Form(ctx)
+        build_import_form(form)
+        form.raise_first()
         params = ctx.params
-        source = params.get("source") or "folder"
-        path = expand_path(params.get("path"))
-        if not path:
-            raise ValueError("no path given")
         report = import_source(
-            source, ctx.dataset, path, progress=progress_fn(ctx), **_kwargs(params)
+            params.get("source") or "folder", ctx.dataset, expand_path(params.get("path")),
+            progress=progress_fn(ctx), **_kwargs(params),
         )
-        try:
-            ctx.ops.reload_dataset()
-        except Exception:  # noqa: BLE001 - a delegated run has no App session to reload
-            pass
-        notify_done(ctx, report, "success" if report.ok else "error")
+        finish(ctx, report, "success" if report.ok else "error")
         return {
-            "summary": as_code_block(report),
+            "summary": f"```\n{report}\n```",
             "imported": report.imported,
             "existing": report.existing,
             "flagged": report.flagged,

@@ -8,8 +8,6 @@ genre / split, unmapped classes and conflicts *before* anything is written.
 
 from __future__ import annotations
 
-from collections import Counter
-
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
@@ -17,14 +15,14 @@ from fiftyone_genre import genres as g
 from fiftyone_genre.config import SplitConfig
 
 from .common import (
+    Form,
     add_view_target,
     as_code_block,
+    dataset_info,
     expand_path,
-    form_error,
-    form_notice,
-    form_warning,
-    notify_done,
-    progress_fn,
+    finish,
+    live,
+    path_problem,
 )
 
 #: Above this many samples the forms skip the live preview (it scans every sample).
@@ -37,17 +35,54 @@ def _report_output(ctx, title: str) -> types.Property:
     return types.Property(outputs, view=types.View(label=title))
 
 
-def _preview(inputs: types.Object, collection, compute) -> None:
-    """Show ``compute()``'s report in the form; its error in red when it fails."""
+def _first_line(result: dict) -> str:
+    """The toast: the report's first line (the App cuts longer toasts)."""
+    return (result["report"].strip("`\n").splitlines() or ["Done"])[0]
+
+
+def _preview(form: Form, collection, compute) -> tuple[str | None, str | None]:
+    """``(markdown of compute()'s dry-run report, None)``, or ``(None, its error's first line)``."""
     if len(collection) > PREVIEW_LIMIT:
-        form_notice(inputs, "preview_skipped", f"{len(collection)} samples: no live preview; run with dry run from the CLI")
-        return
+        form.notice("preview_skipped", f"{len(collection)} samples: no live preview; run with dry run from the CLI")
+        return None, None
     try:
         report = compute()
     except (ValueError, FileNotFoundError) as e:  # ConfigError names the file and key
-        form_error(inputs, "preview_error", str(e).splitlines()[0], str(e))
-        return
-    inputs.md(as_code_block(report), name="preview")
+        return None, str(e).splitlines()[0]
+    return as_code_block(report), None
+
+
+def build_remap_form(form: Form, preview: bool = True) -> None:
+    from fiftyone_genre.remap import remap
+
+    ctx, p = form.ctx, form.params
+    add_view_target(ctx, form.inputs, action="Remap")
+    mapping, vocabulary = expand_path(p.get("mapping")), expand_path(p.get("vocabulary"))
+    target = ctx.target_view()
+    # the mapping may be a shipped name: the library's dry run judges it (and names the file)
+    problems = {"mapping": None, "vocabulary": path_problem(vocabulary, must_be_file=True)}
+    text = error = None
+    if preview and not any(problems.values()):
+        text, error = _preview(form, target, lambda: remap(
+            target, mapping=mapping, dry_run=True, vocabulary=vocabulary,
+            overwrite_relabeled=bool(p.get("overwrite_relabeled", False)),
+        ))
+    if error and vocabulary and "vocabulary" in error.lower():
+        problems["vocabulary"] = error
+    elif error and mapping:
+        problems["mapping"] = error
+    form.field("str", "mapping", problems["mapping"], label="Mapping file (optional)",
+               description="YAML on the server; empty = the shipped default for each sample's source")
+    form.field("str", "vocabulary", problems["vocabulary"], label="YouTube-8M vocabulary.csv (optional)",
+               description="feeds the Vertical1-3 rules when labels do not carry verticals")
+    form.inputs.bool("overwrite_relabeled", default=False, label="Overwrite hand relabels",
+                     description=f"by default clips tagged {g.RELABELED_TAG} keep their genre")
+    if error and not mapping and problems["vocabulary"] != error:
+        form.block("preview_error", error)
+    if text:
+        if g.GENRE_FIELD in ctx.dataset.get_field_schema():
+            form.warn("replace", f"Replaces the '{g.GENRE_FIELD}' labels of the chosen samples (hand relabels are kept).")
+        form.inputs.md(text, name="preview")
 
 
 # ---------------------------------------------------------------------------
@@ -61,61 +96,33 @@ class RemapGenres(foo.Operator):
             label="Genre: remap source labels to genres",
             description="Write the genre field from source_label through a mapping file",
             dynamic=True,
+            execute_as_generator=True,
             icon="swap_horiz",
         )
 
     def resolve_input(self, ctx):
-        from fiftyone_genre.remap import remap
-
-        inputs = types.Object()
-        add_view_target(ctx, inputs, action="Remap")
-        inputs.str(
-            "mapping",
-            label="Mapping file (optional)",
-            description="YAML on the server; empty = the shipped default for each sample's source",
-        )
-        inputs.str(
-            "vocabulary",
-            label="YouTube-8M vocabulary.csv (optional)",
-            description="feeds the Vertical1-3 rules when labels do not carry verticals",
-        )
-        inputs.bool(
-            "overwrite_relabeled",
-            default=False,
-            label="Overwrite hand relabels",
-            description="by default clips tagged genre:relabeled keep their genre",
-        )
-        mapping = expand_path(ctx.params.get("mapping"))
-        vocabulary = expand_path(ctx.params.get("vocabulary"))
-        target = ctx.target_view()
-        _preview(
-            inputs,
-            target,
-            lambda: remap(
-                target,
-                mapping=mapping,
-                dry_run=True,
-                overwrite_relabeled=bool(ctx.params.get("overwrite_relabeled", False)),
-                vocabulary=vocabulary,
-            ),
-        )
-        return types.Property(inputs, view=types.View(label="Remap source labels to genres"))
+        form = Form(ctx)
+        build_remap_form(form)
+        return form.property("Remap source labels to genres")
 
     def execute(self, ctx):
         from fiftyone_genre.remap import remap
 
-        report = remap(
-            ctx.target_view(),
-            mapping=expand_path(ctx.params.get("mapping")),
-            dry_run=bool(ctx.params.get("dry_run", False)),
-            overwrite_relabeled=bool(ctx.params.get("overwrite_relabeled", False)),
-            vocabulary=expand_path(ctx.params.get("vocabulary")),
-            progress=progress_fn(ctx),
-        )
-        if not report.dry_run:
-            ctx.ops.reload_dataset()
-        notify_done(ctx, report, "warning" if report.warnings else "success")
-        return {"report": as_code_block(report), "counts": report.counts, "unmapped": report.unmapped_classes}
+        form = Form(ctx)
+        build_remap_form(form, preview=False)
+        form.raise_first()
+        params = ctx.params
+
+        def work(progress) -> dict:
+            report = remap(
+                ctx.target_view(), mapping=expand_path(params.get("mapping")),
+                dry_run=bool(params.get("dry_run", False)),
+                overwrite_relabeled=bool(params.get("overwrite_relabeled", False)),
+                vocabulary=expand_path(params.get("vocabulary")), progress=progress,
+            )
+            return {"report": as_code_block(report), "counts": report.counts, "unmapped": report.unmapped_classes}
+
+        return live(ctx, work, _first_line, lambda r: _report_output(ctx, "Remap report"))
 
     def resolve_output(self, ctx):
         return _report_output(ctx, "Remap report")
@@ -154,6 +161,47 @@ class RemapGenres(foo.Operator):
 # ---------------------------------------------------------------------------
 
 
+def _genre_summary(target) -> str:
+    counts = target.count_values(f"{g.GENRE_FIELD}.label") if target.has_field(g.GENRE_FIELD) else {None: len(target)}
+    return ", ".join(f"{k or 'none'}: {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
+
+
+def _genre_fields(form: Form) -> None:
+    """The genre dropdown, a free-text new genre and a reason; one of the first two is required."""
+    from fiftyone_genre.remap import known_genres
+
+    choices = types.DropdownView()
+    for genre in known_genres(form.ctx.dataset):
+        choices.add_choice(genre, label=genre)
+    chosen = form.params.get("genre") or (form.params.get("new_genre") or "").strip()
+    form.field("enum", "genre", None if chosen else "Pick a genre (or type a new one below).", values=choices.values(),
+               label="Genre", description="The genre to set", view=choices, required=False)
+    form.inputs.str("new_genre", label="...or a new genre",
+                    description="adds a genre outside the six (leave empty to use the dropdown)")
+    form.inputs.str("reason", label="Reason (optional)", description="kept in genre_history")
+
+
+def build_relabel_form(form: Form) -> None:
+    ctx = form.ctx
+    add_view_target(ctx, form.inputs, action="Relabel")
+    target = ctx.target_view()
+    n = len(target)
+    if not ctx.selected and ctx.dataset is not None and n == len(ctx.dataset):
+        form.block("no_selection", "Select the clips to relabel first.",
+                   "Tick samples in the grid or lasso points in the Embeddings panel; relabelling the whole dataset "
+                   "is what 'remap' is for.")
+        return
+    form.notice("current", f"{n} samples; current genres: {_genre_summary(target)}")
+    radio = types.RadioGroup()
+    radio.add_choice("relabel", label="Set genre")
+    radio.add_choice("undo", label="Undo the latest relabel")
+    form.inputs.enum("action", radio.values(), default="relabel", label="Action",
+                     description="Set a genre, or put back the genre the latest relabel replaced", view=radio)
+    if form.params.get("action", "relabel") == "relabel":
+        _genre_fields(form)
+    form.inputs.str("user", label="Your name (optional)", description="default: the server's login name")
+
+
 class RelabelSamples(foo.Operator):
     @property
     def config(self):
@@ -172,47 +220,16 @@ class RelabelSamples(foo.Operator):
         )
 
     def resolve_input(self, ctx):
-        from fiftyone_genre.remap import known_genres
-
-        inputs = types.Object()
-        add_view_target(ctx, inputs, action="Relabel")
-        target = ctx.target_view()
-        n = len(target)
-        if not ctx.selected:
-            form_warning(
-                inputs,
-                "no_selection",
-                f"No samples selected: this acts on all {n} samples of the chosen target",
-                "Lasso points in the embeddings panel or tick samples in the grid first.",
-            )
-        current = Counter(target.values(f"{g.GENRE_FIELD}.label")) if g.GENRE_FIELD in target.get_field_schema() else Counter({None: n})
-        summary = ", ".join(f"{k or 'none'}: {v}" for k, v in current.most_common())
-        form_notice(inputs, "current", f"{n} samples; current genres: {summary or 'none'}")
-
-        action = ctx.params.get("action", "relabel")
-        radio = types.RadioGroup()
-        radio.add_choice("relabel", label="Set genre")
-        radio.add_choice("undo", label="Undo the latest relabel")
-        inputs.enum("action", radio.values(), default="relabel", label="Action", view=radio)
-        if action == "relabel":
-            choices = types.DropdownView()
-            for genre in known_genres(ctx.dataset):
-                choices.add_choice(genre, label=genre)
-            inputs.enum("genre", choices.values(), label="Genre", view=choices, required=False)
-            inputs.str(
-                "new_genre",
-                label="...or a new genre",
-                description="adds a genre outside the six (leave empty to use the dropdown)",
-            )
-            inputs.str("reason", label="Reason (optional)", description="kept in genre_history")
-            if not (ctx.params.get("genre") or ctx.params.get("new_genre")):
-                form_notice(inputs, "pick", "Pick a genre")
-        inputs.str("user", label="Your name (optional)", description="default: the server's login name")
-        return types.Property(inputs, view=types.View(label="Relabel genre"))
+        form = Form(ctx)
+        build_relabel_form(form)
+        return form.property("Relabel genre")
 
     def execute(self, ctx):
         from fiftyone_genre.remap import relabel, undo_relabel
 
+        form = Form(ctx)
+        build_relabel_form(form)
+        form.raise_first()
         target = ctx.target_view()
         if ctx.params.get("action", "relabel") == "undo":
             n = undo_relabel(target)
@@ -220,18 +237,12 @@ class RelabelSamples(foo.Operator):
         else:
             new = (ctx.params.get("new_genre") or "").strip()
             genre = new or ctx.params.get("genre")
-            if not genre:
-                raise ValueError("relabel_samples: choose a genre")
             n = relabel(
-                target,
-                genre,
-                user=ctx.params.get("user") or getattr(ctx.user, "name", None),
-                reason=ctx.params.get("reason"),
-                allow_new_genre=bool(new),
+                target, genre, user=ctx.params.get("user") or getattr(ctx.user, "name", None),
+                reason=ctx.params.get("reason"), allow_new_genre=bool(new),
             )
             message = f"Relabeled {n} samples as {genre} (tag {g.RELABELED_TAG})"
-        ctx.ops.reload_dataset()
-        notify_done(ctx, message)
+        finish(ctx, message)
         return {"count": n, "report": message}
 
     def resolve_output(self, ctx):
@@ -272,38 +283,29 @@ class SplitDataset(foo.Operator):
             label="Genre: split train/val/test by group",
             description="Group-aware, genre-stratified split, then a leakage check",
             dynamic=True,
+            execute_as_generator=True,
             icon="call_split",
         )
 
     def resolve_input(self, ctx):
-        from fiftyone_genre.split import split_dataset
-
-        inputs = types.Object()
-        add_view_target(ctx, inputs, action="Split")
-        defaults = SplitConfig()
-        for i, name in enumerate(g.SPLITS):
-            inputs.float(name, default=defaults.ratios[i], min=0.0, max=1.0, label=f"{name} ratio")
-        inputs.int("seed", default=defaults.seed, label="Seed", description="same seed, same split")
-        inputs.bool(
-            "keep_official_test",
-            default=defaults.keep_official_test,
-            label="Keep the official test fold as test",
-            description="UCF101/HMDB51/Hollywood2 test clips go to test; the rest to train/val",
-        )
-        config = _split_config(ctx)
-        target = ctx.target_view()
-        _preview(inputs, target, lambda: split_dataset(target, config, dry_run=True))
-        return types.Property(inputs, view=types.View(label="Split by group"))
+        form = Form(ctx)
+        build_split_form(form)
+        return form.property("Split by group")
 
     def execute(self, ctx):
         from fiftyone_genre.split import check_leakage, split_dataset
 
-        target = ctx.target_view()
-        report = split_dataset(target, _split_config(ctx), progress=progress_fn(ctx))
-        leakage = check_leakage(ctx.dataset)
-        ctx.ops.reload_dataset()
-        notify_done(ctx, report)
-        return {"report": as_code_block(f"{report}\n{leakage}"), "totals": report.totals()}
+        form = Form(ctx)
+        build_split_form(form, preview=False)
+        form.raise_first()
+        config = _split_config(ctx.params, _current_split(ctx))
+
+        def work(progress) -> dict:
+            report = split_dataset(ctx.target_view(), config, progress=progress)
+            leakage = check_leakage(ctx.dataset)
+            return {"report": as_code_block(f"{report}\n{leakage}"), "totals": report.totals()}
+
+        return live(ctx, work, _first_line, lambda r: _report_output(ctx, "Split report"))
 
     def resolve_output(self, ctx):
         return _report_output(ctx, "Split report")
@@ -324,17 +326,64 @@ class SplitDataset(foo.Operator):
         )
 
 
-def _split_config(ctx) -> SplitConfig:
+def _current_split(ctx) -> SplitConfig:
+    """The split recorded on the dataset (the form's defaults), else the shipped defaults."""
     d = SplitConfig()
-    ratios = tuple(
-        float(ctx.params.get(name) if ctx.params.get(name) is not None else d.ratios[i])
-        for i, name in enumerate(g.SPLITS)
+    info = dataset_info(ctx, g.SPLIT_INFO_KEY)
+    ratios = info.get("ratios")
+    return SplitConfig(
+        ratios=tuple(float(r) for r in ratios) if ratios and len(ratios) == 3 else d.ratios,  # type: ignore[arg-type]
+        seed=int(info.get("seed", d.seed)),
+        keep_official_test=bool(info.get("keep_official_test", d.keep_official_test)),
     )
+
+
+def _split_config(params: dict, base: SplitConfig) -> SplitConfig:
+    ratios = tuple(float(params[n]) if params.get(n) is not None else base.ratios[i] for i, n in enumerate(g.SPLITS))
     return SplitConfig(
         ratios=ratios,  # type: ignore[arg-type]
-        seed=int(ctx.params.get("seed") or 0),
-        keep_official_test=bool(ctx.params.get("keep_official_test", False)),
+        seed=int(params["seed"]) if params.get("seed") is not None else base.seed,
+        keep_official_test=bool(params.get("keep_official_test", base.keep_official_test)),
     )
+
+
+def _ratio_problem(params: dict, base: SplitConfig) -> str | None:
+    """Ratios must each lie in [0, 1] and sum to 1: the form never rescales them silently."""
+    ratios = _split_config(params, base).ratios
+    if any(r < 0 or r > 1 for r in ratios):
+        return "Each ratio must be between 0 and 1."
+    if abs(sum(ratios) - 1.0) > 1e-3:
+        return f"The ratios sum to {sum(ratios):.2f}; they must sum to 1."
+    if not ratios[0] > 0:
+        return "The train ratio must be greater than 0."
+    return None
+
+
+def build_split_form(form: Form, preview: bool = True) -> None:
+    from fiftyone_genre.split import split_dataset
+
+    ctx = form.ctx
+    add_view_target(ctx, form.inputs, action="Split")
+    base = _current_split(ctx)
+    problem = _ratio_problem(form.params, base)
+    for i, name in enumerate(g.SPLITS):
+        form.field("float", name, problem if name == "test" else None, default=base.ratios[i], min=0.0, max=1.0,
+                   label=f"{name} ratio", description="Between 0 and 1; the three ratios must sum to 1")
+    form.inputs.int("seed", default=base.seed, label="Seed", description="same seed, same split")
+    form.inputs.bool("keep_official_test", default=base.keep_official_test, label="Keep the official test fold as test",
+                     description="UCF101/HMDB51/Hollywood2 test clips go to test; the rest to train/val")
+    if ctx.dataset is not None and ctx.dataset.has_field(g.SPLIT_FIELD):
+        counts = ctx.dataset.count_values(g.SPLIT_FIELD)
+        now = ", ".join(f"{counts.get(s, 0)} {s}" for s in g.SPLITS)
+        form.warn("replace", f"Replaces the current split ({now}).",
+                  "A model trained on the current split would then be tested on clips it has seen.")
+    if preview and form.valid:
+        target = ctx.target_view()
+        text, error = _preview(form, target, lambda: split_dataset(target, _split_config(form.params, base), dry_run=True))
+        if error:
+            form.block("preview_error", error)
+        elif text:
+            form.inputs.md(text, name="preview")
 
 
 OPERATORS = [RemapGenres, RelabelSamples, SplitDataset]

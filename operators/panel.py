@@ -15,84 +15,25 @@ another run always shows the truth.
 
 from __future__ import annotations
 
-import json
-from collections import Counter
 from typing import Any
 
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
-from fiftyone import ViewField as F
 
 from fiftyone_genre import genres as g
-from fiftyone_genre.analysis import confusion_view
-
-#: ``genre_run`` keys shown first, in this order (the rest follow as written).
-RUN_INFO_FIRST: tuple[str, ...] = ("model_dir", "model_path", "modality", "epoch", "date", "num_predicted", "genres", "metrics")
+from fiftyone_genre.analysis import (
+    accuracy,
+    confusion_counts,
+    confusion_view,
+    label_counts,
+    ordered_labels,
+    restrict_split,
+)
 
 #: Split filter choices; "all" means every sample that has the fields.
 SPLIT_CHOICES: tuple[str, ...] = ("all", *g.SPLITS)
 
-
-# --- small pure helpers (no App context needed; unit-testable) ----------------
-
-
-def ordered_labels(*label_sets) -> list[str]:
-    """The canonical genres first (in class-index order), then any others alphabetically.
-
-    A user mapping may add genres; they must still get a row and a column.
-    Canonical genres are listed only when they occur, so a dataset with three
-    genres gets a 3x3 matrix rather than six empty rows.
-    """
-    present: set[str] = set()
-    for labels in label_sets:
-        present.update(label for label in labels if label is not None)
-    ordered = [genre for genre in g.GENRES if genre in present]
-    ordered += sorted(present - set(ordered))
-    return ordered
-
-
-def label_counts(collection, field: str) -> dict[str, int]:
-    """``{label: count}`` of a ``fo.Classification`` field, empty when the field is absent."""
-    if not collection.has_field(field):
-        return {}
-    counts = collection.count_values(f"{field}.label")
-    return {label: int(n) for label, n in counts.items() if label is not None}
-
-
-def restrict_split(collection, split: str | None):
-    """The samples of one split (``train``/``val``/``test``), or all of them for ``all``/None."""
-    if not split or split == "all" or not collection.has_field(g.SPLIT_FIELD):
-        return collection
-    return collection.match(F(g.SPLIT_FIELD) == split)
-
-
-def confusion_counts(collection, true_field: str = g.GENRE_FIELD, pred_field: str = g.PRED_FIELD) -> tuple[list[str], list[list[int]]]:
-    """``(labels, matrix)`` with ``matrix[i][j]`` = samples of true ``labels[i]`` predicted ``labels[j]``.
-
-    Only samples with both a ground truth and a prediction count; one
-    ``values()`` round-trip per field keeps it fast on large datasets.
-    """
-    if not (collection.has_field(true_field) and collection.has_field(pred_field)):
-        return [], []
-    both = collection.exists(true_field).exists(pred_field)
-    trues, preds = both.values([f"{true_field}.label", f"{pred_field}.label"])
-    pairs = Counter(zip(trues, preds))
-    labels = ordered_labels(trues, preds)
-    index = {label: i for i, label in enumerate(labels)}
-    matrix = [[0] * len(labels) for _ in labels]
-    for (t, p), n in pairs.items():
-        if t is None or p is None:
-            continue
-        matrix[index[t]][index[p]] += n
-    return labels, matrix
-
-
-def accuracy(matrix: list[list[int]]) -> float | None:
-    """Fraction on the diagonal, or None for an empty matrix."""
-    total = sum(sum(row) for row in matrix)
-    if not total:
-        return None
-    return sum(matrix[i][i] for i in range(len(matrix))) / total
+__all__ = ["GenrePanel", "accuracy", "confusion_counts", "label_counts", "ordered_labels", "restrict_split"]
 
 
 def cell_view(collection, true_genre: str, pred_genre: str):
@@ -105,32 +46,35 @@ def cell_view(collection, true_genre: str, pred_genre: str):
     return confusion_view(collection, true_genre, pred_genre)
 
 
-def _format_value(value: Any, limit: int = 120) -> str:
-    """One table cell: scalars as-is, containers as compact JSON, long text cut."""
+def _short(value: Any) -> str:
     if isinstance(value, float):
-        text = f"{value:.4g}"
-    elif isinstance(value, (dict, list, tuple)):
-        text = json.dumps(value, default=str, separators=(", ", ": "))
-    else:
-        text = str(value)
-    text = text.replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+        return f"{value:.3g}"
+    text = str(value)
+    return text if len(text) <= 80 else "…" + text[-79:]
 
 
 def run_info_markdown(info: dict | None) -> str:
-    """``dataset.info["genre_run"]`` as a two-column markdown table (or a hint when absent)."""
+    """``dataset.info["genre_run"]`` as a short summary: model, when, how many clips, test scores."""
     if not info:
         return (
             "_No predictions yet._ Run **Predict genres** (operator browser, or the "
             "grid's action bar) with a trained model directory to fill this in."
         )
-    rows = ["| field | value |", "|---|---|"]
-    # what a person asks first ("which model? when?") on top; the long config dicts last
-    first = [k for k in RUN_INFO_FIRST if k in info]
-    for key in first + [k for k in info if k not in first]:
-        value = info[key]
-        rows.append(f"| {key} | {_format_value(value)} |")
-    return "\n".join(rows)
+    model = info.get("model_dir") or info.get("model_path") or "?"
+    lines = [f"- **model** `{_short(model)}`"]
+    what = ", ".join(f"{k} {_short(info[k])}" for k in ("modality", "epoch") if info.get(k) is not None)
+    if what:
+        lines.append(f"- **{what}**")
+    when = info.get("date") or info.get("time")
+    if when or info.get("num_predicted") is not None:
+        lines.append(f"- predicted {info.get('num_predicted', '?')} clips" + (f" on {str(when)[:19]}" if when else ""))
+    metrics = info.get("metrics") if isinstance(info.get("metrics"), dict) else {}
+    scores = ", ".join(f"{k} {_short(v)}" for k, v in metrics.items() if isinstance(v, (int, float)))
+    if scores:
+        lines.append(f"- test: {scores}")
+    if info.get("genres"):
+        lines.append(f"- genres: {', '.join(map(str, info['genres']))}")
+    return "\n".join(lines)
 
 
 def counts_markdown(truth: dict[str, int], pred: dict[str, int]) -> str:
@@ -164,9 +108,11 @@ def heatmap_data(labels: list[str], matrix: list[list[int]]) -> list[dict]:
             "x": labels,
             "y": labels,
             # empty cells fade into the background, busy ones turn FiftyOne orange
-            "colorscale": [[0.0, "rgba(128, 128, 128, 0.12)"], [1.0, "#ff6d04"]],
+            "colorscale": [[0.0, "rgba(128, 128, 128, 0.35)"], [1.0, "#ff6d04"]],
             "showscale": False,
             "texttemplate": "%{z}",
+            # white, bold-size counts read on both the pale empty cells and the orange busy ones
+            "textfont": {"color": "#ffffff", "size": 15},
             "hovertemplate": "true %{y}<br>predicted %{x}<br>clips: %{z} (click to show them)<extra></extra>",
             "xgap": 2,
             "ygap": 2,
@@ -176,14 +122,14 @@ def heatmap_data(labels: list[str], matrix: list[list[int]]) -> list[dict]:
 
 def heatmap_height(n: int) -> int:
     """Pixels for an n x n matrix: room for the axis labels plus a readable cell size."""
-    return 150 + 48 * max(n, 1)
+    return 90 + 40 * max(n, 1)
 
 
 def heatmap_layout(n: int) -> dict:
     """The true genres read top-down like a printed matrix; colours follow the App theme."""
     return {
         "height": heatmap_height(n),
-        "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
+        "margin": {"l": 10, "r": 10, "t": 4, "b": 4},
         "xaxis": {"title": {"text": "predicted"}, "type": "category", "tickangle": -30},
         "yaxis": {"title": {"text": "true"}, "type": "category", "autorange": "reversed"},
     }
@@ -230,6 +176,8 @@ class GenrePanel(foo.Panel):
         """The split dropdown: recompute the matrix for one split only."""
         split = ctx.params.get("value") or "all"
         ctx.panel.set_state("split", split)
+        ctx.panel.set_state("selection", None)  # the clicked cell belonged to the old scope
+        ctx.ops.clear_view()
         self._refresh(ctx)
 
     def on_cell_click(self, ctx) -> None:
@@ -297,10 +245,9 @@ class GenrePanel(foo.Panel):
         if selection:
             panel.md(selection, name="selection")
 
-        panel.md("**Confusion matrix**", name="confusion_title")
         if ctx.panel.get_state("has_matrix"):
             panel.md(
-                "Rows are the true genre, columns the predicted one. **Click a cell** to show those clips.",
+                "**Confusion matrix** · rows: true genre, columns: predicted · **click a cell** to show those clips",
                 name="confusion_help",
             )
             n = ctx.panel.get_state("n_labels") or len(g.GENRES)
@@ -313,16 +260,14 @@ class GenrePanel(foo.Panel):
             )
         else:
             panel.md(
-                "_No predictions to compare yet._ Run **Predict genres** on samples that have a `genre`.",
+                "**Confusion matrix**: _no predictions to compare yet._ Run **Predict genres** on samples that have a `genre`.",
                 name="confusion_empty",
             )
+        details = panel.h_stack("details", align_x="left", align_y="top", gap=4)
+        details.md("**Clips per genre**\n\n" + (ctx.panel.get_state("counts") or ""), name="counts")
+        details.md("**Current model**\n\n" + (ctx.panel.get_state("run_info") or ""), name="run_info")
 
-        panel.md("**Clips per genre**", name="counts_title")
-        panel.md(ctx.panel.get_state("counts") or "", name="counts")
-        panel.md("**Current model** (`dataset.info[\"genre_run\"]`)", name="run_title")
-        panel.md(ctx.panel.get_state("run_info") or "", name="run_info")
-
-        return types.Property(panel, view=types.GridView(orientation="vertical", gap=2, padding=2))
+        return types.Property(panel, view=types.GridView(orientation="vertical", gap=1, padding=1))
 
 
 OPERATORS = [GenrePanel]

@@ -9,6 +9,7 @@ clips whose picture and soundtrack disagree.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -61,7 +62,7 @@ def test_slugs():
 
 def test_evaluate_json_matches_the_fields_and_saved_views_hold_exactly_the_cells(ds, tmp_path):
     report = evaluate(ds, out_dir=tmp_path)
-    data = json.loads(json.dumps(report.to_json()))
+    data = json.loads(report.to_json())
     cells = _cells_from_fields(ds)
     n = sum(len(v) for v in cells.values())
     assert data["num_samples"] == n == len(ds) - 1 and data["num_skipped"] == 1
@@ -219,7 +220,8 @@ def test_operator_forms_explain_problems_and_place_buttons(ds, tmp_path):
         prop = predict_op.resolve_input(_ctx(ds, {"model_dir": value}))
         field = prop.type.properties["model_dir"]
         assert field.invalid and message in field.error_message
-        assert "model_dir_error" in prop.type.properties
+        # shown once, on the field (no second red box), and Execute stays disabled
+        assert "model_dir_error" not in prop.type.properties and prop.invalid
     prop = predict_op.resolve_input(_ctx(ds, {"model_dir": str(assets().model_dir)}))
     assert not prop.type.properties["model_dir"].invalid
 
@@ -263,3 +265,168 @@ def test_operators_run_through_fiftyone(ds, tmp_path):
     result = _op("compute_genre_maps")(ds, hardness=False)
     assert result.result["visualization_key"] == "genre_umap"
     assert ds.has_brain_run("genre_umap") and ds.has_brain_run("genre_sim")
+
+
+# --------------------------------------------------------------------------- issue 18: the App layer
+
+
+@pytest.fixture
+def split_clone(ds):
+    """A copy of the predicted dataset with a split (every third clip in test)."""
+    import fiftyone as fo
+
+    clone = ds.clone(f"{ds.name}-split-{uuid.uuid4().hex[:6]}")
+    n = len(clone)
+    clone.set_values(g.SPLIT_FIELD, [("test", "train", "val")[i % 3] for i in range(n)])
+    yield clone
+    if fo.dataset_exists(clone.name):
+        fo.delete_dataset(clone.name)
+
+
+def test_evaluate_one_split_under_its_own_key(split_clone, tmp_path):
+    from fiftyone_genre.analysis import DEFAULT_EVAL_KEY, default_eval_split, eval_key_for
+
+    assert default_eval_split(split_clone) == "test"
+    whole = evaluate(split_clone, out_dir=tmp_path)
+    test = evaluate(split_clone, split="test", out_dir=tmp_path)
+    assert (whole.eval_key, test.eval_key) == (DEFAULT_EVAL_KEY, eval_key_for("test")) == ("genre_eval", "genre_eval_test")
+    # the test-only evaluation does not replace the whole-dataset one
+    assert split_clone.has_evaluation("genre_eval") and split_clone.has_evaluation("genre_eval_test")
+    n_test = len(split_clone.match({g.SPLIT_FIELD: "test"}).exists(g.PRED_FIELD).exists(g.GENRE_FIELD))
+    assert test.num_samples == n_test < whole.num_samples
+    assert test.to_dict()["split"] == "test" and "test split" in str(test)
+
+
+def test_evaluation_report_reads_well(ds, tmp_path):
+    report = evaluate(ds, out_dir=tmp_path)
+    md = report.markdown()
+    assert "| Science Fiction |" in md or g.SCIENCE_FICTION not in report.labels
+    assert re.search(r"Accuracy \d\.\d{3}\*\*", md)
+    assert not re.search(r"\d\.\d{4,}", md), "metrics must be rounded"
+    header = report.confusion_text().splitlines()[0]
+    for label in report.labels:
+        assert label in header, f"matrix header cuts {label!r}: {header}"
+
+
+def test_counts_and_field_choices_live_in_the_library(ds):
+    from fiftyone_genre import analysis as an
+
+    labels, matrix = an.confusion_counts(ds)
+    pairs = an.pair_counts(ds)
+    assert sum(map(sum, matrix)) == sum(pairs.values()) == len(ds.exists(g.PRED_FIELD).exists(g.GENRE_FIELD))
+    assert an.accuracy(matrix) == pytest.approx(sum(n for (t, p), n in pairs.items() if t == p) / sum(pairs.values()))
+    assert an.accuracy([]) is None
+    assert g.PRED_FIELD not in an.ground_truth_fields(ds) and g.GENRE_FIELD in an.ground_truth_fields(ds)
+    assert g.PRED_FIELD in an.prediction_fields(ds) and g.GENRE_FIELD not in an.prediction_fields(ds)
+    import operators.panel as panel
+
+    assert panel.confusion_counts is an.confusion_counts  # the panel only calls the library
+
+
+def _messages(prop) -> list[str]:
+    """Every error text the App would render: its list of form/field errors (one entry per
+    distinct message, as the App shows them) plus any red boxes."""
+    listed = {prop.error_message} if prop.invalid and prop.error_message else set()
+    boxes = []
+    for p in prop.type.properties.values():
+        if p.invalid and p.error_message:
+            listed.add(p.error_message)
+        view = p.view.to_json() if p.view is not None else {}
+        if view.get("name") == "Error":
+            boxes.append(view.get("label"))
+    return sorted(listed) + boxes
+
+
+@pytest.mark.parametrize(
+    "operator, params, message",
+    [
+        ("predict_genres", {"model_dir": "/no/such/dir"}, "no such folder"),
+        ("evaluate_genres", {"eval_key": "bad key"}, "letters, digits and underscores"),
+        ("compute_genre_maps", {"brain_key": "bad key"}, "letters, digits and underscores"),
+        ("open_confusion_view", {"true_genre": g.HORROR, "pred_genre": g.SPORTS}, "is predicted as"),
+        ("relabel_samples", {}, "Select the clips to relabel first."),
+        ("split_dataset", {"train": 0.9}, "sum to 1.10"),
+        ("extract_features", {"shard": "abc"}, "K/N"),
+        ("train_model", {"epochs": 0}, "at least 1"),
+        ("remap_genres", {"mapping": "/no/such/map.yaml"}, "no such mapping file"),
+        ("import_videos", {"path": "/no/such/dir"}, "No such folder"),
+    ],
+)
+def test_every_form_refuses_bad_input_once(ds, operator, params, message):
+    """Invalid input is marked once, the form is invalid (Execute disabled) and execute refuses it."""
+    import fiftyone.operators as foo
+
+    prop = _op(operator).resolve_input(_ctx(ds, params))
+    shown = [m for m in _messages(prop) if message in m]
+    assert len(shown) == 1, f"{operator}: {message!r} shown {len(shown)} times: {_messages(prop)}"
+    assert prop.invalid, f"{operator}: Execute would stay enabled"
+    assert "Traceback" not in shown[0] and "\n" not in shown[0]
+    with pytest.raises(Exception, match=re.escape(message)):
+        result = foo.execute_operator(f"{PLUGIN}/{operator}", dict(dataset=ds), params=params)
+        result.raise_exceptions()
+
+
+def test_forms_read_the_dataset(split_clone, tmp_path):
+    """Defaults come from what was recorded; replacing a split or an evaluation is announced."""
+    import json
+
+    form = _op("evaluate_genres").resolve_input(_ctx(split_clone, {}))
+    props = form.type.properties
+    assert props["split"].default == "test" and props["eval_key"].default == "genre_eval_test"
+    assert g.PRED_FIELD not in props["gt_field"].type.values
+    evaluate(split_clone, split="test", out_dir=tmp_path)
+    text = json.dumps(_op("evaluate_genres").resolve_input(_ctx(split_clone, {})).to_json())
+    assert "Replaces the evaluation 'genre_eval_test'" in text
+    split_clone.info[g.SPLIT_INFO_KEY] = {"ratios": [0.6, 0.2, 0.2], "seed": 3, "keep_official_test": False}
+    split_clone.save()
+    form = _op("split_dataset").resolve_input(_ctx(split_clone, {}))
+    props = form.type.properties
+    assert (props["train"].default, props["seed"].default) == (0.6, 3)
+    assert "Replaces the current split" in json.dumps(form.to_json())
+    feats = _op("extract_features").resolve_input(_ctx(split_clone, {})).type.properties
+    recorded = split_clone.info[g.FEATURES_INFO_KEY]["config"]
+    assert feats["backbone"].default == recorded["backbone"]
+    assert feats["image_size"].default == recorded["image_size"]
+    maps = json.dumps(_op("compute_genre_maps").resolve_input(_ctx(split_clone, {})).to_json())
+    assert "clip(s) with embeddings will be mapped" in maps
+    for name in ("predict_genres", "evaluate_genres", "compute_genre_maps", "split_dataset", "extract_features"):
+        fields = _op(name).resolve_input(_ctx(split_clone, {})).type.properties
+        for key, p in fields.items():
+            view = p.view.to_json() if p.view is not None else {}
+            if view.get("name") in ("MarkdownView", "Notice", "Warning", "Error"):
+                continue
+            if p.type.__class__.__name__ in ("String", "Number", "Boolean", "Enum") and key != "view_target":
+                assert view.get("description"), f"{name}.{key} has no description"
+
+
+def test_app_command_enables_delegated_runs():
+    from fiftyone_genre.cli import build_parser
+    from fiftyone_genre.cli.app import delegation_env
+
+    assert delegation_env({})["FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS"] == "true"
+    args = build_parser().parse_args(["app", "--dataset", "x"])
+    assert args.executor is True
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    app_target = makefile.split("\napp:", 1)[1].split("\n\n", 1)[0]
+    assert "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true" in app_target and "cli app" in app_target
+    for name in ("extract_features", "train_model", "compute_genre_maps"):
+        assert _op(name).config.default_choice_to_delegated, name
+
+
+def test_immediate_runs_in_the_app_stream_live_progress(ds):
+    """In the App an immediate run yields its stage labels while it works, then reload, toast and output."""
+    from fiftyone.operators.executor import ExecutionContext, Executor
+
+    request = {
+        "dataset_name": ds.name, "view": ds.view()._serialize(), "current_sample": None,
+        "params": {"model_dir": str(assets().model_dir), "device": "cpu"},
+    }
+    ctx = ExecutionContext(request_params=request, executor=Executor())
+    op = _op("predict_genres")
+    assert op.config.execute_as_generator
+    messages = [m.body for m in op.execute(ctx)]
+    names = [m.operator_uri.split("/")[-1] for m in messages]
+    progress = [m.params for m in messages if m.operator_uri.endswith("set_progress")]
+    assert progress and all("label" in p and 0.0 <= p["progress"] <= 1.0 for p in progress), names
+    assert names[-3:] == ["reload_dataset", "notify", "show_output"], names
+    assert messages[-1].params["results"]["num_predicted"] == len(ds.exists(g.PRED_FIELD))

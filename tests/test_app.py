@@ -1,29 +1,27 @@
 """Every stage from the FiftyOne App, driven the way a user meets it.
 
 The real App server (``python -m fiftyone.server.main``) runs as a separate
-process on a loopback port with our plugins dir, so it discovers the plugin
-through FiftyOne's own loader; Debian's Chromium (headless, via Playwright)
-opens the dataset, finds our operators *by their labels* in the operator
-browser (the backtick key), fills and submits their forms, and opens the
-Genre panel. After each step the test reads the dataset back from the
-database in this process: the App only proves anything if the data changed.
+process on a loopback port with our plugins dir and, as ``make app`` does,
+delegated scheduling enabled plus a ``fiftyone delegated launch`` executor
+beside it. Debian's Chromium (headless, via Playwright) opens an empty
+dataset, finds our operators *by their labels* in the operator browser (the
+backtick key) and drives all ten forms: first one invalid input per form
+(Execute stays disabled, the message appears exactly once), then a real run.
+Feature extraction, training and the maps are *scheduled* and run by the
+executor; the rest run immediately. After each step the test reads the
+dataset back from the database in this process: the App only proves anything
+if the data changed.
 
-Set-up uses the library directly (it is tested elsewhere): synthetic clips
-with cross-modal genre cues are imported twice, once into a training dataset
-that is remapped, split, featurised and used to train a tiny model, and once
-into the dataset the App works on, which only gets features (a cache hit).
-Remap, split, predict and evaluate then happen in the browser.
-
-Screenshots go to ``test_output/app/``; the operator browser, a form and the
-panel are copied to ``docs/screenshots/`` for the README.
+Screenshots and logs go to ``test_output/app/`` (git-ignored). The README's
+screenshots in ``docs/screenshots/`` are refreshed only by
+``scripts/screenshots.py`` (``make screenshots``), never by a test run.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -43,8 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 PLUGIN_NAME = "@fiftyone-genre/genre"
 PLUGINS_DIR = REPO / ".plugins"
 PLUGIN_LINK = PLUGINS_DIR / "@fiftyone-genre" / "genre"
-SHOTS_DIR = REPO / "test_output" / "app"
-README_SHOTS = REPO / "docs" / "screenshots"
+SHOTS_DIR = Path(os.environ.get("FIFTYONE_GENRE_APP_SHOTS", REPO / "test_output" / "app"))
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -60,6 +57,9 @@ VIEWPORT = {"width": 1600, "height": 1000}
 CLIPS_PER_GENRE = 4
 #: App steps wait at most this long (2 shared cores; the first operator run imports torch).
 STEP_TIMEOUT_MS = 120_000
+#: A scheduled run (executor start-up included) must finish within this many seconds.
+DELEGATED_TIMEOUT_S = 300
+PRIMARY = re.compile(r"^\s*(Execute|Schedule)\s*$")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -103,12 +103,6 @@ def shot(page, name: str) -> Path:
     return path
 
 
-def publish(path: Path, name: str) -> None:
-    """Copy a screenshot to docs/screenshots/ (the README shows these)."""
-    README_SHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(path, README_SHOTS / name)
-
-
 def plugin_labels() -> dict[str, str]:
     """Operator name -> label, read from the operators FiftyOne itself registers.
 
@@ -130,72 +124,65 @@ def plugin_labels() -> dict[str, str]:
 @dataclass
 class AppData:
     name: str
+    media: Path
+    config: Path
     model_dir: Path
     genres_by_path: dict[str, str]
 
 
 @pytest.fixture(scope="module")
 def app_data(tmp_path_factory) -> Iterator[AppData]:
-    """A trained tiny model and an App dataset with features but no genre/split yet."""
+    """Generated clips on disk, a tiny experiment config, and an empty dataset for the App."""
     import fiftyone as fo
+    import yaml
 
-    from fiftyone_genre import features, remap, sources, split, synth, train
+    from fiftyone_genre import synth
     from fiftyone_genre.config import ExperimentConfig, FeaturesConfig, ModelConfig, TrainConfig
 
     root = tmp_path_factory.mktemp("app")
     manifest = synth.generate(
         root / "media", layout="folder", clips_per_class=CLIPS_PER_GENRE, duration=2.0, size=(64, 48), fps=10.0, seed=0
     )
-    tag = uuid.uuid4().hex[:8]
-    train_name, app_name = f"app-train-{tag}", f"app-{tag}"
-    fcfg = FeaturesConfig(
-        backbone="mobilenet_v3_small", weights="none", image_size=64, fps=4.0, num_workers=0, cache_dir=str(root / "cache")
-    )
     experiment = ExperimentConfig(
-        features=fcfg,
+        features=FeaturesConfig(
+            backbone="mobilenet_v3_small", weights="none", image_size=64, fps=4.0, num_workers=0,
+            cache_dir=str(root / "cache"),
+        ),
         model=ModelConfig(visual_proj=16, audio_proj=8, hidden_size=32, dropout=0.0),
         train=TrainConfig(window=4, stride=2, epochs=12, lr=3e-3, batch_size=16, patience=0, device="cpu"),
     )
+    config = root / "tiny.yaml"
+    config.write_text(yaml.safe_dump(experiment.to_dict()))
+    name = f"app-{uuid.uuid4().hex[:8]}"
     try:
-        training = fo.Dataset(train_name)
-        sources.import_folder(training, root / "media")
-        remap.remap(training)
-        split.split_dataset(training)
-        features.extract_features(training, fcfg)
-        train.train(training, experiment, root / "model")
-
-        dataset = fo.Dataset(app_name, persistent=True)  # the server process loads it by name
-        sources.import_folder(dataset, root / "media")
-        features.extract_features(dataset, fcfg)
-        assert len(dataset) == len(manifest.clips)
-        assert not dataset.has_field("genre") and not dataset.has_field("split")
-        yield AppData(app_name, root / "model", {c.path: c.genre for c in manifest.clips})
+        fo.Dataset(name, persistent=True)  # the server process loads it by name
+        yield AppData(name, root / "media", config, root / "model", {c.path: c.genre for c in manifest.clips})
     finally:
-        for name in (train_name, app_name):
-            if fo.dataset_exists(name):
-                fo.delete_dataset(name)
+        if fo.dataset_exists(name):
+            fo.delete_dataset(name)
 
 
 @pytest.fixture(scope="module")
 def app_server(app_data) -> Iterator[str]:
-    """``python -m fiftyone.server.main`` on a free loopback port, our plugins dir, the test DB."""
+    """The App server on a free loopback port plus a delegated executor, as ``make app`` runs them."""
+    from fiftyone_genre.cli.app import delegation_env, start_executor, stop_process
+
     ensure_plugin_link()
     SHOTS_DIR.mkdir(parents=True, exist_ok=True)
     for old in SHOTS_DIR.glob("*.png"):  # a previous run's failure shots would mislead
         old.unlink()
     port = free_port()
-    env = dict(os.environ)
+    env = delegation_env(dict(os.environ))
     env["FIFTYONE_PLUGINS_DIR"] = str(PLUGINS_DIR)
     env["FIFTYONE_DO_NOT_TRACK"] = "true"
     assert env["FIFTYONE_DATABASE_NAME"] not in ("", "fiftyone")  # set by conftest
     log = open(SHOTS_DIR / "server.log", "w")  # noqa: SIM115 - closed in teardown
+    executor_log = open(SHOTS_DIR / "executor.log", "w")  # noqa: SIM115 - closed in teardown
     proc = subprocess.Popen(
         [sys.executable, "-m", "fiftyone.server.main", "--port", str(port), "--address", "127.0.0.1"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: teardown ends it and its children
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
+    executor = start_executor(env, log=executor_log)
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -208,18 +195,10 @@ def app_server(app_data) -> Iterator[str]:
         wait_until(up, 120, "the App server to answer")
         yield url
     finally:
-        for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-            if proc.poll() is not None:
-                break
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                continue
+        stop_process(proc)
+        stop_process(executor)
         log.close()
+        executor_log.close()
 
 
 @pytest.fixture(scope="module")
@@ -247,11 +226,14 @@ def page(browser, app_server, app_data):
     context.set_default_timeout(30_000)
     tab = context.new_page()
     tab.goto(f"{app_server}/datasets/{app_data.name}", wait_until="load")
-    from playwright.sync_api import expect
 
-    expect(tab.locator("[data-cy='entry-counts']")).to_have_text(
-        re.compile(rf"^\s*{len(app_data.genres_by_path)} samples\s*$"), timeout=STEP_TIMEOUT_MS
-    )
+    # an empty dataset has no sample count yet, only "No samples yet"
+    try:
+        tab.get_by_text("No samples yet").wait_for(timeout=STEP_TIMEOUT_MS)
+    except Exception:
+        shot(tab, "00_not_loaded")
+        raise
+    tab.wait_for_timeout(2000)
     try:
         yield tab
     finally:
@@ -277,19 +259,32 @@ def open_operator_browser(page, query: str):
     return search
 
 
+def primary(dialog):
+    """The form's run button: "Execute", or "Schedule" where delegation is the default."""
+    return dialog.get_by_role("button", name=PRIMARY).first
+
+
 def open_form(page, label: str):
     """Find an operator by its label in the operator browser and open its form."""
     open_operator_browser(page, label)
     page.get_by_text(label, exact=True).click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_role("button", name="Execute").wait_for(timeout=STEP_TIMEOUT_MS)
+    primary(dialog).wait_for(timeout=STEP_TIMEOUT_MS)
     return dialog
 
 
-def field(dialog, label: str):
+def close_form(page, dialog) -> None:
+    from playwright.sync_api import expect
+
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+
+
+def field(dialog, label: str, role: str = "input"):
     """The input of the form field whose label text is ``label`` (labels are not <label>s)."""
+    inner = "input" if role == "input" else f"*[@role={_xpath_literal(role)}]"
     return dialog.locator(
-        f"xpath=.//p[normalize-space()={_xpath_literal(label)}]/ancestor::div[.//input][1]//input"
+        f"xpath=.//p[normalize-space()={_xpath_literal(label)}]/ancestor::div[.//{inner}][1]//{inner}"
     ).first
 
 
@@ -297,15 +292,41 @@ def _xpath_literal(text: str) -> str:
     return f"'{text}'" if "'" not in text else f'"{text}"'
 
 
+def type_into(page, dialog, label: str, value: str) -> None:
+    """Type into a text field and leave it, so the dynamic form re-resolves."""
+    box = field(dialog, label)
+    box.fill(value)
+    page.keyboard.press("Tab")
+
+
+def choose(page, dialog, label: str, option: str | re.Pattern) -> None:
+    """Pick ``option`` in the dropdown whose label is ``label``."""
+    field(dialog, label, role="combobox").click()
+    page.get_by_role("option", name=option).first.click()
+
+
 def settle(dialog) -> None:
-    """Wait until a dynamic form has re-resolved (its Execute button is enabled again)."""
+    """Wait until a dynamic form has re-resolved (its run button is enabled again)."""
     from playwright.sync_api import expect
 
-    expect(dialog.get_by_role("button", name="Execute")).to_be_enabled(timeout=STEP_TIMEOUT_MS)
+    expect(primary(dialog)).to_be_enabled(timeout=STEP_TIMEOUT_MS)
 
 
-def execute(page, dialog, shot_name: str, expect_text: str | re.Pattern) -> str:
-    """Submit the form, wait for the operator's output view to show ``expect_text``; close it.
+def expect_refused(page, dialog, message: str, shot_name: str) -> None:
+    """The form shows ``message`` exactly once and keeps its run button disabled."""
+    from playwright.sync_api import expect
+
+    expect(primary(dialog)).to_be_disabled(timeout=STEP_TIMEOUT_MS)
+    try:
+        expect(dialog.get_by_text(message, exact=False)).to_have_count(1, timeout=STEP_TIMEOUT_MS)
+    except AssertionError:
+        shot(page, shot_name + "_failed")
+        raise
+    shot(page, shot_name)
+
+
+def execute(page, dialog, shot_name: str, expect_text: str | re.Pattern, close: bool = True) -> str:
+    """Run the form immediately and wait for its output view to show ``expect_text``.
 
     The "Close" button appears before the output schema has been resolved
     and rendered, so the wait is on the content, not on the button.
@@ -313,7 +334,10 @@ def execute(page, dialog, shot_name: str, expect_text: str | re.Pattern) -> str:
     from playwright.sync_api import expect
 
     settle(dialog)
-    dialog.get_by_role("button", name="Execute").click()
+    button = primary(dialog)
+    if button.inner_text().strip() != "Execute":
+        _pick_execution(page, dialog, "Execute")
+    primary(dialog).click()
     output = page.get_by_role("dialog")
     try:
         expect(output).to_contain_text(expect_text, timeout=STEP_TIMEOUT_MS)
@@ -322,9 +346,73 @@ def execute(page, dialog, shot_name: str, expect_text: str | re.Pattern) -> str:
         raise
     text = output.inner_text()
     shot(page, shot_name)
-    output.get_by_role("button", name="Close").click()
-    expect(page.get_by_role("dialog")).to_have_count(0)
+    if close:
+        close_output(page)
     return text
+
+
+def close_output(page) -> None:
+    """Close an output view: "Close" in the form's own dialog, "Done" in a streamed run's."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("dialog").get_by_role("button", name=re.compile(r"^(Close|Done)$")).first.click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+
+
+def _pick_execution(page, dialog, choice: str) -> None:
+    """Open the run button's menu (the arrow beside it) and pick Execute or Schedule."""
+    group = primary(dialog).locator("xpath=ancestor::div[contains(@class,'MuiButtonGroup')][1]")
+    group.get_by_role("button").last.click()
+    page.get_by_text(re.compile(rf"^{choice}$")).last.click()
+
+
+def schedule(page, dialog, shot_name: str) -> float:
+    """Schedule the form as a delegated operation; returns the wall time of the click."""
+    from playwright.sync_api import expect
+
+    settle(dialog)
+    if primary(dialog).inner_text().strip() != "Schedule":
+        _pick_execution(page, dialog, "Schedule")
+    shot(page, shot_name)
+    clicked = time.time()
+    primary(dialog).click()
+    output = page.get_by_role("dialog")
+    close = output.get_by_role("button", name="Close")
+    if close.count():
+        close.click()
+    expect(page.get_by_role("dialog")).to_have_count(0, timeout=STEP_TIMEOUT_MS)
+    return clicked
+
+
+def wait_delegated(app_data, operator: str, since: float) -> dict:
+    """Wait for the executor to finish the scheduled ``operator``; its timings (s) and progress seen."""
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    service = DelegatedOperationService()
+    uri = f"{PLUGIN_NAME}/{operator}"
+    labels_seen: set[str] = set()
+
+    def done():
+        ops = [op for op in service.list_operations(operator=uri, dataset_name=app_data.name)]
+        op = max(ops, key=lambda o: o.queued_at) if ops else None
+        if op is None:
+            return None
+        status = getattr(op, "status", None)
+        if status is not None and getattr(status, "label", None):
+            labels_seen.add(status.label)
+        return op if op.run_state in ("completed", "failed") else None
+
+    op = wait_until(done, DELEGATED_TIMEOUT_S, f"the scheduled {operator} run", interval=1.0)
+    assert op.run_state == "completed", f"{operator} failed in the executor:\n{op.result.error if op.result else ''}"
+    queued, started, completed = (x.timestamp() for x in (op.queued_at, op.started_at, op.completed_at))
+    return {
+        "operator": operator,
+        "click_to_queued_s": round(queued - since, 2),
+        "queued_to_started_s": round(started - queued, 2),
+        "run_s": round(completed - started, 2),
+        "click_to_completed_s": round(completed - since, 2),
+        "progress_labels_seen": sorted(labels_seen),
+    }
 
 
 def load(name: str):
@@ -333,6 +421,13 @@ def load(name: str):
     dataset = fo.load_dataset(name)
     dataset.reload()
     return dataset
+
+
+def record_timings(timings: dict) -> None:
+    path = SHOTS_DIR / "delegated_timings.json"
+    data = json.loads(path.read_text()) if path.exists() else []
+    data.append(timings)
+    path.write_text(json.dumps(data, indent=2))
 
 
 # --------------------------------------------------------------------------- tests
@@ -346,98 +441,205 @@ def test_operator_browser_lists_our_operators(page, labels):
     operators = yaml.safe_load((REPO / "fiftyone.yml").read_text())["operators"]
     missing = [name for name in operators if name not in labels]
     assert not missing, f"operators in fiftyone.yml that the plugin did not register: {missing}"
-    shot(page, "01_grid")
     open_operator_browser(page, "Genre")
     for name in operators:
         expect(page.get_by_text(labels[name], exact=True)).to_be_visible()
-    path = shot(page, "02_operator_browser")
-    publish(path, "operator_browser.png")
+    shot(page, "01_operator_browser")
     page.keyboard.press("Escape")
     expect(page.get_by_placeholder("Search operations by name...")).to_have_count(0)
 
 
-def test_stages_through_their_forms(page, labels, app_data):
-    """Remap, split, predict and evaluate from their forms; the dataset shows each result."""
-    from playwright.sync_api import expect
-
-    from fiftyone_genre.analysis import DEFAULT_EVAL_KEY
-
+def test_import_remap_split_forms(page, labels, app_data):
+    """Import, remap and split: each refuses one bad input, then runs and changes the dataset."""
     n = len(app_data.genres_by_path)
 
-    # remap: the form previews the counts before anything is written
+    dialog = open_form(page, labels["import_videos"])
+    type_into(page, dialog, "Path", "/no/such/dir")
+    expect_refused(page, dialog, "No such folder on the App server: /no/such/dir", "02_import_invalid")
+    type_into(page, dialog, "Path", str(app_data.media))
+    dialog.get_by_text(f"{n} video file(s)").wait_for(timeout=STEP_TIMEOUT_MS)
+    shot(page, "03_import_form")
+    # the first samples turn the empty-dataset page into the grid, which re-mounts
+    # the operator dialog: the data, not the output view, is what to wait for
+    settle(dialog)
+    primary(dialog).click()
+    wait_until(lambda: len(load(app_data.name)) == n, 120, f"{n} imported samples")
+    page.locator("[data-cy='entry-counts']").wait_for(timeout=STEP_TIMEOUT_MS)
+    shot(page, "04_import_done")
+    for name in ("Close", "Cancel"):
+        button = page.get_by_role("dialog").get_by_role("button", name=name)
+        if button.count():
+            button.first.click()
+            break
+
     dialog = open_form(page, labels["remap_genres"])
+    type_into(page, dialog, "Mapping file (optional)", "/no/such/map.yaml")
+    expect_refused(page, dialog, "no such mapping file", "05_remap_invalid")
+    type_into(page, dialog, "Mapping file (optional)", "")
     dialog.get_by_text(re.compile(r"dry run")).first.wait_for(timeout=STEP_TIMEOUT_MS)
-    shot(page, "03_remap_form")
-    text = execute(page, dialog, "04_remap_done", re.compile(r"changed: \d+ clips"))
+    shot(page, "06_remap_form")
+    text = execute(page, dialog, "07_remap_done", re.compile(r"changed: \d+ clips"))
     assert f"changed: {n} clips" in text, text
     wait_until(lambda: load(app_data.name).count("genre.label") == n, 30, "genre on every clip")
-    dataset = load(app_data.name)
-    paths, genres = dataset.values(["filepath", "genre.label"])
+    paths, genres = load(app_data.name).values(["filepath", "genre.label"])
     assert dict(zip(paths, genres)) == app_data.genres_by_path
 
-    # split: change the seed in the form to prove the form's values reach the library
     dialog = open_form(page, labels["split_dataset"])
-    seed = field(dialog, "Seed")
-    seed.fill("7")
-    page.keyboard.press("Tab")
+    type_into(page, dialog, "train ratio", "0.9")
+    expect_refused(page, dialog, "The ratios sum to 1.10; they must sum to 1.", "08_split_invalid")
+    type_into(page, dialog, "train ratio", "0.8")
+    type_into(page, dialog, "Seed", "7")
     settle(dialog)
-    shot(page, "05_split_form")
-    text = execute(page, dialog, "06_split_done", "no leakage")
+    shot(page, "09_split_form")
+    text = execute(page, dialog, "10_split_done", "no leakage")
     assert "seed 7" in text, text
     wait_until(lambda: load(app_data.name).count("split") == n, 30, "split on every clip")
     dataset = load(app_data.name)
     counts = dataset.count_values("split")
-    assert set(counts) <= {"train", "val", "test"} and counts.get("train", 0) > counts.get("test", 0) > 0
+    assert counts.get("train", 0) > counts.get("test", 0) > 0
     splits_of_group: dict[str, set] = {}
     for group, value in zip(*dataset.values(["group", "split"])):
         splits_of_group.setdefault(group, set()).add(value)
     assert all(len(v) == 1 for v in splits_of_group.values()), "a group straddles splits"
 
-    # predict: the model directory the set-up trained
+
+def test_relabel_refuses_the_whole_dataset(page, labels):
+    """With nothing selected and no view, relabel does not silently act on every clip."""
+    dialog = open_form(page, labels["relabel_samples"])
+    expect_refused(page, dialog, "Select the clips to relabel first.", "11_relabel_invalid")
+    close_form(page, dialog)
+
+
+def test_features_and_training_run_delegated(page, labels, app_data):
+    """Extract and train are scheduled from their forms and run by the executor beside the App."""
+    from fiftyone_genre.features import parse_shard
+
+    try:
+        parse_shard("abc")
+    except ValueError as e:
+        shard_message = str(e)
+    dialog = open_form(page, labels["extract_features"])
+    type_into(page, dialog, "Shard K/N (optional)", "abc")
+    expect_refused(page, dialog, shard_message, "12_features_invalid")
+    type_into(page, dialog, "Shard K/N (optional)", "")
+    type_into(page, dialog, "Experiment config (optional)", str(app_data.config))
+    dialog.get_by_text("through mobilenet_v3_small").wait_for(timeout=STEP_TIMEOUT_MS)
+    since = schedule(page, dialog, "13_features_form")
+    timings = wait_delegated(app_data, "extract_features", since)
+    record_timings(timings)
+    assert load(app_data.name).info.get("genre_features"), "features were not recorded on the dataset"
+
+    dialog = open_form(page, labels["train_model"])
+    type_into(page, dialog, "Epochs (optional)", "0")
+    expect_refused(page, dialog, "Epochs must be at least 1.", "14_train_invalid")
+    type_into(page, dialog, "Experiment config", str(app_data.config))
+    type_into(page, dialog, "Model directory", str(app_data.model_dir))
+    type_into(page, dialog, "Epochs (optional)", "12")
+    dialog.get_by_text("12 epochs").wait_for(timeout=STEP_TIMEOUT_MS)
+    since = schedule(page, dialog, "15_train_form")
+    timings = wait_delegated(app_data, "train_model", since)
+    record_timings(timings)
+    print("delegated training:", timings)
+    assert any(label.startswith("epoch") for label in timings["progress_labels_seen"]), "no stage labels"
+    assert (app_data.model_dir / "best.pt").is_file()
+    trained = load(app_data.name).info.get("genre_trained_model") or {}
+    assert trained.get("model_dir") == str(app_data.model_dir), "the run did not record its model on the dataset"
+
+
+def test_predict_evaluate_confusion_forms(page, labels, app_data):
+    """Predict (default model: the one just trained), evaluate the test split, open a confusion view."""
+    from playwright.sync_api import expect
+
+    n = len(app_data.genres_by_path)
     dialog = open_form(page, labels["predict_genres"])
-    field(dialog, "Model directory").fill(str(app_data.model_dir))
-    page.keyboard.press("Tab")  # dynamic form: re-resolves with the path
-    settle(dialog)
-    expect(dialog.get_by_text("Required property")).to_have_count(0)
-    path = shot(page, "07_predict_form")
-    publish(path, "predict_form.png")
-    text = execute(page, dialog, "08_predict_done", "Clips predicted")
+    expect(field(dialog, "Model directory")).to_have_value(str(app_data.model_dir))  # from the training run
+    type_into(page, dialog, "Model directory", "/no/such/dir")
+    expect_refused(page, dialog, "no such folder on the App server: /no/such/dir", "16_predict_invalid")
+    type_into(page, dialog, "Model directory", str(app_data.model_dir))
+    dialog.get_by_text(f"{n} clip(s) will be predicted").wait_for(timeout=STEP_TIMEOUT_MS)
+    shot(page, "17_predict_form")
+    execute(page, dialog, "18_predict_done", "Clips predicted")
     wait_until(lambda: load(app_data.name).count("genre_pred.label") == n, 60, "genre_pred on every clip")
     dataset = load(app_data.name)
     assert dataset.info.get("genre_run"), "predict did not record its run in dataset.info['genre_run']"
-    assert set(dataset.distinct("genre_pred.label")) <= set(app_data.genres_by_path.values())
     assert dataset.count("genre.label") == n  # predict never touches the ground truth
 
-    # evaluate: defaults (genre_pred against genre)
     dialog = open_form(page, labels["evaluate_genres"])
-    shot(page, "09_evaluate_form")
-    execute(page, dialog, "10_evaluate_done", "Accuracy")
-    wait_until(lambda: load(app_data.name).has_evaluation(DEFAULT_EVAL_KEY), 30, "the evaluation run")
+    expect(field(dialog, "Evaluation key")).to_have_value("genre_eval_test")
+    type_into(page, dialog, "Evaluation key", "bad key")
+    expect_refused(page, dialog, "Use letters, digits and underscores only.", "19_evaluate_invalid")
+    type_into(page, dialog, "Evaluation key", "genre_eval_test")
+    field(dialog, "Ground truth", role="combobox").click()
+    assert not page.get_by_role("option", name="genre_pred").count(), "predictions offered as ground truth"
+    page.keyboard.press("Escape")
+    settle(dialog)
+    shot(page, "20_evaluate_form")
+    text = execute(page, dialog, "21_evaluate_done", "Accuracy", close=False)
+    assert "test split" in text and "Science Fiction" in text, text
+    assert not re.search(r"\d\.\d{5,}", text), "unrounded metrics in the evaluation output"
+    dataset = load(app_data.name)
+    assert dataset.has_evaluation("genre_eval_test")
+    close_output(page)
+
+    # every split: its own key (the test-only evaluation stays), and chips for the confusions
+    dialog = open_form(page, labels["evaluate_genres"])
+    choose(page, dialog, "Split", "every split")
+    expect(field(dialog, "Evaluation key")).to_have_value("genre_eval", timeout=STEP_TIMEOUT_MS)
+    execute(page, dialog, "21b_evaluate_all_done", "Accuracy", close=False)
+    dataset = load(app_data.name)
+    assert dataset.has_evaluation("genre_eval") and dataset.has_evaluation("genre_eval_test")
+    _open_saved_view_chip(page, dataset)
+
+    _confusion_form(page, labels)
 
 
-def test_genre_panel_confusion_cell_sets_view(page, app_data):
-    """The panel shows the matrix; clicking a cell loads exactly those clips into the grid."""
+def _open_saved_view_chip(page, dataset) -> None:
+    """A saved-view chip in the evaluation output loads that view into the grid."""
+    from playwright.sync_api import expect
+
+    views = [v for v in dataset.list_saved_views() if "-predicted-as-" in v and not v.endswith("genre-eval-test")]
+    output = page.get_by_role("dialog")
+    if not views:  # a perfect model: nothing to chip
+        close_output(page)
+        return
+    output.get_by_role("button", name=views[0]).click()
+    expected = len(dataset.load_saved_view(views[0]))
+    plural = "sample" if expected == 1 else "samples"
+    expect(page.locator("[data-cy='entry-counts']")).to_have_text(
+        re.compile(rf"^\s*{expected} {plural}\s*$"), timeout=STEP_TIMEOUT_MS
+    )
+    shot(page, "21c_saved_view_loaded")
+    if page.get_by_role("dialog").count():
+        close_output(page)
+
+
+def _confusion_form(page, labels) -> None:
+    dialog = open_form(page, labels["open_confusion_view"])
+    choose(page, dialog, "Predicted genre", re.compile(r"\(0 of them\)"))
+    expect_refused(page, dialog, "is predicted as", "22_confusion_invalid")
+    close_form(page, dialog)
+    dialog = open_form(page, labels["open_confusion_view"])
+    settle(dialog)
+    shot(page, "23_confusion_form")
+    primary(dialog).click()
+
+
+def test_genre_panel_and_relabel(page, labels, app_data):
+    """The panel's cell click loads those clips; relabel acts on them; a new scope clears the selection."""
     from playwright.sync_api import expect
 
     dataset = load(app_data.name)
-    assert dataset.count("genre_pred.label"), "needs the predictions of the previous test"
     pairs = Counter(zip(*dataset.values(["genre.label", "genre_pred.label"])))
-    # the busiest cell that is not the whole dataset, so the grid visibly changes
     (true_genre, pred_genre), expected = max(
         ((pair, count) for pair, count in pairs.items() if count < len(dataset)), key=lambda kv: kv[1]
     )
-
     page.locator("[data-cy='new-panel-btn']").first.click()  # the Samples space's "+"
     page.locator("[data-cy='new-panel-option-genre_panel']").click()
     plot = page.locator(".js-plotly-plot")
     plot.wait_for(timeout=STEP_TIMEOUT_MS)
     expect(page.get_by_text("Clips per genre", exact=True)).to_be_visible()
-    expect(page.locator("[data-cy='looker']").first).to_be_visible(timeout=STEP_TIMEOUT_MS)
     page.wait_for_timeout(1000)  # Plotly redraws once after the panel settles (App: setTimeout 500ms)
-    path = shot(page, "11_panel")
-    publish(path, "panel.png")
-
-    # click the cell's centre, located through Plotly's own axes (category -> pixel)
+    shot(page, "24_panel")
     point = plot.evaluate(
         """(gd, cell) => {
             const fl = gd._fullLayout, r = gd.getBoundingClientRect();
@@ -448,22 +650,42 @@ def test_genre_panel_confusion_cell_sets_view(page, app_data):
     )
     page.mouse.move(point["x"], point["y"])
     page.mouse.click(point["x"], point["y"])
-
     plural = "sample" if expected == 1 else "samples"
     expect(page.locator("[data-cy='entry-counts']")).to_have_text(
         re.compile(rf"^\s*{expected} {plural}\s*$"), timeout=STEP_TIMEOUT_MS
     )
-    expect(page.locator("[data-cy='view-bar']")).to_contain_text("Match")
-    expect(page.get_by_text(f"Showing true {true_genre} predicted as {pred_genre}.")).to_be_visible()
-    dataset = load(app_data.name)
-    grid_genres = {(a, b) for a, b in zip(*dataset.values(["genre.label", "genre_pred.label"]))}
-    assert (true_genre, pred_genre) in grid_genres
-    path = shot(page, "12_panel_cell_clicked")
-    publish(path, "panel_cell_clicked.png")
+    caption = page.get_by_text(f"Showing true {true_genre} predicted as {pred_genre}.")
+    expect(caption).to_be_visible()
+    shot(page, "25_panel_cell_clicked")
 
-    # the rest of the panel: per-genre counts and the run that made the predictions
-    run_row = page.get_by_text("model_dir", exact=True)
-    run_row.scroll_into_view_if_needed()
-    expect(run_row).to_be_visible()
-    path = shot(page, "13_panel_counts_and_run")
-    publish(path, "panel_counts_and_run.png")
+    # relabel the clips of that cell (the current view) and check the dataset
+    new_genre = next(x for x in ("Horror", "Sports", "Action") if x != true_genre)
+    dialog = open_form(page, labels["relabel_samples"])
+    choose(page, dialog, "Genre", new_genre)
+    settle(dialog)
+    shot(page, "26_relabel_form")
+    execute(page, dialog, "27_relabel_done", f"Relabeled {expected} samples")
+    wait_until(lambda: load(app_data.name).count_sample_tags().get("genre:relabeled") == expected, 30, "relabel tags")
+
+    # a new scope clears the stale cell selection
+    _switch_split(page, "test split")
+    expect(caption).to_have_count(0, timeout=STEP_TIMEOUT_MS)
+    expect(page.get_by_text("Current model", exact=True)).to_be_visible()
+    shot(page, "28_panel_test_split")
+
+
+def _switch_split(page, label: str) -> None:
+    page.locator("[role='combobox']").filter(has_text="all splits").first.click()
+    page.get_by_role("option", name=label).click()
+
+
+def test_maps_scheduled(page, labels, app_data):
+    """Compute maps refuses a bad key, then runs delegated and writes its brain runs."""
+    dialog = open_form(page, labels["compute_genre_maps"])
+    type_into(page, dialog, "Map brain key", "bad key")
+    expect_refused(page, dialog, "Use letters, digits and underscores only.", "29_maps_invalid")
+    type_into(page, dialog, "Map brain key", "genre_umap")
+    since = schedule(page, dialog, "30_maps_form")
+    record_timings(wait_delegated(app_data, "compute_genre_maps", since))
+    dataset = load(app_data.name)
+    assert dataset.has_brain_run("genre_umap") and dataset.has_brain_run("genre_sim")

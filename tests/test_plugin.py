@@ -153,3 +153,17 @@ def test_cli_lists_plugin_and_every_operator(plugin_env):
     for name in operators:
         # the operator browser hides unlisted operators: every stage must be listed
         assert rows[name].count("✓") == 1, f"{name} is disabled or unlisted: {rows[name]}"
+
+
+def test_tests_never_write_into_the_checkout():
+    """Screenshots for the docs are refreshed by scripts/screenshots.py, never by a test run."""
+    for path in sorted((REPO / "tests").glob("test_*.py")):
+        if path.name == Path(__file__).name:
+            continue
+        text = path.read_text()
+        assert '"docs" / "screenshots"' not in text and 'REPO / "docs"' not in text, f"{path.name} writes into docs/"
+    script = (REPO / "scripts" / "screenshots.py").read_text()
+    assert "tests" in script and "docs" in script
+    makefile = (REPO / "Makefile").read_text()
+    test_target = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    assert "screenshots" not in test_target

@@ -12,7 +12,7 @@ import os
 import sys
 
 #: Modules under fiftyone_genre.cli that add subcommands, in data-flow order.
-COMMAND_MODULES = ("synth", "importing", "labels", "features", "training", "analysis", "classify", "demo")
+COMMAND_MODULES = ("synth", "importing", "labels", "features", "training", "analysis", "classify", "demo", "app")
 
 
 def load_dataset(name: str, hint: str = "see `fiftyone datasets list`"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from fiftyone_genre.cli import load_dataset
@@ -25,25 +24,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    import contextlib
+
     from fiftyone_genre.analysis import evaluate
 
     dataset = load_dataset(args.dataset)
-    if args.json:
-        # --json promises stdout holds only the JSON: route FiftyOne's chatter to stderr.
-        import contextlib
-
-        with contextlib.redirect_stdout(sys.stderr):
-            report = evaluate(
-                dataset, pred_field=args.pred_field, gt_field=args.gt_field,
-                eval_key=args.eval_key, out_dir=args.out,
-            )
-        print(json.dumps(report.to_json(), indent=2))
-    else:
-        report = evaluate(
-            dataset, pred_field=args.pred_field, gt_field=args.gt_field,
-            eval_key=args.eval_key, out_dir=args.out,
-        )
-        print(report)
+    kwargs = dict(
+        pred_field=args.pred_field, gt_field=args.gt_field, eval_key=args.eval_key,
+        out_dir=args.out, split=args.split,
+    )
+    # --json promises stdout holds only the JSON: route FiftyOne's chatter to stderr.
+    quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
+    with quiet:
+        report = evaluate(dataset, **kwargs)
+    print(report.to_json() if args.json else report)
     return 0
 
 
@@ -88,7 +82,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "'horror-predicted-as-action' and a confusion-matrix PNG.",
     )
     e.add_argument("--dataset", required=True, help="FiftyOne dataset name")
-    e.add_argument("--eval-key", default="genre_eval", help="evaluation key (default: genre_eval)")
+    e.add_argument(
+        "--eval-key", default=None,
+        help="evaluation key (default: genre_eval, or genre_eval_<split> with --split)",
+    )
+    e.add_argument(
+        "--split", default=None, choices=list(g.SPLITS),
+        help="evaluate one split only (default: every sample with both fields)",
+    )
     e.add_argument("--pred-field", default=g.PRED_FIELD, help=f"default: {g.PRED_FIELD}")
     e.add_argument("--gt-field", default=g.GENRE_FIELD, help=f"default: {g.GENRE_FIELD}")
     e.add_argument("--out", default=None, help="folder for the confusion-matrix PNG")

@@ -1,11 +1,8 @@
-"""`fiftyone-genre demo` (the whole pipeline on generated media) and `app`."""
+"""`fiftyone-genre demo`: the whole pipeline on generated media (`app` lives in cli/app.py)."""
 
 from __future__ import annotations
 
 import argparse
-import os
-
-from fiftyone_genre.cli import load_dataset
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,12 +22,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=_demo)
 
-    a = sub.add_parser("app", help="open the FiftyOne App on a dataset (with this plugin)")
-    a.add_argument("--dataset", default="genre-demo")
-    a.add_argument("--port", type=int, default=5151)
-    a.add_argument("--address", default="127.0.0.1")
-    a.set_defaults(func=_app)
-
 
 def _demo(args: argparse.Namespace) -> int:
     import inspect
@@ -42,12 +33,3 @@ def _demo(args: argparse.Namespace) -> int:
     run_demo(**{k: v for k, v in vars(args).items() if k in params})
     return 0
 
-
-def _app(args: argparse.Namespace) -> int:
-    import fiftyone as fo
-
-    dataset = load_dataset(args.dataset, hint="run `make demo` first")
-    print(f"plugins dir: {os.environ.get('FIFTYONE_PLUGINS_DIR', fo.config.plugins_dir)}")
-    session = fo.launch_app(dataset, port=args.port, address=args.address, remote=True)
-    session.wait(-1)
-    return 0

@@ -1,0 +1,68 @@
+"""Refresh the screenshots in ``docs/screenshots/`` from a browser run of the App.
+
+    python scripts/screenshots.py        (or: make screenshots)
+
+Runs ``tests/test_app.py`` (the real App server, a delegated executor and
+headless Chromium drive every form and the Genre panel) with its screenshots
+going to a temporary folder, then copies the ones the docs show. Tests never
+write into the checkout; this script is the only thing that updates
+``docs/screenshots/``, and only when the whole browser run passed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS_SHOTS = REPO / "docs" / "screenshots"
+
+#: (test_app.py screenshot, docs/screenshots name): what docs/app.md and the README show.
+PUBLISHED = [
+    ("01_operator_browser.png", "operator_browser.png"),
+    ("03_import_form.png", "form_import.png"),
+    ("06_remap_form.png", "form_remap.png"),
+    ("09_split_form.png", "form_split.png"),
+    ("08_split_invalid.png", "form_split_invalid.png"),
+    ("13_features_form.png", "form_features.png"),
+    ("15_train_form.png", "form_train.png"),
+    ("17_predict_form.png", "form_predict.png"),
+    ("17_predict_form.png", "predict_form.png"),
+    ("20_evaluate_form.png", "form_evaluate.png"),
+    ("21_evaluate_done.png", "evaluate_result.png"),
+    ("23_confusion_form.png", "form_confusion.png"),
+    ("26_relabel_form.png", "form_relabel.png"),
+    ("30_maps_form.png", "form_maps.png"),
+    ("24_panel.png", "panel.png"),
+    ("25_panel_cell_clicked.png", "panel_cell_clicked.png"),
+    ("28_panel_test_split.png", "panel_counts_and_run.png"),
+]
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="fiftyone-genre-shots-") as tmp:
+        env = {**os.environ, "FIFTYONE_GENRE_APP_SHOTS": tmp}
+        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", str(REPO / "tests" / "test_app.py")]
+        if subprocess.run(cmd, cwd=REPO, env=env, check=False).returncode != 0:
+            print(f"browser run failed; docs/screenshots/ left as it was (shots in {tmp} are deleted)", file=sys.stderr)
+            return 1
+        missing = sorted({name for name, _ in PUBLISHED if not (Path(tmp) / name).is_file()})
+        if missing:
+            print(f"browser run did not produce: {', '.join(missing)}", file=sys.stderr)
+            return 1
+        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+        for source, target in PUBLISHED:
+            shutil.copy(Path(tmp) / source, DOCS_SHOTS / target)
+            print(f"docs/screenshots/{target}")
+        timings = Path(tmp) / "delegated_timings.json"
+        if timings.is_file():
+            print(timings.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
