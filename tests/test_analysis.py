@@ -1,7 +1,7 @@
 """evaluate / confusion views / brain maps / disagreement, and the four App operators.
 
 One dataset is predicted once per module with the tiny trained model of
-``genre_testdata``; it carries planted label errors (3 Horror-labelled clips
+``support.model_assets``; it carries planted label errors (3 Horror-labelled clips
 that look and sound like Action, 2 Romance-labelled that are Horror) and 2
 clips whose picture and soundtrack disagree.
 """
@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from genre_testdata import assets, build_dataset
 
 from fiftyone_genre import genres as g
 from fiftyone_genre.analysis import (
@@ -28,6 +27,8 @@ from fiftyone_genre.analysis import (
     slugify,
 )
 from fiftyone_genre.predict import predict
+
+from support.model_assets import assets, build_dataset
 
 PLUGIN = "@fiftyone-genre/genre"
 

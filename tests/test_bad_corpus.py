@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.faults import bad_corpus
-from support.media import streams as _streams
 
 from fiftyone_genre import genres as g
 from fiftyone_genre.sources import import_folder, import_ucf101
 from fiftyone_genre.sources.common import ImportReport
 from fiftyone_genre.sources.ucf101 import parse_ucf101
+
+from support.faults import bad_corpus
+from support.media import streams as _streams
 
 
 @pytest.fixture(scope="module")

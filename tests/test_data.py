@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _train_utils import AUDIO_DIM, VISUAL_DIM, balanced_videos, clip_features, populate
 
 from fiftyone_genre import data as D
 from fiftyone_genre import genres as g
 from fiftyone_genre.config import TrainConfig
+
+from support.feature_data import AUDIO_DIM, VISUAL_DIM, balanced_videos, clip_features, populate
 
 
 def feats(steps: int):

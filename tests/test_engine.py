@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from media_testutil import write_video
 
 from fiftyone_genre import engine as E
 from fiftyone_genre import genres as g
 from fiftyone_genre.backbones import build_audio_cnn, build_visual_backbone
 from fiftyone_genre.cache import config_key
 from fiftyone_genre.config import ConfigError, FeaturesConfig, load_experiment
+
+from support.media import write_video
 
 REPO = Path(__file__).resolve().parents[1]
 #: Per-frame cosine between an engine's pooled features and fp32 eager NCHW. bf16 keeps

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from media_testutil import write_video
 
 from fiftyone_genre import genres as g
 from fiftyone_genre.backbones import (
@@ -31,6 +30,8 @@ from fiftyone_genre.features import (
     shard_of,
 )
 from fiftyone_genre.media import decode_all
+
+from support.media import write_video
 
 IMG = 64
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import fiftyone as fo
 import numpy as np
 import pytest
-from support import faults
 
 from fiftyone_genre import genres as g
 from fiftyone_genre import synth
@@ -20,6 +19,8 @@ from fiftyone_genre.sources import (
     import_yt8m,
 )
 from fiftyone_genre.sources.common import label_names, safe_join
+
+from support import faults
 
 TINY = {"size": (64, 48), "fps": 8.0, "duration": 1.0}
 PLANT = {"missing": 1, "malformed": 2, "unknown_class": 1, "unreadable": 1}

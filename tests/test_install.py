@@ -13,6 +13,7 @@ import contextlib
 import functools
 import http.server
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -87,8 +88,14 @@ def serve(folder: Path) -> Iterator[str]:
 
 
 def test_wheel_in_a_fresh_venv_runs_cli_demo_and_sdk(tmp_path, dataset_name):
+    # build from a copy of what git would ship, so no build/ folder lands in the checkout
+    source = tmp_path / "source"
+    for path in project_files():
+        target = source / path.relative_to(REPO)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
     dist = tmp_path / "dist"
-    run([UV, "build", "--quiet", "--wheel", "--out-dir", dist, REPO], cwd=tmp_path)
+    run([UV, "build", "--quiet", "--wheel", "--out-dir", dist, source], cwd=tmp_path)
     wheel = next(dist.glob("fiftyone_genre-*.whl"))
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()

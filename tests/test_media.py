@@ -8,9 +8,10 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
-from media_testutil import index_of, write_audio_only, write_video
 
 from fiftyone_genre.media import ClipStream, MediaError, decode_all, decode_clip, mel_frames
+
+from support.media import index_of, write_audio_only, write_video
 
 SIZE = 32
 

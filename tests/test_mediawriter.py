@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.media import streams
 
 from fiftyone_genre.mediawriter import AudioTrack, VideoTrack, cfr_times, write_media
+
+from support.media import streams
 
 
 def _grey_frames(n: int, size=(32, 32)):

@@ -1,7 +1,7 @@
 """GenreModel: FiftyOne's apply_model / compute_embeddings give what predict writes.
 
 Same tiny trained model and cached features as ``test_predict`` (see
-``genre_testdata``): the FiftyOne model must read the same cache and score it
+``support.model_assets``): the FiftyOne model must read the same cache and score it
 through the same chunk scorer, on a dataset, a view and a clips view.
 """
 
@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from genre_testdata import assets, build_dataset
 
 from fiftyone_genre import genres as g
 from fiftyone_genre.predict import predict
+
+from support.model_assets import assets, build_dataset
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """predict(): fields, shapes, timelines, run info, failures and re-runs on a trained tiny model.
 
 The model is a real ``GenreCRNN`` trained on synthetic cached features with a
-learnable signal (see ``genre_testdata``); the videos are real MP4s so the
+learnable signal (see ``support.model_assets``); the videos are real MP4s so the
 timelines are checked against ffprobe's frame counts.
 """
 
@@ -10,13 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from genre_testdata import GENRES, assets, build_dataset, make_features
 
 from fiftyone_genre import genres as g
 from fiftyone_genre.config import PredictConfig
 from fiftyone_genre.data import aggregate_windows, collate_windows, make_windows, pad_window
 from fiftyone_genre.model import load_model
 from fiftyone_genre.predict import PredictError, predict, step_bounds, window_support
+
+from support.model_assets import GENRES, assets, build_dataset, make_features
 
 
 def _softmax(x):
@@ -213,9 +214,9 @@ def test_nothing_predictable_and_strict_mode(dataset_name):
 
 
 def test_fixed_clip_loses_its_predict_error_on_rerun(dataset_name):
-    from genre_testdata import ClipSpec, features_config
-
     from fiftyone_genre.cache import FeatureCache
+
+    from support.model_assets import ClipSpec, features_config
 
     ds = build_dataset(dataset_name, extra_uncached=1)
     a = assets()
@@ -256,10 +257,10 @@ def test_cli_predict(dataset_name, capsys):
 
 
 def test_why_a_sample_cannot_be_predicted_is_a_pure_check():
-    from genre_testdata import ADIM, VDIM, ClipSpec
-
     from fiftyone_genre.cache import ClipFeatures
     from fiftyone_genre.predict import unpredictable_reason
+
+    from support.model_assets import ADIM, VDIM, ClipSpec
 
     feats = make_features(ClipSpec("x", g.ACTION, g.ACTION, g.ACTION, 1.0), seed=1)
     assert unpredictable_reason(feats, VDIM, ADIM) is None

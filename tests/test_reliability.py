@@ -30,12 +30,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from support import faults
 
 from fiftyone_genre import genres as g
 from fiftyone_genre import remap, split, synth
 from fiftyone_genre.cache import FeatureCache
 from fiftyone_genre.config import ConfigError, FeaturesConfig, from_dict, load_experiment
+
+from support import faults
 
 pytestmark = pytest.mark.slow
 

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import faults
-from support.media import streams as _streams
 
 from fiftyone_genre import genres as g
 from fiftyone_genre import synth
+
+from support import faults
+from support.media import streams as _streams
 
 TINY = {"size": (64, 48), "fps": 10.0, "duration": 1.0}
 

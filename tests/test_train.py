@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from _train_utils import balanced_videos, populate, tiny_config
 
 from fiftyone_genre import model as M
 from fiftyone_genre.config import load_experiment
 from fiftyone_genre.train import ablate, train
+
+from support.feature_data import balanced_videos, populate, tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
 

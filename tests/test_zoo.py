@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from genre_testdata import assets, build_dataset
 
 from fiftyone_genre import genres as g
 from fiftyone_genre.predict import predict
 from fiftyone_genre.zoo import SOURCE_FOLDER, publish_source
+
+from support.model_assets import assets, build_dataset
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
