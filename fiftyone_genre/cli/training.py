@@ -8,7 +8,6 @@ only rank 0 prints the report.
 from __future__ import annotations
 
 import argparse
-import os
 
 from fiftyone_genre.cli import load_dataset
 
@@ -47,8 +46,6 @@ def _load(args: argparse.Namespace):
         import torch
 
         torch.set_num_threads(args.threads)
-    if args.config and not os.path.isfile(args.config):
-        raise FileNotFoundError(f"no such config file: {args.config}")
     config = load_experiment(args.config, train={"epochs": args.epochs} if args.epochs else None)
     collection = load_dataset(args.dataset)
     if args.tag:
