@@ -24,11 +24,14 @@ from fiftyone_genre import genres as g
 from .common import (
     TRAINED_INFO_KEY,
     Form,
+    FormOperator,
+    LongRunOperator,
     add_view_target,
     dataset_info,
     expand_path,
     finish,
     live,
+    long_run_config,
     progress_fn,
 )
 
@@ -102,7 +105,7 @@ def _predict_plan(ctx, model_dir: str) -> str:
     return f"{n} clip(s) will be predicted with {model} from {model_dir}."
 
 
-class PredictGenres(foo.Operator):
+class PredictGenres(FormOperator):
     @property
     def config(self):
         return foo.OperatorConfig(
@@ -126,18 +129,14 @@ class PredictGenres(foo.Operator):
             types.Button(label="Predict genres", icon="online_prediction", prompt=True),
         )
 
-    def resolve_input(self, ctx):
-        form = Form(ctx)
-        build_predict_form(form)
-        return form.property("Predict genres")
+    form_builder = staticmethod(build_predict_form)
+    form_title = "Predict genres"
 
     def execute(self, ctx):
         from fiftyone_genre.config import PredictConfig
         from fiftyone_genre.predict import predict
 
-        form = Form(ctx)
-        build_predict_form(form)
-        form.raise_first()
+        self.checked_form(ctx)
         params = ctx.params
 
         def work(progress):
@@ -238,7 +237,7 @@ def _eval_outputs(result: dict) -> types.Property:
     return types.Property(outputs, view=types.View(label="Evaluation"))
 
 
-class EvaluateGenres(foo.Operator):
+class EvaluateGenres(FormOperator):
     @property
     def config(self):
         return foo.OperatorConfig(
@@ -260,15 +259,11 @@ class EvaluateGenres(foo.Operator):
             types.Button(label="Evaluate genres", icon="assessment", prompt=True),
         )
 
-    def resolve_input(self, ctx):
-        form = Form(ctx)
-        build_evaluate_form(form)
-        return form.property("Evaluate genres")
+    form_builder = staticmethod(build_evaluate_form)
+    form_title = "Evaluate genres"
 
     def execute(self, ctx):
-        form = Form(ctx)
-        build_evaluate_form(form)
-        form.raise_first()
+        self.checked_form(ctx)
         return live(ctx, lambda progress: _evaluate(ctx, progress), _eval_message, _eval_outputs)
 
     def resolve_output(self, ctx):
@@ -325,7 +320,7 @@ def build_confusion_form(form: Form) -> None:
         form.notice("count", f"{n} clip(s) labelled {true_genre} are predicted as {pred_genre}")
 
 
-class OpenConfusionView(foo.Operator):
+class OpenConfusionView(FormOperator):
     @property
     def config(self):
         return foo.OperatorConfig(
@@ -342,15 +337,11 @@ class OpenConfusionView(foo.Operator):
             types.Button(label="Open confusion view", icon="grid_view", prompt=True),
         )
 
-    def resolve_input(self, ctx):
-        form = Form(ctx)
-        build_confusion_form(form)
-        return form.property("Open confusion view")
+    form_builder = staticmethod(build_confusion_form)
+    form_title = "Open confusion view"
 
     def execute(self, ctx):
-        form = Form(ctx)
-        build_confusion_form(form)
-        form.raise_first()
+        self.checked_form(ctx)
         view = an.confusion_view(
             ctx.dataset, ctx.params["true_genre"], ctx.params["pred_genre"],
             pred_field=ctx.params.get("pred_field", g.PRED_FIELD),
@@ -407,10 +398,10 @@ def build_maps_form(form: Form) -> None:
         form.warn("replace", f"Replaces the existing brain runs: {', '.join(existing)}.")
 
 
-class ComputeGenreMaps(foo.Operator):
+class ComputeGenreMaps(LongRunOperator):
     @property
     def config(self):
-        return foo.OperatorConfig(
+        return long_run_config(
             name="compute_genre_maps",
             label="Genre: compute embedding map and label checks",
             description=(
@@ -418,24 +409,13 @@ class ComputeGenreMaps(foo.Operator):
                 "relabel it), a similarity index, label mistakenness and prediction hardness"
             ),
             icon="scatter_plot",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-            default_choice_to_delegated=True,
         )
 
-    def resolve_input(self, ctx):
-        form = Form(ctx)
-        build_maps_form(form)
-        return form.property("Compute genre maps")
-
-    def resolve_delegation(self, ctx):
-        return None  # the user chooses; delegation is pre-selected
+    form_builder = staticmethod(build_maps_form)
+    form_title = "Compute genre maps"
 
     def execute(self, ctx):
-        form = Form(ctx)
-        build_maps_form(form)
-        form.raise_first()
+        self.checked_form(ctx)
         report = an.compute_maps(
             ctx.target_view(), brain_key=ctx.params.get("brain_key", "genre_umap"),
             similarity_key=ctx.params.get("similarity_key", "genre_sim"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 #: The library's progress callback signature: ``(fraction in [0, 1], label)``.
@@ -157,6 +158,56 @@ class Form:
         """In ``execute``: refuse input the form would have refused, in one plain sentence."""
         if self.problems:
             raise ValueError(self.problems[0])
+
+
+class FormOperator(foo.Operator):
+    """An operator whose form is one module-level builder: the App shows it, ``execute`` re-checks it.
+
+    Subclasses set ``form_builder = staticmethod(build_x_form)`` (a function
+    filling a :class:`Form`) and ``form_title``; ``execute`` starts with
+    ``self.checked_form(ctx)``, so an SDK call or a stale browser tab gets the
+    same one-sentence refusal the form showed.
+    """
+
+    form_builder: Callable[..., None]
+    form_title: str = ""
+
+    def resolve_input(self, ctx):
+        form = Form(ctx)
+        self.form_builder(form)
+        return form.property(self.form_title)
+
+    def checked_form(self, ctx, **options) -> Form:
+        """The form built for ``ctx.params`` (builder ``options`` e.g. ``preview=False``), or ValueError."""
+        form = Form(ctx)
+        self.form_builder(form, **options)
+        form.raise_first()
+        return form
+
+
+class LongRunOperator(FormOperator):
+    """Work that can outlive the App's 600 s immediate-run limit (features, training, maps).
+
+    Scheduling as a delegated run is pre-selected in the execute menu; the user
+    may still run it now. ``long_run_config`` gives the matching config.
+    """
+
+    def resolve_delegation(self, ctx):
+        return None  # the user chooses; delegation is pre-selected
+
+
+def long_run_config(name: str, label: str, description: str, icon: str) -> foo.OperatorConfig:
+    """The config of a :class:`LongRunOperator`: immediate or delegated, delegated by default."""
+    return foo.OperatorConfig(
+        name=name,
+        label=label,
+        description=description,
+        icon=icon,
+        dynamic=True,
+        allow_immediate_execution=True,
+        allow_delegated_execution=True,
+        default_choice_to_delegated=True,
+    )
 
 
 def config_field(form: Form, label: str, description: str):

@@ -15,11 +15,13 @@ from fiftyone_genre import genres as g
 
 from .common import (
     Form,
+    LongRunOperator,
     add_view_target,
     config_field,
     dataset_info,
     expand_path,
     finish,
+    long_run_config,
     path_problem,
     progress_fn,
 )
@@ -148,35 +150,24 @@ def build_features_form(form: Form) -> None:
                 "Already cached videos are skipped; failures are recorded in genre_errors. Runs delegated by default.")
 
 
-class ExtractFeatures(foo.Operator):
+class ExtractFeatures(LongRunOperator):
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="extract_features",
-            label="Genre: extract audio-visual features",
-            description="Decode videos once (frames at 4 fps + log-mel audio) and cache CNN features",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-            default_choice_to_delegated=True,
+        return long_run_config(
+            "extract_features",
+            "Genre: extract audio-visual features",
+            "Decode videos once (frames at 4 fps + log-mel audio) and cache CNN features",
             icon="graphic_eq",
         )
 
-    def resolve_input(self, ctx):
-        form = Form(ctx)
-        build_features_form(form)
-        return form.property("Extract genre features")
-
-    def resolve_delegation(self, ctx):
-        return None  # the user chooses; delegation is pre-selected
+    form_builder = staticmethod(build_features_form)
+    form_title = "Extract genre features"
 
     def execute(self, ctx):
         from fiftyone_genre.features import extract_features
         from fiftyone_genre.model import resolve_device
 
-        form = Form(ctx)
-        build_features_form(form)
-        form.raise_first()
+        self.checked_form(ctx)
         report = extract_features(
             ctx.target_view(), features_config(ctx), device=str(resolve_device(ctx.params.get("device") or "auto")),
             shard=ctx.params.get("shard") or None, progress=progress_fn(ctx),

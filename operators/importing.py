@@ -14,7 +14,15 @@ import os
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from .common import Form, count_video_files, expand_path, finish, path_problem, progress_fn
+from .common import (
+    Form,
+    FormOperator,
+    count_video_files,
+    expand_path,
+    finish,
+    path_problem,
+    progress_fn,
+)
 
 SOURCE_CHOICES = (
     ("folder", "Folder tree (<label>/<video>)", "Any folder whose sub-folders are labels"),
@@ -85,7 +93,7 @@ def _kwargs(params: dict) -> dict:
     return kw
 
 
-class ImportVideos(foo.Operator):
+class ImportVideos(FormOperator):
     @property
     def config(self) -> foo.OperatorConfig:
         return foo.OperatorConfig(
@@ -98,10 +106,8 @@ class ImportVideos(foo.Operator):
             allow_delegated_execution=True,
         )
 
-    def resolve_input(self, ctx):
-        form = Form(ctx)
-        build_import_form(form)
-        return form.property("Import videos")
+    form_builder = staticmethod(build_import_form)
+    form_title = "Import videos"
 
     def resolve_delegation(self, ctx):
         # let the user choose; None keeps the default choice of the App
@@ -110,9 +116,7 @@ class ImportVideos(foo.Operator):
     def execute(self, ctx):
         from fiftyone_genre.sources import import_source
 
-        form = Form(ctx)
-        build_import_form(form)
-        form.raise_first()
+        self.checked_form(ctx)
         params = ctx.params
         report = import_source(
             params.get("source") or "folder", ctx.dataset, expand_path(params.get("path")),

@@ -16,6 +16,7 @@ from fiftyone_genre.config import SplitConfig
 
 from .common import (
     Form,
+    FormOperator,
     add_view_target,
     as_code_block,
     dataset_info,
@@ -88,7 +89,7 @@ def build_remap_form(form: Form, preview: bool = True) -> None:
 # ---------------------------------------------------------------------------
 
 
-class RemapGenres(foo.Operator):
+class RemapGenres(FormOperator):
     @property
     def config(self):
         return foo.OperatorConfig(
@@ -100,17 +101,13 @@ class RemapGenres(foo.Operator):
             icon="swap_horiz",
         )
 
-    def resolve_input(self, ctx):
-        form = Form(ctx)
-        build_remap_form(form)
-        return form.property("Remap source labels to genres")
+    form_builder = staticmethod(build_remap_form)
+    form_title = "Remap source labels to genres"
 
     def execute(self, ctx):
         from fiftyone_genre.remap import remap
 
-        form = Form(ctx)
-        build_remap_form(form, preview=False)
-        form.raise_first()
+        self.checked_form(ctx, preview=False)
         params = ctx.params
 
         def work(progress) -> dict:
@@ -202,7 +199,7 @@ def build_relabel_form(form: Form) -> None:
     form.inputs.str("user", label="Your name (optional)", description="default: the server's login name")
 
 
-class RelabelSamples(foo.Operator):
+class RelabelSamples(FormOperator):
     @property
     def config(self):
         return foo.OperatorConfig(
@@ -219,17 +216,13 @@ class RelabelSamples(foo.Operator):
             types.Button(label="Relabel genre", prompt=True),
         )
 
-    def resolve_input(self, ctx):
-        form = Form(ctx)
-        build_relabel_form(form)
-        return form.property("Relabel genre")
+    form_builder = staticmethod(build_relabel_form)
+    form_title = "Relabel genre"
 
     def execute(self, ctx):
         from fiftyone_genre.remap import relabel, undo_relabel
 
-        form = Form(ctx)
-        build_relabel_form(form)
-        form.raise_first()
+        self.checked_form(ctx)
         target = ctx.target_view()
         if ctx.params.get("action", "relabel") == "undo":
             n = undo_relabel(target)
@@ -273,57 +266,6 @@ class RelabelSamples(foo.Operator):
 
 
 # ---------------------------------------------------------------------------
-
-
-class SplitDataset(foo.Operator):
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="split_dataset",
-            label="Genre: split train/val/test by group",
-            description="Group-aware, genre-stratified split, then a leakage check",
-            dynamic=True,
-            execute_as_generator=True,
-            icon="call_split",
-        )
-
-    def resolve_input(self, ctx):
-        form = Form(ctx)
-        build_split_form(form)
-        return form.property("Split by group")
-
-    def execute(self, ctx):
-        from fiftyone_genre.split import check_leakage, split_dataset
-
-        form = Form(ctx)
-        build_split_form(form, preview=False)
-        form.raise_first()
-        config = _split_config(ctx.params, _current_split(ctx))
-
-        def work(progress) -> dict:
-            report = split_dataset(ctx.target_view(), config, progress=progress)
-            leakage = check_leakage(ctx.dataset)
-            return {"report": as_code_block(f"{report}\n{leakage}"), "totals": report.totals()}
-
-        return live(ctx, work, _first_line, lambda r: _report_output(ctx, "Split report"))
-
-    def resolve_output(self, ctx):
-        return _report_output(ctx, "Split report")
-
-    def __call__(self, sample_collection, ratios=(0.8, 0.1, 0.1), seed=0, keep_official_test=False, delegate=False):
-        """Split ``sample_collection`` (see :func:`fiftyone_genre.split.split_dataset`).
-
-        Example::
-
-            import fiftyone.operators as foo
-
-            split = foo.get_operator("@fiftyone-genre/genre/split_dataset")
-            split(dataset, ratios=(0.7, 0.15, 0.15), seed=1)
-        """
-        params = dict(zip(g.SPLITS, map(float, ratios)), seed=int(seed), keep_official_test=keep_official_test)
-        return foo.execute_operator(
-            self.uri, dict(view=sample_collection.view()), params=params, request_delegation=delegate
-        )
 
 
 def _current_split(ctx) -> SplitConfig:
@@ -384,6 +326,53 @@ def build_split_form(form: Form, preview: bool = True) -> None:
             form.block("preview_error", error)
         elif text:
             form.inputs.md(text, name="preview")
+
+
+class SplitDataset(FormOperator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="split_dataset",
+            label="Genre: split train/val/test by group",
+            description="Group-aware, genre-stratified split, then a leakage check",
+            dynamic=True,
+            execute_as_generator=True,
+            icon="call_split",
+        )
+
+    form_builder = staticmethod(build_split_form)
+    form_title = "Split by group"
+
+    def execute(self, ctx):
+        from fiftyone_genre.split import check_leakage, split_dataset
+
+        self.checked_form(ctx, preview=False)
+        config = _split_config(ctx.params, _current_split(ctx))
+
+        def work(progress) -> dict:
+            report = split_dataset(ctx.target_view(), config, progress=progress)
+            leakage = check_leakage(ctx.dataset)
+            return {"report": as_code_block(f"{report}\n{leakage}"), "totals": report.totals()}
+
+        return live(ctx, work, _first_line, lambda r: _report_output(ctx, "Split report"))
+
+    def resolve_output(self, ctx):
+        return _report_output(ctx, "Split report")
+
+    def __call__(self, sample_collection, ratios=(0.8, 0.1, 0.1), seed=0, keep_official_test=False, delegate=False):
+        """Split ``sample_collection`` (see :func:`fiftyone_genre.split.split_dataset`).
+
+        Example::
+
+            import fiftyone.operators as foo
+
+            split = foo.get_operator("@fiftyone-genre/genre/split_dataset")
+            split(dataset, ratios=(0.7, 0.15, 0.15), seed=1)
+        """
+        params = dict(zip(g.SPLITS, map(float, ratios)), seed=int(seed), keep_official_test=keep_official_test)
+        return foo.execute_operator(
+            self.uri, dict(view=sample_collection.view()), params=params, request_delegation=delegate
+        )
 
 
 OPERATORS = [RemapGenres, RelabelSamples, SplitDataset]

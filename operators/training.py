@@ -21,11 +21,13 @@ from fiftyone_genre import genres as g
 from .common import (
     TRAINED_INFO_KEY,
     Form,
+    LongRunOperator,
     add_view_target,
     config_field,
     dataset_info,
     expand_path,
     finish,
+    long_run_config,
     progress_fn,
 )
 
@@ -114,34 +116,23 @@ def _record(ctx, report) -> None:
     dataset.save()
 
 
-class TrainModel(foo.Operator):
+class TrainModel(LongRunOperator):
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="train_model",
-            label="Genre: train the audio-visual CNN-LSTM",
-            description="Train on cached features with a leakage-free split; writes checkpoints and a test report",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-            default_choice_to_delegated=True,
+        return long_run_config(
+            "train_model",
+            "Genre: train the audio-visual CNN-LSTM",
+            "Train on cached features with a leakage-free split; writes checkpoints and a test report",
             icon="model_training",
         )
 
-    def resolve_input(self, ctx):
-        form = Form(ctx)
-        build_train_form(form)
-        return form.property("Train genre model")
-
-    def resolve_delegation(self, ctx):
-        return None  # the user chooses; delegation is pre-selected
+    form_builder = staticmethod(build_train_form)
+    form_title = "Train genre model"
 
     def execute(self, ctx):
         from fiftyone_genre.train import train
 
-        form = Form(ctx)
-        build_train_form(form)
-        form.raise_first()
+        self.checked_form(ctx)
         report = train(
             ctx.target_view(), experiment(ctx.params), expand_path(ctx.params["out_dir"]),
             modality=ctx.params.get("modality") or None, resume=bool(ctx.params.get("resume", False)),
