@@ -33,6 +33,7 @@ from fiftyone_genre.cache import ClipFeatures, FeatureCache, cache_dir_for
 from fiftyone_genre.config import FeaturesConfig, check_config, to_dict
 from fiftyone_genre.engine import resolve_engine
 from fiftyone_genre.media import ClipStream, MediaError, MelWindows
+from fiftyone_genre.report import Report
 from fiftyone_genre.utils import ProgressFn, shown, track
 
 STAGE = "features"
@@ -400,7 +401,7 @@ class _Batches:
 
 # --- over a FiftyOne collection ----------------------------------------------------
 @dataclass
-class FeatureReport:
+class FeatureReport(Report):
     """Video-level outcome of one extraction run."""
 
     total: int = 0

@@ -26,13 +26,14 @@ import os
 import random
 import sqlite3
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from fiftyone_genre import genres as g
 from fiftyone_genre.config import ConfigError, SplitConfig
+from fiftyone_genre.report import Report
 from fiftyone_genre.utils import ProgressFn, shown, track
 
 UNSPLIT = "(unsplit)"
@@ -65,7 +66,7 @@ def _normalized_ratios(ratios) -> tuple[float, float, float]:
 
 
 @dataclass
-class SplitReport:
+class SplitReport(Report):
     """Clips per split and genre, groups per split, what was left out."""
 
     seed: int
@@ -94,8 +95,8 @@ class SplitReport:
         n = sum(tot.values()) or 1
         return {s: tot[s] / n for s in g.SPLITS}
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "totals": self.totals()}
+    def extra(self) -> dict[str, Any]:
+        return {"totals": self.totals()}
 
     def __str__(self) -> str:
         head = "split (dry run: nothing written)" if self.dry_run else "split"
@@ -441,7 +442,7 @@ def content_hashes(
 
 
 @dataclass
-class LeakageReport:
+class LeakageReport(Report):
     """A clean check: what was looked at, and identical content carrying different labels."""
 
     samples: int = 0
@@ -583,7 +584,7 @@ def check_leakage(collection, hash_cache: str | Path | None = None, progress: Pr
 
 
 @dataclass
-class BalanceReport:
+class BalanceReport(Report):
     """Clips and minutes per genre per split."""
 
     #: genre -> split -> clips
@@ -595,9 +596,6 @@ class BalanceReport:
     def splits(self) -> list[str]:
         present = {s for per in self.clips.values() for s in per}
         return [s for s in (*g.SPLITS, UNSPLIT) if s in present]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def __str__(self) -> str:
         splits = self.splits()

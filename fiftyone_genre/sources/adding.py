@@ -411,9 +411,19 @@ def _add_new(
             if paths:
                 for sample in samples:
                     _apply_probe(sample, next(probes), report)
-            # values were built from typed entries here: FiftyOne's per-field validation is redundant
-            report.sample_ids.extend(dataset.add_samples(samples, validate=False, progress=False))
+            # values were built from typed entries here: FiftyOne's per-field validation is
+            # redundant, and the schema only needs expanding when a batch brings a new field
+            expand = _has_new_fields(dataset, samples)
+            report.sample_ids.extend(
+                dataset.add_samples(samples, expand_schema=expand, validate=False, progress=False)
+            )
     report.imported = len(report.sample_ids)
+
+
+def _has_new_fields(dataset, samples) -> bool:
+    """Whether any sample has a top-level field the dataset's schema lacks (then FiftyOne adds it)."""
+    known = set(dataset.get_field_schema())
+    return any(name not in known for sample in samples for name in sample.field_names)
 
 
 def _apply_probe(sample, probe, report: ImportReport) -> None:
