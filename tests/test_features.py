@@ -32,6 +32,7 @@ from fiftyone_genre.features import (
 from fiftyone_genre.media import decode_all
 
 from support.media import write_video
+from support.threads import ends_within
 
 IMG = 64
 
@@ -452,23 +453,6 @@ def test_operator_sdk_call_takes_backbone_and_weights_from_the_yaml(video_datase
 
 
 # --- issue 15 ------------------------------------------------------------------------
-def _ends_within(seconds: float, fn):
-    """Run ``fn`` in a thread; fail if it still runs after ``seconds``; return its exception."""
-    box: dict = {}
-
-    def target():
-        try:
-            fn()
-        except BaseException as e:  # noqa: BLE001 - handed to the test
-            box["error"] = e
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(seconds)
-    assert not t.is_alive(), f"still running after {seconds}s (a hang)"
-    return box.get("error")
-
-
 def test_decode_worker_failing_at_start_up_stops_the_run(clips, tmp_path, monkeypatch):
     from fiftyone_genre import features as F
 
@@ -479,7 +463,7 @@ def test_decode_worker_failing_at_start_up_stops_the_run(clips, tmp_path, monkey
             raise ImportError("torchaudio failed to load")
 
     monkeypatch.setattr(F, "MelWindows", BrokenMel)
-    error = _ends_within(30, lambda: list(ex.run([(str(c), str(c)) for c in clips])))
+    error = ends_within(30, lambda: list(ex.run([(str(c), str(c)) for c in clips])))
     assert isinstance(error, FeatureExtractionError), error
     assert "decode thread decode-0 failed: ImportError: torchaudio failed to load" in str(error)
     time.sleep(0.2)
@@ -498,7 +482,7 @@ def test_decode_worker_failing_mid_run_stops_the_run(clips, tmp_path, monkeypatc
         yield from real(self, vid, path, mel, stop)
 
     monkeypatch.setattr(FeatureExtractor, "_decode_one", second_fails)
-    error = _ends_within(60, lambda: list(ex.run([(str(c), str(c)) for c in clips])))
+    error = ends_within(60, lambda: list(ex.run([(str(c), str(c)) for c in clips])))
     assert isinstance(error, FeatureExtractionError) and "worker broke between videos" in str(error), error
 
 
@@ -514,7 +498,7 @@ def test_cli_exits_non_zero_when_a_decode_worker_dies(video_dataset, tmp_path, m
     cfg = tmp_path / "exp.yaml"
     cfg.write_text("features:\n  backbone: mobilenet_v3_small\n  weights: none\n  image_size: 64\n  num_workers: 1\n")
     box = {}
-    error = _ends_within(60, lambda: box.setdefault("rc", main(["features", "--dataset", video_dataset.name, "--config", str(cfg),
+    error = ends_within(60, lambda: box.setdefault("rc", main(["features", "--dataset", video_dataset.name, "--config", str(cfg),
                                                                "--cache-dir", str(tmp_path / "c")])))
     assert error is None and box["rc"] == 2
     assert "torchaudio failed to load" in capsys.readouterr().err

@@ -12,6 +12,7 @@ import torch
 from fiftyone_genre.media import ClipStream, MediaError, decode_all, decode_clip, mel_frames
 
 from support.media import index_of, write_audio_only, write_video
+from support.threads import ends_within
 
 SIZE = 32
 
@@ -218,25 +219,6 @@ def test_helper_thread_errors_surface_and_no_thread_is_left(tmp_path, monkeypatc
 
 
 # --- issue 15: the decoder's parts alone, and the hard inputs -------------------------------
-def _ends_within(seconds: float, fn):
-    """Run ``fn`` in a thread; fail if it is still running after ``seconds``; return its exception."""
-    import threading
-
-    box: dict = {}
-
-    def target():
-        try:
-            fn()
-        except BaseException as e:  # noqa: BLE001 - handed to the test
-            box["error"] = e
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(seconds)
-    assert not t.is_alive(), f"still running after {seconds}s (a hang)"
-    return box.get("error")
-
-
 def test_step_sampler_gives_each_step_the_frame_on_screen():
     from fiftyone_genre.media import StepSampler
 
@@ -343,7 +325,7 @@ def test_helper_thread_failure_ends_the_decode_within_seconds(tmp_path, monkeypa
 
     monkeypatch.setattr(media.Helper, "_next_job", failing)
     before = threading.active_count()
-    error = _ends_within(20, lambda: decode_all(p, fps=8, image_size=SIZE, helper_thread=True, chunk_size=2))
+    error = ends_within(20, lambda: decode_all(p, fps=8, image_size=SIZE, helper_thread=True, chunk_size=2))
     assert isinstance(error, RuntimeError) and "helper broke" in str(error)
     assert threading.active_count() == before
 

@@ -271,6 +271,23 @@ def safe_join(root: str | Path, rel: str) -> Path | None:
     return Path(candidate)
 
 
+def check_listed_video(
+    report: ImportReport, path: str | Path, lineno: int | None, video: Path | None, name: str = ""
+) -> bool:
+    """Whether the video a list line names exists and is a file; otherwise the problem is reported.
+
+    Every split-file format (UCF101, HMDB51, Hollywood2) names videos that may
+    be missing or be folders; one check keeps the wording the same for all.
+    """
+    if video is None or not video.exists():
+        report.problem(path, lineno, f"video not found: {video or name}", skip="missing video")
+        return False
+    if video.is_dir():
+        report.problem(path, lineno, f"is a directory, not a video: {video}", skip="not a file")
+        return False
+    return True
+
+
 def read_lines(path: str | Path, report: ImportReport) -> list[tuple[int, str]]:
     """Non-blank lines of a text file as (1-based line number, stripped text).
 

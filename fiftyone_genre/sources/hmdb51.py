@@ -16,6 +16,7 @@ from fiftyone_genre.sources.common import (
     Entry,
     ImportReport,
     ParseResult,
+    check_listed_video,
     is_printable_entry,
     read_lines,
     require_dir,
@@ -86,11 +87,7 @@ def _line_entry(
             path, lineno, f"path escapes the dataset root, ignored: {name!r}", skip="outside root"
         )
         return None
-    if not video.exists():
-        report.problem(path, lineno, f"video not found: {video}", skip="missing video")
-        return None
-    if video.is_dir():
-        report.problem(path, lineno, f"is a directory, not a video: {video}", skip="not a file")
+    if not check_listed_video(report, path, lineno, video):
         return None
     return Entry(str(video), [action], TAGS[tag], group_of(action, name))
 

@@ -20,6 +20,7 @@ from fiftyone_genre.sources.common import (
     Entry,
     ImportReport,
     ParseResult,
+    check_listed_video,
     is_printable_entry,
     read_lines,
     require_dir,
@@ -97,11 +98,7 @@ def _clip_entry(name: str, clips: Path, sets: _ClipSets, report: ImportReport) -
     """The entry of one clip name; None when its video is missing or it has no class."""
     path, lineno = sets.where[name]
     video = _find_clip(clips, name)
-    if video is None or not video.exists():
-        report.problem(path, lineno, f"video not found: {video or name}", skip="missing video")
-        return None
-    if video.is_dir():
-        report.problem(path, lineno, f"is a directory, not a video: {video}", skip="not a file")
+    if not check_listed_video(report, path, lineno, video, name):
         return None
     if not sets.labels[name]:
         report.problem(

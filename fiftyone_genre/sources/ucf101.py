@@ -18,6 +18,7 @@ from fiftyone_genre.sources.common import (
     Entry,
     ImportReport,
     ParseResult,
+    check_listed_video,
     is_printable_entry,
     read_lines,
     require_dir,
@@ -146,11 +147,7 @@ def _listed_video(
         )
         return None
     _check_index(path, lineno, text, cls, classes, report)
-    if not video.exists():
-        report.problem(path, lineno, f"video not found: {video}", skip="missing video")
-        return None
-    if video.is_dir():
-        report.problem(path, lineno, f"is a directory, not a video: {video}", skip="not a file")
+    if not check_listed_video(report, path, lineno, video):
         return None
     return video, cls
 
