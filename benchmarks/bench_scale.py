@@ -42,7 +42,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -430,26 +429,12 @@ def private_mongod(work: Path) -> subprocess.Popen | None:
     """A mongod of our own unless FIFTYONE_DATABASE_URI is set (the tests' private one, say)."""
     if os.environ.get("FIFTYONE_DATABASE_URI"):
         return None
-    import importlib.util
+    from fiftyone_genre import mongod
 
-    spec = importlib.util.find_spec("fiftyone")
-    mongod = os.path.join(list(spec.submodule_search_locations)[0], "db", "bin", "mongod")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     dbpath = work / "db"
     shutil.rmtree(dbpath, ignore_errors=True)
-    dbpath.mkdir(parents=True)
-    proc = subprocess.Popen([mongod, "--dbpath", str(dbpath), "--port", str(port), "--bind_ip", "127.0.0.1",
-                             "--nounixsocket"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            time.sleep(0.2)
-    os.environ["FIFTYONE_DATABASE_URI"] = f"mongodb://127.0.0.1:{port}"
+    proc, uri = mongod.start(dbpath)
+    os.environ["FIFTYONE_DATABASE_URI"] = uri
     return proc
 
 

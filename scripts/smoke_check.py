@@ -14,11 +14,8 @@ import importlib
 import importlib.metadata as md
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 
 
 def _version(dist: str) -> str:
@@ -79,55 +76,37 @@ def check_av() -> None:
         fail(f"av {_version('av')} (PyAV with its FFmpeg)", exc)
 
 
-def check_fiftyone() -> str:
+def check_fiftyone() -> None:
     try:
-        import fiftyone.db as fodb  # does not start the database
+        import fiftyone.db  # noqa: F401 - does not start the database
     except Exception as exc:  # noqa: BLE001
         fail(f"fiftyone {_version('fiftyone')} with fiftyone-db {_version('fiftyone-db')}", exc)
     try:
         import fiftyone  # noqa: F401
     except Exception as exc:  # noqa: BLE001
         fail(f"fiftyone {_version('fiftyone')} does not import", exc)
-    return os.path.join(fodb.FIFTYONE_DB_BIN_DIR, "mongod")
 
 
-def check_mongod(mongod: str, timeout: float = 60.0) -> None:
+def check_mongod() -> None:
     """Start mongod on a temporary folder and a free loopback port, then stop it."""
     if os.environ.get("FIFTYONE_DATABASE_URI"):
         return  # the user runs their own MongoDB
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from fiftyone_genre import mongod
+
     dbpath = tempfile.mkdtemp(prefix="fiftyone-genre-smoke-")
-    cmd = [mongod, "--dbpath", dbpath, "--port", str(port), "--bind_ip", "127.0.0.1", "--nounixsocket"]
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    except OSError as exc:
-        fail(f"mongod from fiftyone-db {_version('fiftyone-db')} ({mongod})", exc)
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                fail(f"mongod from fiftyone-db {_version('fiftyone-db')}", RuntimeError(f"exited with {proc.returncode}"))
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.2)
-        fail(f"mongod from fiftyone-db {_version('fiftyone-db')}", TimeoutError(f"not listening after {timeout:.0f} s"))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        proc, _ = mongod.start(dbpath)
+    except mongod.MongodError as exc:
         shutil.rmtree(dbpath, ignore_errors=True)
+        fail(f"mongod from fiftyone-db {_version('fiftyone-db')}", exc)
+    mongod.stop(proc, dbpath)
 
 
 def main() -> None:
     check_torch_trio()
     check_av()
-    check_mongod(check_fiftyone())
+    check_fiftyone()
+    check_mongod()
     print(
         f"[setup] smoke check passed: torch {_version('torch')}, torchvision {_version('torchvision')}, "
         f"torchaudio {_version('torchaudio')}, av {_version('av')}, fiftyone {_version('fiftyone')}, mongod runs"

@@ -34,51 +34,19 @@ def _start_private_mongod() -> None:
     the user's database untouched. Set FIFTYONE_GENRE_TEST_SHARED_DB=1 to skip.
     """
     import atexit
-    import shutil
-    import socket
-    import subprocess
     import tempfile
-    import time
+
+    from fiftyone_genre import mongod  # standard library only: fiftyone is not imported yet
 
     if os.environ.get("FIFTYONE_DATABASE_URI") or os.environ.get("FIFTYONE_GENRE_TEST_SHARED_DB"):
         return
-    import importlib.util
-
-    spec = importlib.util.find_spec("fiftyone")  # locate without importing (config not read yet)
-    if spec is None or not spec.submodule_search_locations:
-        return
-    mongod = os.path.join(list(spec.submodule_search_locations)[0], "db", "bin", "mongod")
-    if not os.access(mongod, os.X_OK):
-        return
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     dbpath = tempfile.mkdtemp(prefix="fiftyone-genre-test-db-")
-    proc = subprocess.Popen(
-        [mongod, "--dbpath", dbpath, "--port", str(port), "--bind_ip", "127.0.0.1", "--nounixsocket"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-    def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(dbpath, ignore_errors=True)
-
-    atexit.register(stop)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return  # could not start: fall back to FiftyOne's own service
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            time.sleep(0.2)
-    os.environ["FIFTYONE_DATABASE_URI"] = f"mongodb://127.0.0.1:{port}"
+    try:
+        proc, uri = mongod.start(dbpath)
+    except mongod.MongodError:
+        return  # could not start: fall back to FiftyOne's own service
+    atexit.register(mongod.stop, proc, dbpath)
+    os.environ["FIFTYONE_DATABASE_URI"] = uri
     os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
 
 
