@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fiftyone_genre.utils import shown
+from fiftyone_genre.utils import not_a_video, shown
 
 #: Mel analysis: 25 ms windows every 10 ms (the usual speech/music front end).
 MEL_WIN_S = 0.025
@@ -718,6 +718,10 @@ class ClipStream:
             raise MediaError(f"{shown(self.path)}: not a readable video (corrupt, truncated or not a video: {why})") from e
         except (OSError, UnicodeError) as e:
             raise MediaError(f"{shown(self.path)}: cannot open: {e}") from e
+        reason = not_a_video(container)
+        if reason is not None:
+            container.close()
+            raise MediaError(f"{shown(self.path)}: {reason}")
         if not container.streams.video:
             kind = "an audio-only file" if container.streams.audio else "no streams"  # before close(): it empties streams
             container.close()

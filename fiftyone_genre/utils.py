@@ -62,6 +62,24 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
             os.unlink(tmp)
 
 
+#: Demuxers that read still images or text: a PNG renamed ``.mp4`` opens with
+#: ``png_pipe`` and "decodes" one frame, but it is not a video.
+IMAGE_DEMUXERS = frozenset({"image2", "apng", "gif", "tty", "ico", "alias_pix", "brender_pix"})
+
+
+def not_a_video(container) -> str | None:
+    """Why an opened PyAV container is still not a video (None when it is one).
+
+    Shared by the import probe and the decoder, so a file the import flags is
+    refused by feature extraction too instead of yielding one "frame".
+    """
+    names = set(container.format.name.split(","))
+    if names & IMAGE_DEMUXERS or any(n.endswith("_pipe") for n in names):
+        what = container.format.long_name or container.format.name
+        return f"not a video (the content is {what})"
+    return None
+
+
 def shown(path: object) -> str:
     """A file name as it may be printed in logs and reports.
 

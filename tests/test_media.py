@@ -408,3 +408,14 @@ def test_file_names_are_printed_escaped(tmp_path):
         list(ClipStream(forged, fps=4, image_size=SIZE))
     msg = str(e.value)
     assert "\n" not in msg and repr(str(forged)) in msg, msg
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_still_image_renamed_as_video_is_refused_by_the_decoder(tmp_path, fmt):
+    """The import flags it "not a video"; the decoder must refuse it too, not yield one frame."""
+    from PIL import Image
+
+    p = tmp_path / "photo.mp4"
+    Image.fromarray(np.full((48, 64, 3), 128, np.uint8)).save(p, format=fmt)
+    with pytest.raises(MediaError, match=r"photo\.mp4: not a video \(the content is "):
+        decode_all(p, fps=4, image_size=SIZE)

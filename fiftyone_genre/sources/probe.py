@@ -20,11 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fiftyone_genre.utils import ProgressFn, track
-
-#: Demuxers that read still images or text: a PNG renamed ``.mp4`` opens with
-#: ``png_pipe`` and "decodes" one frame, but it is not a video.
-_IMAGE_DEMUXERS = frozenset({"image2", "apng", "gif", "tty", "ico", "alias_pix", "brender_pix"})
+from fiftyone_genre.utils import ProgressFn, not_a_video, track
 
 
 @dataclass
@@ -33,15 +29,6 @@ class Probe:
 
     metadata: Any = None  # fo.VideoMetadata
     problem: str | None = None
-
-
-def _not_a_video(container) -> str | None:
-    """The reason a container that opened is still not a video (None when it is one)."""
-    names = set(container.format.name.split(","))
-    if names & _IMAGE_DEMUXERS or any(n.endswith("_pipe") for n in names):
-        what = container.format.long_name or container.format.name
-        return f"not a video (the content is {what})"
-    return None
 
 
 def _seconds(value, time_base) -> float | None:
@@ -108,7 +95,7 @@ def probe_video(path: str | Path, with_metadata: bool = True) -> Probe:
         return Probe(problem=problem)
     try:
         with av.open(str(p)) as container:
-            if (why := _not_a_video(container)) is not None:
+            if (why := not_a_video(container)) is not None:
                 return Probe(problem=why)
             if not container.streams.video:
                 return Probe(problem="no video stream (audio-only file)")
