@@ -44,7 +44,7 @@ from fiftyone_genre.config import FeaturesConfig, PredictConfig, to_dict
 from fiftyone_genre.data import aggregate_windows, collate_windows, make_windows, pad_window
 from fiftyone_genre.model import Checkpoint, load_model, resolve_device
 from fiftyone_genre.report import Report
-from fiftyone_genre.utils import ProgressFn, track
+from fiftyone_genre.utils import ProgressFn, shown, track
 
 STAGE = "predict"
 
@@ -116,12 +116,12 @@ class PredictReport(Report):
         if self.no_timeline:
             lines.append(
                 f"{len(self.no_timeline)} clip(s) have no timeline (no readable video metadata), "
-                f"e.g. {self.no_timeline[0]}"
+                f"e.g. {shown(self.no_timeline[0])}"
             )
         if self.failures:
             lines.append(f"{self.num_failed} sample(s) failed (see field '{g.ERRORS_FIELD}'):")
             for path, reason in list(self.failures.items())[:20]:
-                lines.append(f"  {path}: {reason}")
+                lines.append(f"  {shown(path)}: {reason}")
             if self.num_failed > 20:
                 lines.append(f"  ... and {self.num_failed - 20} more")
         return "\n".join(lines)

@@ -66,7 +66,7 @@ from fiftyone_genre.model import (
     save_checkpoint,
 )
 from fiftyone_genre.report import Report
-from fiftyone_genre.utils import ProgressFn, track
+from fiftyone_genre.utils import ProgressFn, shown, track
 
 REPORT_JSON = "report.json"
 REPORT_TXT = "report.txt"
@@ -241,7 +241,7 @@ class TrainReport(Report):
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} samples (reasons recorded in 'genre_errors'):")
             for s in self.skipped[:5]:
-                lines.append(f"    {s['filepath']}: {s['reason']}")
+                lines.append(f"    {shown(s['filepath'])}: {s['reason']}")
             if len(self.skipped) > 5:
                 lines.append(f"    ... and {len(self.skipped) - 5} more")
         resumed = f", resumed after epoch {self.resumed_from}" if self.resumed_from else ""
@@ -478,7 +478,7 @@ def _load_data(
     if ctx.is_main:
         ctx.barrier()
     if strict and data.skipped:
-        listed = "\n".join(f"  {s.filepath}: {s.reason}" for s in data.skipped[:20])
+        listed = "\n".join(f"  {shown(s.filepath)}: {s.reason}" for s in data.skipped[:20])
         more = f"\n  ... and {len(data.skipped) - 20} more" if len(data.skipped) > 20 else ""
         raise ValueError(
             f"{len(data.skipped)} labelled sample(s) cannot be used (strict mode; "

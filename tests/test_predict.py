@@ -287,3 +287,17 @@ def test_chunk_scorer_gives_each_clip_the_same_scores_alone_or_batched():
         assert set(batched.modal_probs) == {"visual", "audio"}
     assert scorer.score([]) == []
     assert scorer.score(feats[:1])[0].modal_probs == {}, "single-modality passes only when asked"
+
+
+def test_train_and_predict_reports_print_file_names_escaped():
+    """A file name with a newline cannot forge a line in the train or predict summary."""
+    from fiftyone_genre.predict import PredictReport
+    from fiftyone_genre.train import TrainReport
+
+    forged = "/v/a\nFAILED /v/forged.mp4: made up"
+    predict = PredictReport("m", 2, 1, failures={forged: "no cached features"}, no_timeline=[forged])
+    train = TrainReport("out", "fused", [], 0, 0, None, False, None, {}, [{"filepath": forged, "reason": "no features"}], {})
+    for report in (predict, train):
+        lines = str(report).splitlines()
+        assert not any(line.lstrip().startswith("FAILED /v/forged.mp4") for line in lines), lines
+        assert any("'/v/a\\nFAILED /v/forged.mp4: made up'" in line for line in lines), lines
