@@ -65,6 +65,12 @@ class FeaturesConfig:
     #: Decoder threads inside PyAV for each video; None picks them by device
     #: (``features.decode_plan_for``: 1 next to CPU CNNs, 2 in front of CUDA).
     decode_threads: int | None = None
+    #: CNN calls running at once on the CPU, each with its share of the torch
+    #: threads; None picks by device (``features.cnn_lanes_for``: one lane per
+    #: torch thread on CPU, up to 8; 1 on CUDA). Lanes of one thread each keep
+    #: every core busy while a video decodes, instead of a multi-threaded CNN
+    #: waiting for the decoder or being preempted by it.
+    cnn_lanes: int | None = None
     #: Where the per-sample feature files go; None -> <fo.config.default_dataset_dir>/genre_features
     cache_dir: str | None = None
     #: Cache key uses path+size+mtime ("stat") or a content hash ("hash").
@@ -217,6 +223,7 @@ RANGES: dict[tuple[str, str], Range] = {
     ("FeaturesConfig", "batch_size"): Range(1, 4096),
     ("FeaturesConfig", "num_workers"): Range(0, 32),
     ("FeaturesConfig", "decode_threads"): Range(0, 64),
+    ("FeaturesConfig", "cnn_lanes"): Range(1, 64),
     ("ModelConfig", "visual_proj"): Range(1, 65536),
     ("ModelConfig", "audio_proj"): Range(1, 65536),
     ("ModelConfig", "hidden_size"): Range(1, 65536),

@@ -24,7 +24,10 @@ and precision so that entries of different precision are never mixed.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,9 +94,14 @@ class EngineChoice:
     def __str__(self) -> str:
         return f"{self.engine} {self.precision} on {self.device_type}"
 
-    def wrap(self, module: nn.Module, max_batch: int) -> InferenceEngine:
-        """``module`` (eval mode, on the device) run the way this choice says."""
-        return InferenceEngine(module, self, max_batch)
+    def wrap(self, module: nn.Module, max_batch: int, threads: int | None = None) -> InferenceEngine:
+        """``module`` (eval mode, on the device) run the way this choice says.
+
+        ``threads``: the torch threads each call will have (a CNN lane's share);
+        a compiled module bakes its thread count into its kernels, so it must
+        be known before compiling. None: the caller's current setting.
+        """
+        return InferenceEngine(module, self, max_batch, threads)
 
 
 def resolve_engine(engine: str = "auto", precision: str = "auto", device: str | torch.device = "cpu") -> EngineChoice:
@@ -128,6 +136,57 @@ def _buckets(max_batch: int) -> list[int]:
     return [*sizes, max_batch]
 
 
+class _CompileGate:
+    """No compiled module runs while another one compiles, in any thread.
+
+    Compiling traces the module with process-wide patches (FX replaces
+    ``nn.Module.__call__`` while it traces), so a CNN lane calling a compiled
+    module during another lane's compile fails. Calls share the gate; a
+    compile waits for running calls to end and holds new ones back. While
+    calls run, dynamo's stance is ``eager_on_recompile``: an input that
+    misses every compiled graph runs eagerly instead of compiling beside the
+    other lanes (new batch shapes compile through :meth:`compile`).
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._running = 0
+        self._compiling = 0  # compiles waiting or in progress
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._compiling)
+            if not self._running:
+                torch.compiler.set_stance("eager_on_recompile")
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._running -= 1
+                if not self._running:
+                    torch.compiler.set_stance("default")
+                self._cond.notify_all()
+
+    @contextmanager
+    def compile(self) -> Iterator[None]:
+        with self._cond:
+            self._compiling += 1
+            self._cond.wait_for(lambda: not self._running)
+        try:
+            with _COMPILING:  # one compile at a time
+                yield
+        finally:
+            with self._cond:
+                self._compiling -= 1
+                self._cond.notify_all()
+
+
+_GATE = _CompileGate()
+_COMPILING = threading.Lock()
+
+
 class InferenceEngine:
     """Calls a feature CNN under the chosen layout/precision; returns float32.
 
@@ -135,14 +194,18 @@ class InferenceEngine:
     (:func:`_buckets`), so partial batches at the end of a video reuse one of
     a handful of graphs instead of recompiling for every length.
     ``compile_seconds`` is the time spent compiling so far (first call of each
-    batch shape).
+    batch shape). Calls may come from several threads at once (CNN lanes):
+    the first call of each shape compiles alone (:class:`_CompileGate`), and a compiled
+    module's kernels use ``threads`` OpenMP threads (inductor writes the count
+    into the generated code), so every lane must run with that many.
     """
 
-    def __init__(self, module: nn.Module, choice: EngineChoice, max_batch: int):
+    def __init__(self, module: nn.Module, choice: EngineChoice, max_batch: int, threads: int | None = None):
         self.choice = choice
         self.module = module
         self.dim = getattr(module, "dim", None)
         self.max_batch = max(1, int(max_batch))
+        self.threads = threads
         self.compile_seconds = 0.0
         self._compiled_sizes: set[int] = set()
         if choice.channels_last:
@@ -151,7 +214,10 @@ class InferenceEngine:
                 module.channels_last = True
         self._run = module
         if choice.engine == "compile":
-            self._run = torch.compile(module, dynamic=False, options={"freezing": True})
+            options: dict = {"freezing": True}
+            if threads:
+                options["cpp.threads"] = int(threads)  # also part of inductor's cache key
+            self._run = torch.compile(module, dynamic=False, options=options)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = self.choice.autocast_dtype
@@ -159,19 +225,30 @@ class InferenceEngine:
             return self._run(x).float()
 
     def _compiled_call(self, x: torch.Tensor) -> torch.Tensor:
-        """One compiled call on a bucket-sized batch (padded by repeating the last row)."""
+        """One compiled call on a bucket-sized batch (padded by repeating the last row).
+
+        The input is always an inference tensor: dynamo guards on a tensor's
+        dispatch keys, so a plain tensor in one call and an inference tensor
+        in the next would need two graphs.
+        """
         n = x.shape[0]
         size = next(b for b in _buckets(self.max_batch) if b >= n)
-        if size > n:
-            x = torch.cat([x, x[-1:].expand(size - n, *x.shape[1:])])
-        first = size not in self._compiled_sizes
-        t = time.perf_counter()
-        out = self._forward(x)
-        if first:
-            self._compiled_sizes.add(size)
-            self.compile_seconds += time.perf_counter() - t
-            log.info("compiled %s for batch %d in %.1f s", type(self.module).__name__, size, time.perf_counter() - t)
-        return out[:n]
+        with torch.inference_mode():
+            if size > n:
+                x = torch.cat([x, x[-1:].expand(size - n, *x.shape[1:])])
+            elif not x.is_inference():
+                x = x.clone()
+        if size not in self._compiled_sizes:
+            with _GATE.compile():
+                if size not in self._compiled_sizes:  # another lane may have compiled it meanwhile
+                    t = time.perf_counter()
+                    out = self._forward(x)
+                    self.compile_seconds += time.perf_counter() - t
+                    log.info("compiled %s for batch %d in %.1f s", type(self.module).__name__, size, time.perf_counter() - t)
+                    self._compiled_sizes.add(size)
+                    return out[:n]
+        with _GATE.call():
+            return self._forward(x)[:n]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.choice.engine != "compile":

@@ -20,8 +20,11 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -66,12 +69,12 @@ class _Video:
 
 
 #: How decoding runs when ``FeaturesConfig.num_workers`` / ``decode_threads``
-#: are None. CNNs on the CPU keep every core busy: a decoder running beside
-#: them preempts one of their threads and the whole operator waits for it, so
-#: on CPU the calling thread decodes in turn with the CNNs (one decoder
-#: thread, the helper thread using the core the decoder leaves). On 2 cores,
-#: InceptionV3 at 299 px, 20 s clip: end-to-end reaches 0.88-0.91 of the CNN
-#: alone this way, 0.85-0.91 with a background worker (benchmark rows 2, 2b). In
+#: are None. On CPU the CNN batches run on one-thread lanes
+#: (:func:`cnn_lanes_for`) and decoding runs as jobs on the same lanes (one
+#: decoder thread, no helper): every core runs one thread, and decoding takes
+#: its share without stalling a multi-threaded CNN at every operator's barrier.
+#: On 2 cores, InceptionV3 at 299 px, three 20 s clips: end-to-end reaches
+#: 0.85-0.9 of the same lanes on pre-decoded frames (benchmark row 2). In
 #: front of a GPU decoding is the bottleneck: a worker with 2 decoder threads
 #: overlaps it with inference.
 CPU_NUM_WORKERS = 0
@@ -104,8 +107,77 @@ def decode_plan_for(config: FeaturesConfig, device: str | torch.device | None) -
     threads = config.decode_threads if config.decode_threads is not None else (CPU_DECODE_THREADS if on_cpu else DECODE_THREADS)
     workers = max(0, int(workers))
     # Decoding in turn with CPU CNNs (or for a GPU) may use the idle cores; a
-    # background decoder beside CPU CNNs keeps to one thread of work.
-    return DecodePlan(workers, max(0, int(threads)), helper_thread=not (on_cpu and workers > 0))
+    # background decoder beside CPU CNNs keeps to one thread of work, and so
+    # does decoding that runs as jobs on the CNN lanes (every core already
+    # has exactly one thread).
+    on_lanes = on_cpu and workers == 0 and cnn_lanes_for(config, device)[0] > 1
+    return DecodePlan(workers, max(0, int(threads)), helper_thread=not (on_cpu and workers > 0) and not on_lanes)
+
+
+#: Most CNN lanes picked automatically: each lane holds one batch of activations.
+MAX_AUTO_LANES = 8
+
+
+def cnn_lanes_for(config: FeaturesConfig, device: str | torch.device) -> tuple[int, int | None]:
+    """``(lanes, torch threads per lane)``: how many CNN batches run at once.
+
+    On a CPU, one multi-threaded CNN call at a time leaves cores idle while
+    the calling thread decodes, and a decoder running beside it preempts one
+    of its threads while the others wait at every operator's barrier. Lanes
+    of one thread each (as many as torch has threads) keep every core busy
+    with whole batches while decoding shares the cores. On CUDA one lane
+    (the calling thread) feeds the GPU. ``None`` threads: the caller's own.
+    """
+    threads = torch.get_num_threads()
+    if config.cnn_lanes is not None:
+        lanes = int(config.cnn_lanes)
+    elif torch.device(device).type == "cpu":
+        lanes = min(threads, MAX_AUTO_LANES)
+    else:
+        lanes = 1
+    return (lanes, max(1, threads // lanes)) if lanes > 1 else (1, None)
+
+
+class _Lanes:
+    """CNN batches on ``lanes`` threads (``threads`` torch threads each), a bounded number in flight.
+
+    Up to two batches per lane are queued, so a lane that finishes a short
+    (audio) batch finds the next one waiting instead of idling until the
+    oldest long batch is done. Results come back to the calling thread in
+    submission order; a batch's exception is raised there when its result is
+    taken.
+    """
+
+    def __init__(self, lanes: int, threads: int):
+        self.lanes = lanes
+        self.max_jobs = 2 * lanes
+        self.pool = ThreadPoolExecutor(lanes, thread_name_prefix="cnn-lane", initializer=torch.set_num_threads, initargs=(threads,))
+        self.jobs: deque[tuple[Future, object]] = deque()
+
+    def submit(self, job: Callable[[], np.ndarray], tag: object) -> list[tuple[object, np.ndarray]]:
+        """Queue ``job``; returns the ``(tag, result)`` of batches it had to wait for to stay bounded."""
+        done = []
+        while len(self.jobs) >= self.max_jobs:
+            done.append(self._pop())
+        self.jobs.append((self.pool.submit(job), tag))
+        return done
+
+    def ready(self, wait: bool = False) -> list[tuple[object, np.ndarray]]:
+        """Finished batches in order (all of them with ``wait``)."""
+        done = []
+        while self.jobs and (wait or self.jobs[0][0].done()):
+            done.append(self._pop())
+        return done
+
+    def _pop(self) -> tuple[object, np.ndarray]:
+        future, tag = self.jobs.popleft()
+        return tag, future.result()
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 class FeatureExtractor:
@@ -122,6 +194,9 @@ class FeatureExtractor:
         self.batch_size = max(1, config.batch_size)
         #: layout/precision/compilation of both CNNs (``fiftyone_genre.engine``)
         self.engine = resolve_engine(config.engine, config.precision, self.device)
+        #: (lanes, torch threads per lane) of the CNN calls (:func:`cnn_lanes_for`)
+        self.cnn_lanes = cnn_lanes_for(config, self.device)
+        lane_threads = self.cnn_lanes[1]
         self.visual = self.engine.wrap(build_visual_backbone(
             config.backbone,
             weights=config.weights,
@@ -131,14 +206,14 @@ class FeatureExtractor:
             softmax_checkpoint=config.softmax_checkpoint,
             device=self.device,
             channels_last=self.engine.channels_last,
-        ), self.batch_size)
+        ), self.batch_size, lane_threads)
         self.audio = self.engine.wrap(build_audio_cnn(
             config.audio_backbone,
             weights=config.audio_weights,
             n_mels=config.n_mels,
             init_seed=config.init_seed,
             device=self.device,
-        ), self.batch_size)
+        ), self.batch_size, lane_threads)
         self.visual_dim = self.visual.dim
         self.audio_dim = self.audio.dim
         self.decode_plan = decode_plan_for(config, self.device)
@@ -225,20 +300,48 @@ class FeatureExtractor:
             return
         feed = _DecodeFeed(self, items)
         batches = _Batches(self, items)
+        # no background decoder next to the lanes: decoding runs as jobs on them
+        source = _DecodeOnLanes(feed, batches.lanes) if batches.lanes is not None and feed.inline is not None else feed
         try:
-            while feed.running or batches.buffered():
-                msg, vid, payload = feed.receive()
+            while feed.running or batches.busy():
+                msg, vid, payload = source.receive()
                 ready = batches.take(msg, vid, payload)
                 # Run the CNNs on a full batch, or on whatever is there when the
                 # decoders have nothing new (never let the CNN idle waiting).
                 ready += batches.flush(idle=msg == "idle" or not feed.running)
+                ready += batches.collect(wait=not feed.running)
                 for r in dict.fromkeys(ready):
                     result = batches.finished(r)
                     if result is not None:
                         yield result
             yield from batches.leftovers()
         finally:
+            batches.close()
             feed.close()
+
+    def infer(self, frames: torch.Tensor, mels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Both CNNs over already decoded steps, batched and laned exactly as :meth:`run` does.
+
+        The benchmark's "same engine on pre-decoded frames" baseline.
+        """
+        lanes = _Lanes(*self.cnn_lanes) if self.cnn_lanes[0] > 1 else None
+        out: dict[str, list] = {"visual": [], "audio": []}
+        try:
+            for kind, net, x in (("visual", self.visual, frames), ("audio", self.audio, mels)):
+                for i in range(0, x.shape[0], self.batch_size):
+                    part = [x[i : i + self.batch_size]]
+                    if lanes is None:
+                        out[kind].append(self._infer(net, part))
+                    else:
+                        done = lanes.submit(partial(self._infer, net, part), kind)
+                        for k, feats in done:
+                            out[k].append(feats)
+            for k, feats in lanes.ready(wait=True) if lanes is not None else []:
+                out[k].append(feats)
+        finally:
+            if lanes is not None:
+                lanes.close()
+        return tuple(np.concatenate(v) if v else np.zeros((0, 0), np.float32) for v in out.values())
 
     def _assemble(self, v: _Video) -> ClipFeatures:
         info = v.done or {}
@@ -269,6 +372,7 @@ class FeatureExtractor:
 
 
 _IDLE = ("idle", None, None)
+_WAIT = ("wait", None, None)  # nothing decoded yet, but a lane finished a batch
 
 
 class _DecodeFeed:
@@ -328,6 +432,32 @@ class _DecodeFeed:
                 time.sleep(0.01)
 
 
+class _DecodeOnLanes:
+    """Decoding on the calling thread's behalf, as jobs on the CNN lanes.
+
+    With a separate decoding thread, a 2-core machine runs three busy
+    threads (decoder + two lanes) and time-slices them, evicting the CNNs'
+    caches. Here each core runs one lane thread that either runs a CNN batch
+    or decodes the next chunk; the calling thread only waits and books
+    results. One decode job is in flight at a time (decoding is sequential).
+    """
+
+    def __init__(self, feed: _DecodeFeed, lanes: _Lanes):
+        self.feed, self.lanes = feed, lanes
+        self.job: Future | None = None
+
+    def receive(self) -> tuple[str, int | None, object]:
+        """The next decoder message, or ``("wait", ...)`` when a CNN batch finished first."""
+        if self.job is None:
+            self.job = self.lanes.pool.submit(self.feed.receive)
+        oldest = [self.lanes.jobs[0][0]] if self.lanes.jobs else []
+        wait([self.job, *oldest], return_when=FIRST_COMPLETED)
+        if not self.job.done():
+            return _WAIT
+        job, self.job = self.job, None
+        return job.result()
+
+
 class _Batches:
     """The inference side of one run: CNN batches across videos, then each video's features."""
 
@@ -336,9 +466,16 @@ class _Batches:
         self.videos = {i: _Video(key, str(path)) for i, (key, path) in enumerate(items)}
         self.visual: list[tuple[int, int, torch.Tensor]] = []  # (video, start step, frames)
         self.audio: list[tuple[int, int, torch.Tensor]] = []
+        lanes, threads = extractor.cnn_lanes
+        #: CNN batches run on lane threads while this thread decodes (None: run here, in turn)
+        self.lanes = _Lanes(lanes, threads) if lanes > 1 else None
 
     def buffered(self) -> bool:
         return bool(self.visual or self.audio)
+
+    def busy(self) -> bool:
+        """Decoded steps waiting for a batch, or batches still on a lane."""
+        return self.buffered() or bool(self.lanes)
 
     def take(self, msg: str, vid: int | None, payload) -> list[int]:
         """Record one decoder message; returns the videos that may now be complete."""
@@ -360,25 +497,62 @@ class _Batches:
         return []
 
     def flush(self, idle: bool) -> list[int]:
+        """Run every full batch (and, when ``idle``, the partial rest) of both buffers."""
         touched: list[int] = []
         for buf, net, kind in ((self.visual, self.ex.visual, "visual"), (self.audio, self.ex.audio, "audio")):
-            if buf and (idle or sum(t.shape[0] for _, _, t in buf) >= self.ex.batch_size):
-                touched += self._run_cnn(buf, net, kind)
+            while buf and (idle or sum(t.shape[0] for _, _, t in buf) >= self.ex.batch_size):
+                touched += self._run_cnn(self._take_batch(buf), net, kind)
         return touched
 
-    def _run_cnn(self, buf: list, net: torch.nn.Module, kind: str) -> list[int]:
-        feats = self.ex._infer(net, [t for _, _, t in buf])
+    def _take_batch(self, buf: list) -> list[tuple[int, int, torch.Tensor]]:
+        """Exactly ``batch_size`` steps from the front of ``buf`` (fewer only at the end).
+
+        A chunk straddling the boundary is split, so every batch has the
+        shape a compiled CNN was built for instead of being padded up to it.
+        """
+        batch, n = [], 0
+        while buf and n < self.ex.batch_size:
+            vid, start, t = buf[0]
+            room = self.ex.batch_size - n
+            if t.shape[0] > room:
+                buf[0] = (vid, start + room, t[room:])
+                self.videos[vid].pending += 1  # the rest is one more piece to wait for
+                t = t[:room]
+            else:
+                buf.pop(0)
+            batch.append((vid, start, t))
+            n += t.shape[0]
+        return batch
+
+    def _run_cnn(self, batch: list, net: torch.nn.Module, kind: str) -> list[int]:
+        """One batch through ``net``: here, or queued on a lane."""
+        parts = [t for _, _, t in batch]
+        spans = [(vid, start, t.shape[0]) for vid, start, t in batch]
+        if self.lanes is None:
+            return self._record(kind, spans, self.ex._infer(net, parts))
+        done = self.lanes.submit(partial(self.ex._infer, net, parts), (kind, spans))
+        return [vid for (k, sp), feats in done for vid in self._record(k, sp, feats)]
+
+    def collect(self, wait: bool) -> list[int]:
+        """Record the batches the lanes finished (all of them with ``wait``)."""
+        if self.lanes is None:
+            return []
+        return [vid for (k, sp), feats in self.lanes.ready(wait) for vid in self._record(k, sp, feats)]
+
+    def _record(self, kind: str, spans: list[tuple[int, int, int]], feats: np.ndarray) -> list[int]:
         touched, offset = [], 0
-        for vid, start, t in buf:
-            n = t.shape[0]
+        for vid, start, n in spans:
             v = self.videos[vid]
             if v.error is None:
                 getattr(v, kind).append((start, feats[offset : offset + n]))
             offset += n
             v.pending -= 1
             touched.append(vid)
-        buf.clear()
         return touched
+
+    def close(self) -> None:
+        if self.lanes is not None:
+            self.lanes.close()
 
     def finished(self, vid: int) -> ExtractResult | None:
         v = self.videos.get(vid)

@@ -174,3 +174,54 @@ def test_gpu_check_smoke_mode_runs_the_whole_pipeline_and_prints_one_table(tmp_p
         assert row in proc.stdout
     assert "(0 failed)" in proc.stdout
     assert (tmp_path / "model").is_dir()
+
+
+def test_compiled_engine_runs_from_several_lanes_while_new_shapes_compile():
+    """CNN lanes call one compiled module from several threads. A lane meeting a new batch
+    shape compiles while others run: without the compile gate dynamo's tracing broke the
+    other lane's call (or crashed the process). Plain and inference tensors share one graph."""
+    import threading
+
+    mels = torch.randn(4, 1, 64, 16, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        reference = build_audio_cnn("small_cnn", "none")(mels)
+    run = E.resolve_engine("compile", "fp32", "cpu").wrap(build_audio_cnn("small_cnn", "none"), 4, threads=1)
+    run(mels)  # the full-batch graph first
+    spent, errors, outputs = run.compile_seconds, [], []
+    compiled = threading.Event()
+
+    def calls(n: int, i: int) -> None:
+        x = mels[:n] if i % 2 else mels[:n].clone()
+        with torch.inference_mode(mode=bool(i % 2)):
+            outputs.append((n, run(x)))
+
+    def busy_lane() -> None:  # keeps calling the compiled graph while the other lane compiles
+        torch.set_num_threads(1)
+        try:
+            i = 0
+            while not compiled.is_set() or i < 4:
+                calls(4, i)
+                i += 1
+        except Exception as e:  # noqa: BLE001 - reported by the assertion below
+            errors.append(e)
+
+    def compiling_lane() -> None:
+        torch.set_num_threads(1)
+        try:
+            for i in range(4):
+                calls(2, i)
+                compiled.set()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+        finally:
+            compiled.set()
+
+    threads = [threading.Thread(target=busy_lane), threading.Thread(target=busy_lane), threading.Thread(target=compiling_lane)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    assert run.compile_seconds > spent  # the batch-2 graph compiled while the others ran
+    for n, got in outputs:
+        assert _cosines(got, reference[:n]).min() >= 0.9999

@@ -24,6 +24,7 @@ from fiftyone_genre.config import ExperimentConfig, FeaturesConfig, TrainConfig
 from fiftyone_genre.features import (
     FeatureExtractionError,
     FeatureExtractor,
+    cnn_lanes_for,
     decode_plan_for,
     extract_features,
     parse_shard,
@@ -168,19 +169,22 @@ def test_a_decoding_change_invalidates_the_cache(clips, tmp_path, monkeypatch):
     assert FeatureCache(tmp_path / "cache", cfg).get(clips[0]) is None
 
 
-def test_decoding_plan_follows_the_device_unless_configured(clips):
+def test_decoding_plan_follows_the_device_unless_configured(clips, monkeypatch):
     auto = FeaturesConfig()
     assert auto.num_workers is None and auto.decode_threads is None
-    # next to CPU CNNs: decode in turn, one decoder thread; in front of a GPU
-    # (or with no CNN running) a background worker with more decoder threads
-    assert decode_plan_for(auto, "cpu") == (0, 1, True)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    # next to CPU CNNs: the calling thread's decoding runs as jobs on the CNN lanes, one
+    # decoder thread and no helper (each core already runs one lane thread); in front of a
+    # GPU (or with no CNN running) a background worker with more decoder threads
+    assert decode_plan_for(auto, "cpu") == (0, 1, False)
+    assert decode_plan_for(FeaturesConfig(cnn_lanes=1), "cpu") == (0, 1, True)  # in turn, helper beside
     assert decode_plan_for(auto, "cuda") == (1, 2, True)
     assert decode_plan_for(auto, None).decode_threads == 2
     # a background decoder beside CPU CNNs keeps to one thread of work
     assert decode_plan_for(FeaturesConfig(num_workers=2, decode_threads=3), "cpu") == (2, 3, False)
     ex = FeatureExtractor(FeaturesConfig(backbone="mobilenet_v3_small", weights="none", image_size=IMG))
     with ex.open(str(clips[0])) as stream:
-        assert stream.decode_threads == 1 and stream.helper_thread
+        assert stream.decode_threads == 1 and not stream.helper_thread
 
 
 @pytest.mark.parametrize("workers", [0, 1, 2])
@@ -195,6 +199,75 @@ def test_inline_and_background_decoding_give_the_same_features(clips, tmp_path, 
         assert a.num_steps == b.num_steps and a.has_audio == b.has_audio
         np.testing.assert_allclose(a.visual, b.visual, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(a.audio, b.audio, rtol=1e-4, atol=1e-5)
+
+
+def test_cnn_lanes_default_to_one_per_cpu_thread_and_one_on_cuda(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert cnn_lanes_for(FeaturesConfig(), "cpu") == (4, 1)
+    assert cnn_lanes_for(FeaturesConfig(), "cuda") == (1, None)
+    assert cnn_lanes_for(FeaturesConfig(cnn_lanes=2), "cpu") == (2, 2)
+    assert cnn_lanes_for(FeaturesConfig(cnn_lanes=1), "cpu") == (1, None)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert cnn_lanes_for(FeaturesConfig(), "cpu") == (1, None)
+
+
+def _batch_sizes(ex: FeatureExtractor) -> list[tuple[str, int]]:
+    """Record (net, batch size) of every CNN call the extractor makes."""
+    seen, infer = [], ex._infer
+
+    def recording(net, parts):
+        seen.append(("visual" if net is ex.visual else "audio", sum(p.shape[0] for p in parts)))
+        return infer(net, parts)
+
+    ex._infer = recording
+    return seen
+
+
+def test_cnn_lanes_give_the_same_features_in_full_batches(clips, tmp_path):
+    """Two one-thread lanes compute what one caller computes; every batch but a kind's last is full."""
+    paths = [str(c) for c in clips]
+    laned = FeatureExtractor(tiny_config(tmp_path, cnn_lanes=2, precision="fp32", batch_size=5))
+    single = FeatureExtractor(tiny_config(tmp_path, cnn_lanes=1, precision="fp32", batch_size=5))
+    assert laned.cnn_lanes == (2, max(1, torch.get_num_threads() // 2)) and single.cnn_lanes == (1, None)
+    sizes = _batch_sizes(laned)
+    got = {r.key: r.features for r in laned.run([(p, p) for p in paths])}
+    want = {r.key: r.features for r in single.run([(p, p) for p in paths])}
+    for p in paths:
+        assert got[p].num_steps == want[p].num_steps
+        np.testing.assert_allclose(got[p].visual, want[p].visual, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got[p].audio, want[p].audio, rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(got[p].timestamps, want[p].timestamps)
+    for kind in ("visual", "audio"):
+        per_kind = [n for k, n in sizes if k == kind]
+        assert per_kind and all(n == 5 for n in per_kind[:-1]), (kind, per_kind)
+    assert not any(t.name.startswith("cnn-lane") for t in threading.enumerate())
+
+
+def test_a_failing_cnn_lane_stops_the_run_with_its_error(clips, tmp_path):
+    ex = FeatureExtractor(tiny_config(tmp_path, cnn_lanes=2, batch_size=4))
+    infer, calls = ex._infer, []
+
+    def third_fails(net, parts):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("CNN lane broke")
+        return infer(net, parts)
+
+    ex._infer = third_fails
+    error = ends_within(60, lambda: list(ex.run([(str(c), str(c)) for c in clips])))
+    assert isinstance(error, RuntimeError) and "CNN lane broke" in str(error), error
+    time.sleep(0.2)
+    assert not any(t.name.startswith("cnn-lane") for t in threading.enumerate())
+
+
+def test_infer_on_pre_decoded_steps_matches_run(clips, tmp_path):
+    """The benchmark's baseline (``infer``) batches and lanes the steps as ``run`` does."""
+    ex = FeatureExtractor(tiny_config(tmp_path, cnn_lanes=2, precision="fp32"))
+    decoded = decode_all(clips[0], fps=ex.config.fps, image_size=IMG)
+    visual, audio = ex.infer(decoded.frames, decoded.mels)
+    (result,) = ex.run([(str(clips[0]), str(clips[0]))])
+    np.testing.assert_allclose(visual, result.features.visual, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(audio[: result.features.num_steps], result.features.audio, rtol=1e-4, atol=1e-5)
 
 
 def test_crash_mid_write_leaves_no_valid_entry(clips, tmp_path, monkeypatch):

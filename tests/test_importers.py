@@ -562,3 +562,41 @@ def test_a_failing_probe_thread_stops_the_import_with_its_error(dataset, tmp_pat
     with pytest.raises(RuntimeError, match="probe worker died"):
         import_folder(dataset, tmp_path / "t")
     assert time.monotonic() - start < 60
+
+
+def _stored(dataset) -> dict[str, dict]:
+    """Each sample's stored document by file path, without ids and timestamps (they differ per write)."""
+    volatile = {"_id", "_dataset_id", "_rand", "created_at", "last_modified_at"}
+
+    def strip(v):
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items() if k not in volatile}
+        return [strip(x) for x in v] if isinstance(v, list) else v
+
+    return {d["filepath"]: strip(d) for d in dataset._sample_collection.find()}
+
+
+@pytest.mark.parametrize("layout", ["ucf101", "hollywood2"])
+def test_direct_batches_store_what_add_samples_stores(trees, layout, monkeypatch):
+    """After the first batch, samples are inserted as documents instead of through add_samples:
+    every stored document (labels, metadata, error flags, tags) must be the same either way."""
+    from fiftyone_genre.sources import adding
+
+    m, datasets = trees[layout], []
+    for batch in (10**6, 2):  # everything through add_samples; then mostly direct inserts
+        monkeypatch.setattr(adding, "ADD_BATCH", batch)
+        ds = fo.Dataset()
+        datasets.append(ds)
+        report = import_source(layout, ds, m.root, **({"fold": 1} if layout == "ucf101" else {}))
+        assert report.imported == len(ds) > 4
+    try:
+        assert _stored(datasets[0]) == _stored(datasets[1])
+        keys = [{d["filepath"]: sorted(d) for d in ds._sample_collection.find()} for ds in datasets]
+        assert keys[0] == keys[1]  # ids, dataset id and both timestamps written too
+        assert datasets[0].get_field_schema().keys() == datasets[1].get_field_schema().keys()
+        # FiftyOne reads the directly inserted samples like its own
+        assert sorted(s.filepath for s in datasets[1]) == sorted(datasets[0].values("filepath"))
+        assert datasets[1].bounds("metadata.duration") == datasets[0].bounds("metadata.duration")
+    finally:
+        for ds in datasets:
+            ds.delete()

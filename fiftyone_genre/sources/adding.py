@@ -10,8 +10,9 @@ which works in named phases, each with progress:
    ``set_values``, nothing written when nothing changed), re-read metadata of
    matched files whose size changed, and report samples whose file vanished;
 4. probe every new file once with PyAV (readability + ``fo.VideoMetadata``,
-   threads) and add the samples, metadata and error flags included, in one
-   ``add_samples`` pass.
+   threads) and add the samples, metadata and error flags included, in
+   batches: the first through ``add_samples`` (it declares the schema), the
+   rest as the same documents inserted directly.
 
 So an import costs about a header probe plus a bare ``add_samples`` per new
 file, and a re-import of an unchanged tree costs a few bulk reads and stats.
@@ -411,13 +412,45 @@ def _add_new(
             if paths:
                 for sample in samples:
                     _apply_probe(sample, next(probes), report)
-            # values were built from typed entries here: FiftyOne's per-field validation is
-            # redundant, and the schema only needs expanding when a batch brings a new field
-            expand = _has_new_fields(dataset, samples)
-            report.sample_ids.extend(
-                dataset.add_samples(samples, expand_schema=expand, validate=False, progress=False)
-            )
+            report.sample_ids.extend(_write_samples(dataset, samples))
     report.imported = len(report.sample_ids)
+
+
+def _write_samples(dataset, samples: list) -> list[str]:
+    """Add ``samples``; returns their ids.
+
+    Values were built from typed entries here, so FiftyOne's per-field
+    validation is redundant. A batch that brings a new field or media type
+    (the first one, usually) goes through ``add_samples``, which declares
+    them; later batches are written as the documents ``add_samples`` would
+    write (:func:`_insert_documents`).
+    """
+    if _has_new_fields(dataset, samples) or any(s.media_type != dataset.media_type for s in samples):
+        return dataset.add_samples(samples, expand_schema=True, validate=False, progress=False)
+    return _insert_documents(dataset, samples)
+
+
+def _insert_documents(dataset, samples: list) -> list[str]:
+    """Insert the documents FiftyOne's ``add_samples`` writes for ``samples``, and nothing else.
+
+    Once the schema is declared, ``add_samples`` converts each sample to its
+    document (``to_mongo_dict``, None values dropped, the dataset id and
+    both timestamps added) and inserts them; it then converts every inserted
+    document back into a sample object bound to the dataset and saves its
+    (empty) frames. That second half was half of a UCF101-sized import and
+    nothing here uses the bound objects. ``tests/test_import.py`` checks that
+    both paths store the same documents.
+    """
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc).replace(tzinfo=None)  # naive UTC, as FiftyOne stores it
+    docs = []
+    for sample in samples:
+        d = {k: v for k, v in sample.to_mongo_dict(include_id=False).items() if v is not None}
+        d.update(_dataset_id=dataset._doc.id, created_at=now, last_modified_at=now)
+        docs.append(d)
+    dataset._sample_collection.insert_many(docs)  # adds each document's _id
+    return [str(d["_id"]) for d in docs]
 
 
 def _has_new_fields(dataset, samples) -> bool:
