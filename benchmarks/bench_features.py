@@ -281,8 +281,11 @@ def _sampler_text(plan) -> str:
     return f"{plan.decode_threads} dec. thread{'s' * (plan.decode_threads > 1)}{helper}"
 
 
-def _plan_text(plan) -> str:
-    where = "calling thread decodes" if plan.num_workers == 0 else f"{plan.num_workers} decode worker{'s' * (plan.num_workers > 1)}"
+def _plan_text(plan, lanes: int = 1) -> str:
+    if plan.num_workers:
+        where = f"{plan.num_workers} decode worker{'s' * (plan.num_workers > 1)}"
+    else:
+        where = "decoding as jobs on the CNN lanes" if lanes > 1 else "decoding in turn"
     return f"{where}, {_sampler_text(plan)}"
 
 
@@ -518,11 +521,11 @@ def _pipeline_rows(m: dict, args) -> list[tuple]:
         rows.append((label, f"{args.clip_s / smp:.1f}x vs {args.clip_s / dec:.1f}x realtime", f"{dec / smp:.2f}", target, met))
     rows.append(_rates_row(m["rates"]))
     lanes = f"{ex.cnn_lanes[0]} CNN lane(s)" + (f" x {ex.cnn_lanes[1]} thread(s)" if ex.cnn_lanes[1] else "")
-    rows.append((f"2 end-to-end / same engine on pre-decoded, {len(m['clips'])} clips, {_plan_text(ex.decode_plan)}, {lanes}, {ex.engine}",
+    rows.append((f"2 end-to-end / same engine on pre-decoded, {len(m['clips'])} clips, {_plan_text(ex.decode_plan, ex.cnn_lanes[0])}, {lanes}, {ex.engine}",
                  f"{steps / e2e:.1f} vs {steps / cnn:.1f} steps/s", f"{cnn / e2e:.2f}", ">= 0.85", cnn / e2e >= 0.85))
     if t["end_to_end_worker_s"]:
         w = min(t["end_to_end_worker_s"])
-        rows.append((f"2b same, {_plan_text(t['worker_plan'])}", f"{steps / w:.1f} vs {steps / cnn:.1f} steps/s",
+        rows.append((f"2b same, {_plan_text(t['worker_plan'], ex.cnn_lanes[0])}", f"{steps / w:.1f} vs {steps / cnn:.1f} steps/s",
                      f"{cnn / w:.2f}", "(report)", None))
     rs, rl = m["rss_short"], m["rss_long"]
     r3 = rl["peak_mib"] / rs["peak_mib"]
@@ -556,7 +559,7 @@ def print_table(m: dict, args, rows: list[tuple]) -> None:
         f"({m['flops'] / 1e9:.1f} GFLOP/img), {cfg.fps:g} fps, mel {cfg.n_mels}x{cfg.audio_window_s:g}s, "
         f"batch {cfg.batch_size}, torch {torch.__version__} threads {torch.get_num_threads()}, "
         f"{os.cpu_count()} cpu(s), load avg {os.getloadavg()[0]:.1f}; rows 0/5 median of {args.rounds} "
-        f"interleaved rounds; extraction on {ex.device.type}: {_plan_text(ex.decode_plan)}, engine {ex.engine}; "
+        f"interleaved rounds; extraction on {ex.device.type}: {_plan_text(ex.decode_plan, ex.cnn_lanes[0])}, engine {ex.engine}; "
         f"H.264 25 fps + AAC 44.1k stereo; rows 1/2/4: {args.size} {args.clip_s:g}s clip ({m['steps']} steps); "
         f"row 3: {args.rss_size}, CNN {args.rss_backbone}@{args.rss_image_size}px"
     )
