@@ -205,7 +205,6 @@ class InferenceEngine:
         self.module = module
         self.dim = getattr(module, "dim", None)
         self.max_batch = max(1, int(max_batch))
-        self.threads = threads
         self.compile_seconds = 0.0
         self._compiled_sizes: set[int] = set()
         if choice.channels_last:

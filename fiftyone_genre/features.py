@@ -145,17 +145,21 @@ class _Lanes:
     (audio) batch finds the next one waiting instead of idling until the
     oldest long batch is done. Results come back to the calling thread in
     submission order; a batch's exception is raised there when its result is
-    taken.
+    taken. One lane has no thread: :meth:`submit` runs the batch right away
+    on the caller (the CUDA arrangement), so callers need no second path.
     """
 
-    def __init__(self, lanes: int, threads: int):
-        self.lanes = lanes
+    def __init__(self, lanes: int, threads: int | None):
         self.max_jobs = 2 * lanes
-        self.pool = ThreadPoolExecutor(lanes, thread_name_prefix="cnn-lane", initializer=torch.set_num_threads, initargs=(threads,))
+        self.pool = None
+        if lanes > 1:
+            self.pool = ThreadPoolExecutor(lanes, thread_name_prefix="cnn-lane", initializer=torch.set_num_threads, initargs=(threads,))
         self.jobs: deque[tuple[Future, object]] = deque()
 
     def submit(self, job: Callable[[], np.ndarray], tag: object) -> list[tuple[object, np.ndarray]]:
-        """Queue ``job``; returns the ``(tag, result)`` of batches it had to wait for to stay bounded."""
+        """Queue ``job``; returns the ``(tag, result)`` of batches done meanwhile (all of it inline)."""
+        if self.pool is None:
+            return [(tag, job())]
         done = []
         while len(self.jobs) >= self.max_jobs:
             done.append(self._pop())
@@ -177,7 +181,8 @@ class _Lanes:
         return len(self.jobs)
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 class FeatureExtractor:
@@ -301,7 +306,7 @@ class FeatureExtractor:
         feed = _DecodeFeed(self, items)
         batches = _Batches(self, items)
         # no background decoder next to the lanes: decoding runs as jobs on them
-        source = _DecodeOnLanes(feed, batches.lanes) if batches.lanes is not None and feed.inline is not None else feed
+        source = _DecodeOnLanes(feed, batches.lanes) if batches.lanes.pool is not None and feed.inline is not None else feed
         try:
             while feed.running or batches.busy():
                 msg, vid, payload = source.receive()
@@ -324,23 +329,18 @@ class FeatureExtractor:
 
         The benchmark's "same engine on pre-decoded frames" baseline.
         """
-        lanes = _Lanes(*self.cnn_lanes) if self.cnn_lanes[0] > 1 else None
+        lanes = _Lanes(*self.cnn_lanes)
         out: dict[str, list] = {"visual": [], "audio": []}
         try:
             for kind, net, x in (("visual", self.visual, frames), ("audio", self.audio, mels)):
                 for i in range(0, x.shape[0], self.batch_size):
-                    part = [x[i : i + self.batch_size]]
-                    if lanes is None:
-                        out[kind].append(self._infer(net, part))
-                    else:
-                        done = lanes.submit(partial(self._infer, net, part), kind)
-                        for k, feats in done:
-                            out[k].append(feats)
-            for k, feats in lanes.ready(wait=True) if lanes is not None else []:
+                    job = partial(self._infer, net, [x[i : i + self.batch_size]])
+                    for k, feats in lanes.submit(job, kind):
+                        out[k].append(feats)
+            for k, feats in lanes.ready(wait=True):
                 out[k].append(feats)
         finally:
-            if lanes is not None:
-                lanes.close()
+            lanes.close()
         return tuple(np.concatenate(v) if v else np.zeros((0, 0), np.float32) for v in out.values())
 
     def _assemble(self, v: _Video) -> ClipFeatures:
@@ -466,9 +466,8 @@ class _Batches:
         self.videos = {i: _Video(key, str(path)) for i, (key, path) in enumerate(items)}
         self.visual: list[tuple[int, int, torch.Tensor]] = []  # (video, start step, frames)
         self.audio: list[tuple[int, int, torch.Tensor]] = []
-        lanes, threads = extractor.cnn_lanes
-        #: CNN batches run on lane threads while this thread decodes (None: run here, in turn)
-        self.lanes = _Lanes(lanes, threads) if lanes > 1 else None
+        #: CNN batches run on lane threads while decoding goes on (one lane: here, in turn)
+        self.lanes = _Lanes(*extractor.cnn_lanes)
 
     def buffered(self) -> bool:
         return bool(self.visual or self.audio)
@@ -528,15 +527,11 @@ class _Batches:
         """One batch through ``net``: here, or queued on a lane."""
         parts = [t for _, _, t in batch]
         spans = [(vid, start, t.shape[0]) for vid, start, t in batch]
-        if self.lanes is None:
-            return self._record(kind, spans, self.ex._infer(net, parts))
         done = self.lanes.submit(partial(self.ex._infer, net, parts), (kind, spans))
         return [vid for (k, sp), feats in done for vid in self._record(k, sp, feats)]
 
     def collect(self, wait: bool) -> list[int]:
         """Record the batches the lanes finished (all of them with ``wait``)."""
-        if self.lanes is None:
-            return []
         return [vid for (k, sp), feats in self.lanes.ready(wait) for vid in self._record(k, sp, feats)]
 
     def _record(self, kind: str, spans: list[tuple[int, int, int]], feats: np.ndarray) -> list[int]:
@@ -551,8 +546,7 @@ class _Batches:
         return touched
 
     def close(self) -> None:
-        if self.lanes is not None:
-            self.lanes.close()
+        self.lanes.close()
 
     def finished(self, vid: int) -> ExtractResult | None:
         v = self.videos.get(vid)
