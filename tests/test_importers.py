@@ -600,3 +600,27 @@ def test_direct_batches_store_what_add_samples_stores(trees, layout, monkeypatch
     finally:
         for ds in datasets:
             ds.delete()
+
+
+def test_a_refused_direct_insert_raises_what_add_samples_raises(dataset, trees, monkeypatch):
+    """add_samples turns the database's BulkWriteError into a ValueError with its message; so must the direct path."""
+    import inspect
+
+    from pymongo.errors import BulkWriteError
+
+    from fiftyone_genre.sources import adding
+
+    collection = type(dataset._sample_collection)
+    real, direct = collection.insert_many, []
+
+    def refuse_direct(self, docs, *a, **k):  # add_samples' own inserts (the first batch) go through
+        if inspect.stack()[1].function == "_insert_documents":
+            direct.append(len(docs))
+            raise BulkWriteError({"writeErrors": [{"errmsg": "E11000 duplicate key error"}]})
+        return real(self, docs, *a, **k)
+
+    monkeypatch.setattr(adding, "ADD_BATCH", 2)
+    monkeypatch.setattr(collection, "insert_many", refuse_direct)
+    with pytest.raises(ValueError, match="E11000 duplicate key error"):
+        import_ucf101(dataset, trees["ucf101"].root, fold=1)
+    assert direct == [2]

@@ -438,18 +438,24 @@ def _insert_documents(dataset, samples: list) -> list[str]:
     both timestamps added) and inserts them; it then converts every inserted
     document back into a sample object bound to the dataset and saves its
     (empty) frames. That second half was half of a UCF101-sized import and
-    nothing here uses the bound objects. ``tests/test_import.py`` checks that
-    both paths store the same documents.
+    nothing here uses the bound objects. ``tests/test_importers.py`` checks
+    that both paths store the same documents. A refused write raises the
+    ``ValueError`` ``add_samples`` raises, with the database's message.
     """
     from datetime import datetime, timezone
 
+    from pymongo.errors import BulkWriteError
+
     now = datetime.now(timezone.utc).replace(tzinfo=None)  # naive UTC, as FiftyOne stores it
-    docs = []
-    for sample in samples:
-        d = {k: v for k, v in sample.to_mongo_dict(include_id=False).items() if v is not None}
-        d.update(_dataset_id=dataset._doc.id, created_at=now, last_modified_at=now)
-        docs.append(d)
-    dataset._sample_collection.insert_many(docs)  # adds each document's _id
+    stamp = {"_dataset_id": dataset._doc.id, "created_at": now, "last_modified_at": now}
+    docs = [
+        {**{k: v for k, v in sample.to_mongo_dict(include_id=False).items() if v is not None}, **stamp}
+        for sample in samples
+    ]
+    try:
+        dataset._sample_collection.insert_many(docs)  # adds each document's _id
+    except BulkWriteError as e:
+        raise ValueError(e.details["writeErrors"][0]["errmsg"]) from e
     return [str(d["_id"]) for d in docs]
 
 
