@@ -24,7 +24,7 @@ Rows (each ratio compares two measurements taken in this run, on the same file):
    subprocess (target <= 1.1x: memory must not grow with length);
 4. end-to-end vs the paper's pipeline (OpenCV decode, one JPEG per sampled
    frame on disk, read back, resize, same CNN) on the same clip: speed-up;
-5. the visual CNN alone per inference engine (``fiftyone_genre.engine``), img/s
+5. the visual CNN alone per inference engine (``fiftyone_genre.features.engine``), img/s
    and GFLOP/s, against eager fp32 NCHW (target for the fastest >= 3.5x) and
    against the machine's own peak: an fp32 and a bf16 GEMM and 3x3
    convolution measured in the same run (rows 0). Engines are measured in
@@ -55,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fiftyone_genre.mediawriter import AudioTrack, VideoTrack, cfr_times, write_media
+from fiftyone_genre.demo.mediawriter import AudioTrack, VideoTrack, cfr_times, write_media
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -154,7 +154,7 @@ def decode_only(path: Path, threads: int) -> float:
 
 def sampler(path: Path, cfg, image_size: int, plan) -> tuple[float, int]:
     """Our streaming decode: 4 fps frames resized + aligned log-mel windows."""
-    from fiftyone_genre.media import ClipStream
+    from fiftyone_genre.features.decode import ClipStream
 
     t = time.perf_counter()
     stream = ClipStream(
@@ -239,9 +239,9 @@ def rss_child(path: str, backbone: str, image_size: int) -> None:
     """
     import threading
 
-    from fiftyone_genre.cache import FeatureCache
     from fiftyone_genre.config import FeaturesConfig
-    from fiftyone_genre.features import FeatureExtractor
+    from fiftyone_genre.features.cache import FeatureCache
+    from fiftyone_genre.features.extractor import FeatureExtractor
 
     cfg = FeaturesConfig(backbone=backbone, weights="none", image_size=image_size, batch_size=8)
     ex = FeatureExtractor(cfg)
@@ -325,7 +325,7 @@ def flops_per_image(name: str, size: int) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from fiftyone_genre.backbones import build_visual_backbone
+    from fiftyone_genre.features.backbones import build_visual_backbone
 
     net = build_visual_backbone(name, "none", image_size=size)
     counter = FlopCounterMode(display=False)
@@ -338,8 +338,8 @@ def engine_rows(name: str, size: int, batch: int, rounds: int, with_compile: boo
     """The visual CNN alone per engine: interleaved rounds of 3 batches each, median img/s."""
     import torch
 
-    from fiftyone_genre.backbones import build_visual_backbone
-    from fiftyone_genre.engine import resolve_engine
+    from fiftyone_genre.features.backbones import build_visual_backbone
+    from fiftyone_genre.features.engine import resolve_engine
 
     x = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8)
     rows = []
@@ -384,8 +384,8 @@ def overlap_times(ex, cache, clips: list[Path], cfg, repeats: int) -> dict[str, 
     """Row 2 (and 2b): end-to-end vs the same engine on pre-decoded frames and mels, alternately."""
     import torch
 
-    from fiftyone_genre.features import NUM_WORKERS, decode_plan_for
-    from fiftyone_genre.media import decode_all
+    from fiftyone_genre.features.decode import decode_all
+    from fiftyone_genre.features.extractor import NUM_WORKERS, decode_plan_for
 
     pre = [decode_all(c, fps=cfg.fps, image_size=ex.image_size) for c in clips]
     frames, mels = torch.cat([d.frames for d in pre]), torch.cat([d.mels for d in pre])
@@ -461,10 +461,10 @@ def _clips(args) -> tuple[list[Path], Path, Path]:
 
 def measure(args) -> dict:
     """Every measurement of the table, in one run."""
-    from fiftyone_genre.backbones import image_size_for
-    from fiftyone_genre.cache import FeatureCache
     from fiftyone_genre.config import FeaturesConfig
-    from fiftyone_genre.features import FeatureExtractor, decode_plan_for
+    from fiftyone_genre.features.backbones import image_size_for
+    from fiftyone_genre.features.cache import FeatureCache
+    from fiftyone_genre.features.extractor import FeatureExtractor, decode_plan_for
 
     clips, short, long_ = _clips(args)
     clip = clips[0]

@@ -69,10 +69,10 @@ def _lists(root: Path, n: int) -> list[str]:
 
 def build_tree(root: Path, n: int) -> list[Path]:
     from fiftyone_genre import genres as g
-    from fiftyone_genre import synth
+    from fiftyone_genre.demo import clips
 
     rels = _lists(root, n)
-    clip = synth.write_clip(
+    clip = clips.write_clip(
         root / "clip.avi", g.ACTION, duration=2.0, fps=10.0, size=(160, 120), audio=False,
         container="avi",
     )  # fmt: skip

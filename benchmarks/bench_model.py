@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_model.py                      # demo-sized: 6 genres x 24 clips x 6 s
     .venv/bin/python benchmarks/bench_model.py --clips-per-genre 4  # a smoke run
 
-A demo-like set is generated (``fiftyone_genre.synth`` clips, H.264 + AAC),
+A demo-like set is generated (``fiftyone_genre.demo.clips`` clips, H.264 + AAC),
 its cpu_fast features are extracted once, and a random-init cpu_fast model is
 saved. Then, alternately (best of ``--repeats`` kept, the machine is shared):
 
@@ -59,9 +59,9 @@ def build(root: Path, clips_per_genre: int, duration: float):
 
     from fiftyone_genre import genres as g
     from fiftyone_genre.config import load_experiment
-    from fiftyone_genre.features import extract_features
-    from fiftyone_genre.model import build_model, save_checkpoint
-    from fiftyone_genre.synth import write_clip
+    from fiftyone_genre.demo.clips import write_clip
+    from fiftyone_genre.features.extract import extract_features
+    from fiftyone_genre.modeling.model import build_model, save_checkpoint
 
     samples = []
     for k, genre in enumerate(g.GENRES):
@@ -90,7 +90,7 @@ def reader_floor(ds) -> None:
 
 def measure(ds, model_dir: Path, repeats: int) -> dict[str, float]:
     from fiftyone_genre import GenreModel
-    from fiftyone_genre.predict import predict
+    from fiftyone_genre.inference.predict import predict
 
     def run_apply() -> None:
         ds.apply_model(GenreModel.from_dir(model_dir, device="cpu"), label_field="fo_pred", store_logits=True)

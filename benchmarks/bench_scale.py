@@ -85,7 +85,7 @@ def clip_relpath(line: bytes) -> str:
 
 
 def write_one(args: tuple[str, int]) -> None:
-    from fiftyone_genre.synth import write_clip
+    from fiftyone_genre.demo.clips import write_clip
 
     path, seed = args
     if not os.path.exists(path):
@@ -172,8 +172,8 @@ def write_synthetic_cache(name: str, cache_dir: Path, config_path: Path) -> int:
     """Paper-size cache entries for every sample, under the key ``features`` will look up."""
     import fiftyone as fo
 
-    from fiftyone_genre.cache import ClipFeatures, FeatureCache
     from fiftyone_genre.config import load_experiment
+    from fiftyone_genre.features.cache import ClipFeatures, FeatureCache
 
     fcfg = load_experiment(config_path).features
     cache = FeatureCache(cache_dir, fcfg)
@@ -239,8 +239,8 @@ def floor_model(name: str, config_path: Path, which: str) -> int:
     import torch
 
     from fiftyone_genre.config import load_experiment
-    from fiftyone_genre.data import collate_labeled, load_window_data
-    from fiftyone_genre.model import build_model
+    from fiftyone_genre.modeling.dataset import collate_labeled, load_window_data
+    from fiftyone_genre.modeling.model import build_model
 
     exp = load_experiment(config_path)
     data = load_window_data(fo.load_dataset(name), exp.train, record_errors=False)
@@ -446,8 +446,8 @@ def preload() -> None:
     import importlib
 
     for name in ("fiftyone", "torch", "av", "matplotlib.figure", "sklearn.metrics", "torch.utils.tensorboard",
-                 "fiftyone_genre.cli", "fiftyone_genre.train", "fiftyone_genre.predict", "fiftyone_genre.analysis",
-                 "fiftyone_genre.split", "fiftyone_genre.remap", "fiftyone_genre.features", "fiftyone_genre.sources"):
+                 "fiftyone_genre.cli", "fiftyone_genre.modeling.train", "fiftyone_genre.inference.predict", "fiftyone_genre.analysis",
+                 "fiftyone_genre.labels.split", "fiftyone_genre.labels.remap", "fiftyone_genre.features", "fiftyone_genre.sources"):
         importlib.import_module(name)
 
 

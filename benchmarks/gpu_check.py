@@ -56,7 +56,7 @@ SMOKE = Plan(clips=6, seconds=2.0, size=(96, 64), device="cpu", backbone="mobile
 
 
 def _write_one(job: tuple[str, str, float, float, tuple[int, int], int]) -> str:
-    from fiftyone_genre.synth import write_clip
+    from fiftyone_genre.demo.clips import write_clip
 
     path, genre, seconds, fps, size, seed = job
     if not Path(path).exists():
@@ -90,7 +90,7 @@ class CnnClock:
     """Wall time inside the feature CNNs (synchronised on CUDA), by wrapping the engine's call."""
 
     def __init__(self, device: str):
-        from fiftyone_genre import engine
+        from fiftyone_genre.features import engine
 
         self.engine, self.seconds, self.cuda = engine, 0.0, device.startswith("cuda")
         self._orig = engine.InferenceEngine.__call__
@@ -119,8 +119,8 @@ def cnn_img_s(plan: Plan, rounds: int = 5) -> float:
     """The visual CNN alone on full batches already on the device (the engine extraction uses)."""
     import torch
 
-    from fiftyone_genre.backbones import build_visual_backbone, image_size_for
-    from fiftyone_genre.engine import resolve_engine
+    from fiftyone_genre.features.backbones import build_visual_backbone, image_size_for
+    from fiftyone_genre.features.engine import resolve_engine
 
     size = image_size_for(plan.backbone, plan.image_size)
     run = resolve_engine("auto", "auto", plan.device).wrap(
@@ -138,9 +138,9 @@ def cnn_img_s(plan: Plan, rounds: int = 5) -> float:
 def run_pipeline(plan: Plan, ds, out: Path) -> dict:
     """Features (timed, with the CNN clock), one training epoch, prediction; returns the measurements."""
     from fiftyone_genre.config import load_experiment
-    from fiftyone_genre.features import extract_features
-    from fiftyone_genre.predict import predict
-    from fiftyone_genre.train import train
+    from fiftyone_genre.features.extract import extract_features
+    from fiftyone_genre.inference.predict import predict
+    from fiftyone_genre.modeling.train import train
 
     exp = load_experiment(None, features={
         "backbone": plan.backbone, "weights": "none", "image_size": plan.image_size, "batch_size": plan.batch_size,

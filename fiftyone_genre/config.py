@@ -75,7 +75,7 @@ class FeaturesConfig:
     cache_dir: str | None = None
     #: Cache key uses path+size+mtime ("stat") or a content hash ("hash").
     cache_key: str = "stat"
-    #: How the CNNs run (``fiftyone_genre.engine``): "auto" (= channels_last),
+    #: How the CNNs run (``fiftyone_genre.features.engine``): "auto" (= channels_last),
     #: "nchw" (plain eager), "channels_last", "compile" (torch.compile, for long runs).
     engine: str = "auto"
     #: "auto" (bf16 on CPUs with native bf16 and on CUDA, else fp32), "fp32", "bf16", "fp16" (CUDA).

@@ -55,28 +55,3 @@ YT8M_VOCABULARY_INFO_KEY = "yt8m_vocabulary"  # absolute path of the imported vo
 YT8M_VERTICAL_ATTRS: tuple[str, ...] = ("vertical1", "vertical2", "vertical3")
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-
-
-def record_error(sample, stage: str, reason: str) -> None:
-    """Append ``"<stage>: <reason>"`` to the sample's error list and tag it.
-
-    Failures are recorded on the sample (not raised) so one bad file never
-    stops a run over thousands; callers save the sample themselves.
-    """
-    errors = list(sample[ERRORS_FIELD] or []) if sample.has_field(ERRORS_FIELD) else []
-    message = f"{stage}: {reason}"
-    if message not in errors:
-        errors.append(message)
-    sample[ERRORS_FIELD] = errors
-    if ERROR_TAG not in sample.tags:
-        sample.tags.append(ERROR_TAG)
-
-
-def clear_errors(sample, stage: str) -> None:
-    """Drop this stage's earlier errors from a sample (a re-run that succeeds)."""
-    if not sample.has_field(ERRORS_FIELD) or not sample[ERRORS_FIELD]:
-        return
-    kept = [e for e in sample[ERRORS_FIELD] if not e.startswith(f"{stage}: ")]
-    sample[ERRORS_FIELD] = kept or None
-    if not kept and ERROR_TAG in sample.tags:
-        sample.tags.remove(ERROR_TAG)

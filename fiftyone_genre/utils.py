@@ -8,9 +8,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    import torch
 
 T = TypeVar("T")
 
@@ -122,3 +125,15 @@ def check_device(spec: str | None, what: str = "device") -> str:
     if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError(f"{what} {spec!r}: MPS is not available on this machine; use cpu or auto")
     return text
+
+def resolve_device(spec: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> cuda when available, else cpu; otherwise the named device, checked.
+
+    A device that does not exist here (``cuda`` without CUDA, ``tpu``) raises
+    ``ValueError`` naming it (:func:`check_device`).
+    """
+    import torch
+
+    if isinstance(spec, torch.device):
+        return torch.device(check_device(str(spec)))
+    return torch.device(check_device(spec))

@@ -41,7 +41,7 @@ SPLIT_CHOICES = ("all", *g.SPLITS)
 
 def _checkpoint_problem(model_dir: str | None) -> str | None:
     """None when ``model_dir`` holds a checkpoint, else the one sentence the field shows."""
-    from fiftyone_genre.model import find_checkpoint
+    from fiftyone_genre.modeling.model import find_checkpoint
 
     if not model_dir:
         return None
@@ -94,7 +94,7 @@ def build_predict_form(form: Form) -> None:
 
 def _predict_plan(ctx, model_dir: str) -> str:
     """What will run: how many clips, which model and epoch."""
-    from fiftyone_genre.model import read_checkpoint
+    from fiftyone_genre.modeling.model import read_checkpoint
 
     n = len(ctx.target_view())
     try:
@@ -134,7 +134,7 @@ class PredictGenres(FormOperator):
 
     def execute(self, ctx):
         from fiftyone_genre.config import PredictConfig
-        from fiftyone_genre.predict import predict
+        from fiftyone_genre.inference.predict import predict
 
         self.checked_form(ctx)
         params = ctx.params

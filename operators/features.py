@@ -35,7 +35,7 @@ DEVICES = ("cpu", "cuda", "auto")
 
 
 def _backbones() -> list[str]:
-    from fiftyone_genre.backbones import VISUAL_BACKBONES
+    from fiftyone_genre.features.backbones import VISUAL_BACKBONES
 
     return list(VISUAL_BACKBONES)
 
@@ -114,7 +114,7 @@ def _model_fields(form: Form, base) -> None:
 
 def build_features_form(form: Form) -> None:
     from fiftyone_genre.config import ConfigError
-    from fiftyone_genre.features import parse_shard
+    from fiftyone_genre.features.extract import parse_shard
 
     ctx, p = form.ctx, form.params
     add_view_target(ctx, form.inputs, action="Extract features for")
@@ -164,8 +164,8 @@ class ExtractFeatures(LongRunOperator):
     form_title = "Extract genre features"
 
     def execute(self, ctx):
-        from fiftyone_genre.features import extract_features
-        from fiftyone_genre.model import resolve_device
+        from fiftyone_genre.features.extract import extract_features
+        from fiftyone_genre.utils import resolve_device
 
         self.checked_form(ctx)
         report = extract_features(

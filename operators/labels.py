@@ -1,6 +1,6 @@
 """App operators for labels: remap to genres, relabel by hand, split.
 
-Thin shells over :mod:`fiftyone_genre.remap` and :mod:`fiftyone_genre.split`.
+Thin shells over :mod:`fiftyone_genre.labels`.
 The remap and split forms are ``dynamic``: every change of a parameter
 recomputes a dry run of the library call, so the user sees the counts per
 genre / split, unmapped classes and conflicts *before* anything is written.
@@ -54,7 +54,7 @@ def _preview(form: Form, collection, compute) -> tuple[str | None, str | None]:
 
 
 def build_remap_form(form: Form, preview: bool = True) -> None:
-    from fiftyone_genre.remap import remap
+    from fiftyone_genre.labels.remap import remap
 
     ctx, p = form.ctx, form.params
     add_view_target(ctx, form.inputs, action="Remap")
@@ -105,7 +105,7 @@ class RemapGenres(FormOperator):
     form_title = "Remap source labels to genres"
 
     def execute(self, ctx):
-        from fiftyone_genre.remap import remap
+        from fiftyone_genre.labels.remap import remap
 
         self.checked_form(ctx, preview=False)
         params = ctx.params
@@ -133,7 +133,7 @@ class RemapGenres(FormOperator):
         vocabulary=None,
         delegate=False,
     ):
-        """Remap ``sample_collection`` to genres (see :func:`fiftyone_genre.remap.remap`).
+        """Remap ``sample_collection`` to genres (see :func:`fiftyone_genre.labels.remap.remap`).
 
         Example::
 
@@ -165,7 +165,7 @@ def _genre_summary(target) -> str:
 
 def _genre_fields(form: Form) -> None:
     """The genre dropdown, a free-text new genre and a reason; one of the first two is required."""
-    from fiftyone_genre.remap import known_genres
+    from fiftyone_genre.labels.relabel import known_genres
 
     choices = types.DropdownView()
     for genre in known_genres(form.ctx.dataset):
@@ -220,7 +220,7 @@ class RelabelSamples(FormOperator):
     form_title = "Relabel genre"
 
     def execute(self, ctx):
-        from fiftyone_genre.remap import relabel, undo_relabel
+        from fiftyone_genre.labels.relabel import relabel, undo_relabel
 
         self.checked_form(ctx)
         target = ctx.target_view()
@@ -252,7 +252,7 @@ class RelabelSamples(FormOperator):
             relabel_samples(dataset.select(ids), genre="Horror", reason="zombie film")
             relabel_samples(dataset.select(ids), undo=True)
         """
-        from fiftyone_genre.remap import known_genres
+        from fiftyone_genre.labels.relabel import known_genres
 
         params = {"action": "undo" if undo else "relabel", "user": user, "reason": reason}
         if not undo:
@@ -302,7 +302,7 @@ def _ratio_problem(params: dict, base: SplitConfig) -> str | None:
 
 
 def build_split_form(form: Form, preview: bool = True) -> None:
-    from fiftyone_genre.split import split_dataset
+    from fiftyone_genre.labels.split import split_dataset
 
     ctx = form.ctx
     add_view_target(ctx, form.inputs, action="Split")
@@ -344,7 +344,8 @@ class SplitDataset(FormOperator):
     form_title = "Split by group"
 
     def execute(self, ctx):
-        from fiftyone_genre.split import check_leakage, split_dataset
+        from fiftyone_genre.labels.leakage import check_leakage
+        from fiftyone_genre.labels.split import split_dataset
 
         self.checked_form(ctx, preview=False)
         config = _split_config(ctx.params, _current_split(ctx))
@@ -360,7 +361,7 @@ class SplitDataset(FormOperator):
         return _report_output(ctx, "Split report")
 
     def __call__(self, sample_collection, ratios=(0.8, 0.1, 0.1), seed=0, keep_official_test=False, delegate=False):
-        """Split ``sample_collection`` (see :func:`fiftyone_genre.split.split_dataset`).
+        """Split ``sample_collection`` (see :func:`fiftyone_genre.labels.split.split_dataset`).
 
         Example::
 

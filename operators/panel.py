@@ -21,7 +21,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from fiftyone_genre import genres as g
-from fiftyone_genre.analysis import (
+from fiftyone_genre.analysis.views import (
     accuracy,
     confusion_counts,
     confusion_view,

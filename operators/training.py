@@ -63,7 +63,7 @@ def _run_fields(form: Form, config) -> None:
 
 
 def _overwrite_warning(form: Form) -> None:
-    from fiftyone_genre.model import LAST_NAME
+    from fiftyone_genre.modeling.model import LAST_NAME
 
     out_dir = expand_path(form.params.get("out_dir"))
     if not out_dir:
@@ -130,7 +130,7 @@ class TrainModel(LongRunOperator):
     form_title = "Train genre model"
 
     def execute(self, ctx):
-        from fiftyone_genre.train import train
+        from fiftyone_genre.modeling.train import train
 
         self.checked_form(ctx)
         report = train(

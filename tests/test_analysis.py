@@ -26,7 +26,7 @@ from fiftyone_genre.analysis import (
     evaluate,
     slugify,
 )
-from fiftyone_genre.predict import predict
+from fiftyone_genre.inference.predict import predict
 
 from support.model_assets import assets, build_dataset
 

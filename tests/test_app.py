@@ -136,8 +136,8 @@ def app_data(tmp_path_factory) -> Iterator[AppData]:
     import fiftyone as fo
     import yaml
 
-    from fiftyone_genre import synth
     from fiftyone_genre.config import ExperimentConfig, FeaturesConfig, ModelConfig, TrainConfig
+    from fiftyone_genre.demo import synth
 
     root = tmp_path_factory.mktemp("app")
     manifest = synth.generate(
@@ -512,7 +512,7 @@ def test_relabel_refuses_the_whole_dataset(page, labels):
 
 def test_features_and_training_run_delegated(page, labels, app_data):
     """Extract and train are scheduled from their forms and run by the executor beside the App."""
-    from fiftyone_genre.features import parse_shard
+    from fiftyone_genre.features.extract import parse_shard
 
     try:
         parse_shard("abc")

@@ -34,8 +34,8 @@ def model_dir(tmp_path_factory) -> Path:
     """A checkpoint whose features the machine can compute (random-init backbones, window 8)."""
     import torch
 
-    from fiftyone_genre.features import FeatureExtractor
-    from fiftyone_genre.model import build_model, save_checkpoint
+    from fiftyone_genre.features.extractor import FeatureExtractor
+    from fiftyone_genre.modeling.model import build_model, save_checkpoint
 
     cfg = _features_config()
     ex = FeatureExtractor(cfg)
@@ -53,7 +53,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> dict[str, Path]:
-    from fiftyone_genre.synth import write_clip
+    from fiftyone_genre.demo.clips import write_clip
 
     root = tmp_path_factory.mktemp("classify-clips")
     out = {
@@ -121,8 +121,8 @@ def test_classify_gives_what_predict_writes(model_dir, clips, dataset, tmp_path)
     import fiftyone as fo
 
     from fiftyone_genre import classify_files
-    from fiftyone_genre.features import extract_features
-    from fiftyone_genre.predict import predict
+    from fiftyone_genre.features.extract import extract_features
+    from fiftyone_genre.inference.predict import predict
 
     dataset.add_samples([fo.Sample(filepath=str(clips[k])) for k in ("audio", "silent")])
     extract_features(dataset, dataclasses.replace(_features_config(), cache_dir=str(tmp_path)))

@@ -75,7 +75,7 @@ def test_missing_file_is_named(tmp_path):
 
 def test_feature_defaults_are_named_once():
     # one place: the dataclass; the cache key covers the fields that change numbers
-    from fiftyone_genre.cache import FEATURE_KEY_FIELDS
+    from fiftyone_genre.features.cache import FEATURE_KEY_FIELDS
 
     names = {f for f in FeaturesConfig.__dataclass_fields__}
     assert set(FEATURE_KEY_FIELDS) <= names

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from fiftyone_genre import data as D
 from fiftyone_genre import genres as g
 from fiftyone_genre.config import TrainConfig
+from fiftyone_genre.modeling import dataset as D
+from fiftyone_genre.modeling import windows as W
 
 from support.feature_data import AUDIO_DIM, VISUAL_DIM, balanced_videos, clip_features, populate
 
@@ -18,14 +19,14 @@ def feats(steps: int):
 
 
 def test_make_windows_short_video_is_one_padded_window():
-    assert D.make_windows(3, 40, 20) == [(0, 3)]
-    assert D.make_windows(40, 40, 20) == [(0, 40)]
-    assert D.make_windows(0, 40, 20) == []
+    assert W.make_windows(3, 40, 20) == [(0, 3)]
+    assert W.make_windows(40, 40, 20) == [(0, 40)]
+    assert W.make_windows(0, 40, 20) == []
 
 
 @pytest.mark.parametrize("steps,window,stride", [(100, 40, 20), (101, 40, 20), (57, 8, 3), (41, 40, 40)])
 def test_make_windows_long_video_covers_every_step(steps, window, stride):
-    windows = D.make_windows(steps, window, stride)
+    windows = W.make_windows(steps, window, stride)
     assert len(windows) >= 2
     assert windows[0][0] == 0 and windows[-1][1] == steps
     assert all(e - s == window for s, e in windows)
@@ -39,12 +40,12 @@ def test_make_windows_long_video_covers_every_step(steps, window, stride):
 
 def test_make_windows_rejects_bad_sizes():
     with pytest.raises(ValueError):
-        D.make_windows(10, 0, 1)
+        W.make_windows(10, 0, 1)
 
 
 def test_pad_window_zero_pads_and_masks_the_tail():
     f = feats(5)
-    visual, audio, mask = D.pad_window(f, 0, 5, 8)
+    visual, audio, mask = W.pad_window(f, 0, 5, 8)
     assert visual.shape == (8, VISUAL_DIM) and audio.shape == (8, AUDIO_DIM)
     assert mask.tolist() == [True] * 5 + [False] * 3
     np.testing.assert_array_equal(visual[:5], f.visual)
@@ -52,12 +53,12 @@ def test_pad_window_zero_pads_and_masks_the_tail():
 
 
 def test_window_dataset_short_padded_long_many(tmp_path):
-    short = D.VideoItem("a", "a.mp4", 0, "train", None, feats(3))
-    long = D.VideoItem("b", "b.mp4", 1, "train", None, feats(30))
+    short = W.VideoItem("a", "a.mp4", 0, "train", None, feats(3))
+    long = W.VideoItem("b", "b.mp4", 1, "train", None, feats(30))
     ds = D.WindowDataset([short, long], window=8, stride=4)
     owners = [v for v, _, _ in ds.windows]
     assert owners.count(0) == 1  # short video kept, as one padded window
-    assert owners.count(1) == len(D.make_windows(30, 8, 4)) == 7
+    assert owners.count(1) == len(W.make_windows(30, 8, 4)) == 7
     batch = D.collate_labeled([ds[i] for i in range(len(ds))])
     assert batch["visual"].shape == (8, 8, VISUAL_DIM)
     assert batch["mask"].dtype == torch.bool
@@ -68,15 +69,15 @@ def test_window_dataset_short_padded_long_many(tmp_path):
 
 def test_aggregate_windows_mean_and_length_weighted():
     probs = np.array([[1.0, 0.0], [0.0, 1.0]])
-    np.testing.assert_allclose(D.aggregate_windows(probs), [0.5, 0.5])
-    np.testing.assert_allclose(D.aggregate_windows(probs, np.array([3, 1]), "length_weighted"), [0.75, 0.25])
+    np.testing.assert_allclose(W.aggregate_windows(probs), [0.5, 0.5])
+    np.testing.assert_allclose(W.aggregate_windows(probs, np.array([3, 1]), "length_weighted"), [0.75, 0.25])
     with pytest.raises(ValueError):
-        D.aggregate_windows(np.zeros((0, 2)))
+        W.aggregate_windows(np.zeros((0, 2)))
 
 
 def test_video_probabilities_groups_windows_by_video():
     ds = D.WindowDataset(
-        [D.VideoItem("a", "a", 0, "test", None, feats(12)), D.VideoItem("b", "b", 1, "test", None, feats(2))],
+        [W.VideoItem("a", "a", 0, "test", None, feats(12)), W.VideoItem("b", "b", 1, "test", None, feats(2))],
         window=8,
         stride=8,
     )
@@ -89,7 +90,7 @@ def test_video_probabilities_groups_windows_by_video():
 
 
 def test_run_genres_paper_order_then_extras():
-    assert D.run_genres(["Sports", "Action", "Documentary", "Sports", None, "Comedy"]) == [
+    assert W.run_genres(["Sports", "Action", "Documentary", "Sports", None, "Comedy"]) == [
         "Action",
         "Sports",
         "Comedy",
@@ -121,7 +122,7 @@ def test_balanced_sampler_deterministic_balanced_and_sharded():
 
 
 def test_train_sampler_shuffles_all_windows_per_epoch():
-    ds = D.WindowDataset([D.VideoItem("a", "a", 0, "train", None, feats(40))], window=8, stride=2)
+    ds = D.WindowDataset([W.VideoItem("a", "a", 0, "train", None, feats(40))], window=8, stride=2)
     s = D.train_sampler(ds, 1, "class_weights", seed=0)
     s.set_epoch(0)
     assert sorted(s) == list(range(len(ds)))
@@ -141,11 +142,11 @@ def test_load_window_data_splits_strides_and_skips(dataset, tmp_path):
     assert n_videos == len(videos) - 2
     train = data.splits["train"]
     for v, item in enumerate(train.videos):
-        expected = D.make_windows(item.features.num_steps, 8, 4)
+        expected = W.make_windows(item.features.num_steps, 8, 4)
         assert [(s, e) for w, s, e in train.windows if w == v] == expected
     test = data.splits["test"]
     for v, item in enumerate(test.videos):
-        assert [(s, e) for w, s, e in test.windows if w == v] == D.make_windows(item.features.num_steps, 8, 8)
+        assert [(s, e) for w, s, e in test.windows if w == v] == W.make_windows(item.features.num_steps, 8, 8)
     # skips are recorded on the samples, and cleared once features exist
     bad = dataset.match_tags(g.ERROR_TAG)
     assert len(bad) == 2
@@ -197,7 +198,7 @@ def test_packed_windows_equal_the_cache_and_read_no_clip_file(dataset, tmp_path,
         for i in range(len(ds)):
             visual, audio, mask, label, v = ds[i]
             _, start, end = ds.windows[i]
-            ref_v, ref_a, ref_m = D.pad_window(expected[ds.videos[v].filepath], start, end, 8)
+            ref_v, ref_a, ref_m = W.pad_window(expected[ds.videos[v].filepath], start, end, 8)
             np.testing.assert_array_equal(visual, ref_v)
             np.testing.assert_array_equal(audio, ref_a)
             np.testing.assert_array_equal(mask, ref_m)
@@ -218,7 +219,7 @@ def test_pack_is_reused_unchanged_and_rebuilt_when_an_entry_changes(dataset, tmp
     again = D.load_window_data(dataset, cfg).splits["train"]
     item = next(v for v in again.videos if v.filepath == path)
     assert item.features.num_steps == 11
-    np.testing.assert_array_equal(D.clip_steps(item.features)[0], feats(11).visual)
+    np.testing.assert_array_equal(W.clip_steps(item.features)[0], feats(11).visual)
     # the old pack is gone, the new one complete: one set of files, named by pack.json
     names = _pack_files(cache)
     assert len([n for n in names if n.endswith(".visual.f32")]) == 1
@@ -239,7 +240,7 @@ def test_pack_follows_an_edited_video(dataset, tmp_path):
 
 
 def test_feature_stats_stream_matches_all_steps_at_once():
-    videos = [D.VideoItem(str(i), str(i), 0, "train", None, clip_features(i, 3 + i, np.random.default_rng(i)))
+    videos = [W.VideoItem(str(i), str(i), 0, "train", None, clip_features(i, 3 + i, np.random.default_rng(i)))
               for i in range(5)]
     stats = D.feature_stats(videos)
     for name in ("visual", "audio"):

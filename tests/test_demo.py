@@ -9,7 +9,7 @@ def test_demo_end_to_end_and_rerun(tmp_path, dataset_name, capsys):
     import fiftyone as fo
 
     from fiftyone_genre import genres as g
-    from fiftyone_genre.demo import run_demo
+    from fiftyone_genre.demo.pipeline import run_demo
 
     kwargs = dict(dataset_name=dataset_name, clips_per_genre=3, duration=2.0, ablate=False)
     report = run_demo(tmp_path, **kwargs)

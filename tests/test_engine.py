@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from fiftyone_genre import engine as E
 from fiftyone_genre import genres as g
-from fiftyone_genre.backbones import build_audio_cnn, build_visual_backbone
-from fiftyone_genre.cache import config_key
 from fiftyone_genre.config import ConfigError, FeaturesConfig, load_experiment
+from fiftyone_genre.features import engine as E
+from fiftyone_genre.features.backbones import build_audio_cnn, build_visual_backbone
+from fiftyone_genre.features.cache import config_key
 
 from support.media import write_video
 
@@ -116,7 +116,7 @@ def _dataset_of(name: str, paths: list[Path]):
 
 
 def _features_by_path(ds, cache_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray, bool]]:
-    from fiftyone_genre.cache import cache_for
+    from fiftyone_genre.features.cache import cache_for
 
     ds.reload()
     cache = cache_for(ds)

@@ -13,24 +13,18 @@ import pytest
 import torch
 
 from fiftyone_genre import genres as g
-from fiftyone_genre.backbones import (
-    WeightsError,
-    build_audio_cnn,
-    build_visual_backbone,
-    finetune_frame_classifier,
-)
-from fiftyone_genre.cache import ClipFeatures, FeatureCache
 from fiftyone_genre.config import ExperimentConfig, FeaturesConfig, TrainConfig
-from fiftyone_genre.features import (
+from fiftyone_genre.features.backbones import WeightsError, build_audio_cnn, build_visual_backbone
+from fiftyone_genre.features.cache import ClipFeatures, FeatureCache
+from fiftyone_genre.features.decode import decode_all
+from fiftyone_genre.features.extract import extract_features, parse_shard, shard_of
+from fiftyone_genre.features.extractor import (
     FeatureExtractionError,
     FeatureExtractor,
     cnn_lanes_for,
     decode_plan_for,
-    extract_features,
-    parse_shard,
-    shard_of,
 )
-from fiftyone_genre.media import decode_all
+from fiftyone_genre.modeling.finetune import finetune_frame_classifier
 
 from support.media import write_video
 from support.threads import ends_within
@@ -156,15 +150,15 @@ def _feats(value: float, t: int = 5) -> ClipFeatures:
 def test_a_decoding_change_invalidates_the_cache(clips, tmp_path, monkeypatch):
     # Features made before a change to frame resizing or mel analysis must not
     # be served as if they came from the new code.
-    from fiftyone_genre import media
-    from fiftyone_genre.cache import config_key
+    from fiftyone_genre.features import decode
+    from fiftyone_genre.features.cache import config_key
 
     cfg = tiny_config(tmp_path)
     cache = FeatureCache(tmp_path / "cache", cfg)
     cache.put(clips[0], FeatureExtractor(cfg).extract(clips[0]))
     assert cache.get(clips[0]) is not None
     old = config_key(cfg)
-    monkeypatch.setattr(media, "PREPROCESSING_VERSION", media.PREPROCESSING_VERSION + 1)
+    monkeypatch.setattr(decode, "PREPROCESSING_VERSION", decode.PREPROCESSING_VERSION + 1)
     assert config_key(cfg) != old
     assert FeatureCache(tmp_path / "cache", cfg).get(clips[0]) is None
 
@@ -279,10 +273,10 @@ def test_crash_mid_write_leaves_no_valid_entry(clips, tmp_path, monkeypatch):
         f.write(b"PK\x03\x04 half a zip")  # some bytes reach the disk, then the process dies
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("fiftyone_genre.cache.np.savez", dying_savez)
+    monkeypatch.setattr("fiftyone_genre.features.cache.np.savez", dying_savez)
     with pytest.raises(KeyboardInterrupt):
         cache.put(video, _feats(1.0))
-    monkeypatch.setattr("fiftyone_genre.cache.np.savez", real_savez)
+    monkeypatch.setattr("fiftyone_genre.features.cache.np.savez", real_savez)
     entry = cache.path_for(video)
     assert not entry.exists() and cache.get(video) is None and cache.lookup(video) is None
     assert not list(entry.parent.glob("*.tmp"))  # cleaned up
@@ -527,7 +521,7 @@ def test_operator_sdk_call_takes_backbone_and_weights_from_the_yaml(video_datase
 
 # --- issue 15 ------------------------------------------------------------------------
 def test_decode_worker_failing_at_start_up_stops_the_run(clips, tmp_path, monkeypatch):
-    from fiftyone_genre import features as F
+    from fiftyone_genre.features import extractor as F
 
     ex = FeatureExtractor(tiny_config(tmp_path, num_workers=1), device="cpu")
 
@@ -560,8 +554,8 @@ def test_decode_worker_failing_mid_run_stops_the_run(clips, tmp_path, monkeypatc
 
 
 def test_cli_exits_non_zero_when_a_decode_worker_dies(video_dataset, tmp_path, monkeypatch, capsys):
-    from fiftyone_genre import features as F
     from fiftyone_genre.cli import main
+    from fiftyone_genre.features import extractor as F
 
     class BrokenMel:
         def __init__(self, *a, **k):
@@ -592,7 +586,7 @@ def test_re_extraction_refreshes_stale_metadata(video_dataset, tmp_path):
 
 
 def test_report_prints_file_names_escaped(tmp_path):
-    from fiftyone_genre.features import FeatureReport
+    from fiftyone_genre.features.extract import FeatureReport
 
     report = FeatureReport(total=2, failed={"/v/a\nFAILED /v/forged.mp4: made up": "not a readable video"})
     lines = str(report).splitlines()

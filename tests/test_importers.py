@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fiftyone_genre import genres as g
-from fiftyone_genre import synth
+from fiftyone_genre.demo import clips, synth
 from fiftyone_genre.sources import (
     import_folder,
     import_hmdb51,
@@ -169,7 +169,7 @@ def _labels_containing(dataset, name: str):
 def test_yt8m_verticals_reach_remap_without_a_vocabulary(dataset, tmp_path):
     """The importer keeps each entity's verticals (label attributes + the vocabulary
     path in dataset.info), so the shipped mapping's ``vertical: Sports`` rule fires."""
-    from fiftyone_genre.remap import remap
+    from fiftyone_genre.labels.remap import remap
 
     m = synth.generate(
         tmp_path / "y", "yt8m", clips_per_class=2, multilabel=0.0, paired_fraction=1.0,
@@ -354,7 +354,7 @@ def _small_tree(root: Path, n: int = 2) -> list[Path]:
     for i in range(n):
         p = root / "Action" / f"clip{i}.mp4"
         p.parent.mkdir(parents=True, exist_ok=True)
-        paths.append(synth.write_clip(p, g.ACTION, duration=1.0, fps=8.0, size=(64, 48), seed=i))
+        paths.append(clips.write_clip(p, g.ACTION, duration=1.0, fps=8.0, size=(64, 48), seed=i))
     return paths
 
 
@@ -464,7 +464,7 @@ def test_unchanged_reimport_writes_nothing_and_a_changed_file_gets_new_metadata(
     monkeypatch.setattr(fo.Dataset, "set_values", spy)
     again = import_folder(dataset, tmp_path / "t")
     assert again.imported == 0 and again.updated == 0 and writes == []
-    synth.write_clip(paths[0], g.ACTION, duration=2.0, fps=8.0, size=(96, 64), seed=9)
+    clips.write_clip(paths[0], g.ACTION, duration=2.0, fps=8.0, size=(96, 64), seed=9)
     third = import_folder(dataset, tmp_path / "t")
     assert writes == ["metadata"] and any("metadata re-read" in n for n in third.notes)
     s = dataset.match(fo.ViewField("filepath") == str(paths[0])).first()

@@ -101,7 +101,7 @@ def test_wheel_in_a_fresh_venv_runs_cli_demo_and_sdk(tmp_path, dataset_name):
         names = zf.namelist()
     for config in ("cpu_fast", "paper_pool", "paper_softmax"):
         assert f"fiftyone_genre/configs/{config}.yaml" in names
-    assert "fiftyone_genre/mappings/ucf101.yaml" in names
+    assert "fiftyone_genre/labels/mappings/ucf101.yaml" in names
 
     venv = make_locked_venv(tmp_path)
     py = venv / "bin" / "python"

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from fiftyone_genre import genres as g
 from fiftyone_genre.config import ConfigError
-from fiftyone_genre.remap import (
+from fiftyone_genre.labels.mapping import (
     MAPPINGS_DIR,
     SHIPPED_SOURCES,
     GenreMapping,

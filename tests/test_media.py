@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from fiftyone_genre.media import ClipStream, MediaError, decode_all, decode_clip, mel_frames
+from fiftyone_genre.features.audio import mel_frames
+from fiftyone_genre.features.decode import ClipStream, MediaError, decode_all, decode_clip
 
 from support.media import index_of, write_audio_only, write_video
 from support.threads import ends_within
@@ -164,7 +165,7 @@ def test_frame_scaler_matches_an_area_resize_for_any_pixel_format(pix_fmt):
     import av
     from av.video.reformatter import VideoReformatter
 
-    from fiftyone_genre.media import FrameScaler
+    from fiftyone_genre.features.sampling import FrameScaler
 
     # smooth gradients and sharp checker edges, 320x240 down to exactly a quarter
     yy, xx = np.mgrid[0:240, 0:320]
@@ -195,7 +196,7 @@ def test_helper_thread_changes_nothing_but_speed(tmp_path, threads):
 def test_helper_thread_errors_surface_and_no_thread_is_left(tmp_path, monkeypatch):
     import threading
 
-    from fiftyone_genre import media
+    from fiftyone_genre.features import sampling
 
     p = write_video(tmp_path / "clip.mp4", duration=2.0)
     before = threading.active_count()
@@ -212,7 +213,7 @@ def test_helper_thread_errors_surface_and_no_thread_is_left(tmp_path, monkeypatc
     def broken(self, frame):
         raise MemoryError("no room for a frame")
 
-    monkeypatch.setattr(media.FrameScaler, "__call__", broken)
+    monkeypatch.setattr(sampling.FrameScaler, "__call__", broken)
     with pytest.raises(MediaError, match="clip.mp4: out of memory"):
         decode_all(p, fps=4, image_size=SIZE, helper_thread=True)
     assert threading.active_count() == before
@@ -220,7 +221,7 @@ def test_helper_thread_errors_surface_and_no_thread_is_left(tmp_path, monkeypatc
 
 # --- issue 15: the decoder's parts alone, and the hard inputs -------------------------------
 def test_step_sampler_gives_each_step_the_frame_on_screen():
-    from fiftyone_genre.media import StepSampler
+    from fiftyone_genre.features.sampling import StepSampler
 
     s = StepSampler(fps=4)
     released = [s.offer(t, f"f{t}") for t in (0.0, 1.0, 2.0)]
@@ -234,7 +235,7 @@ def test_step_sampler_gives_each_step_the_frame_on_screen():
 
 
 def test_step_sampler_clips_timestamp_gaps():
-    from fiftyone_genre.media import StepSampler
+    from fiftyone_genre.features.sampling import StepSampler
 
     s = StepSampler(fps=4, max_gap_s=2.0)
     s.offer(0.0, "a")
@@ -250,7 +251,7 @@ def test_step_sampler_clips_timestamp_gaps():
 
 
 def test_mel_grid_windows_match_a_direct_analysis_of_each_window():
-    from fiftyone_genre.media import MelGrid, MelWindows
+    from fiftyone_genre.features.audio import MelGrid, MelWindows
 
     mel = MelWindows(16000, 32, 0.5)
     grid = MelGrid(mel, fps=4)
@@ -270,7 +271,7 @@ def test_mel_grid_windows_match_a_direct_analysis_of_each_window():
 
 
 def test_mel_grid_pads_a_long_silent_tail_in_pieces():
-    from fiftyone_genre.media import MelGrid, MelWindows
+    from fiftyone_genre.features.audio import MelGrid, MelWindows
 
     grid = MelGrid(MelWindows(16000, 16, 1.0), fps=4)
     grid.add(np.ones(1600, np.float32), 0)
@@ -285,7 +286,7 @@ def test_mel_grid_pads_a_long_silent_tail_in_pieces():
 def test_audio_feed_resamples_across_a_format_change():
     import av
 
-    from fiftyone_genre.media import AudioFeed
+    from fiftyone_genre.features.audio import AudioFeed
 
     got: list = []
     feed = AudioFeed(16000, lambda samples, start: got.append((len(samples), start)), submit=lambda job: job())
@@ -311,11 +312,11 @@ def test_audio_feed_resamples_across_a_format_change():
 def test_helper_thread_failure_ends_the_decode_within_seconds(tmp_path, monkeypatch, fail_at):
     import threading
 
-    from fiftyone_genre import media
+    from fiftyone_genre.features import decode
 
     p = write_video(tmp_path / "clip.mp4", duration=4.0, fps=25, tone_hz=440)
     calls = {"n": 0}
-    real = media.Helper._next_job
+    real = decode.Helper._next_job
 
     def failing(self):
         calls["n"] += 1
@@ -323,7 +324,7 @@ def test_helper_thread_failure_ends_the_decode_within_seconds(tmp_path, monkeypa
             raise RuntimeError("helper broke")
         return real(self)
 
-    monkeypatch.setattr(media.Helper, "_next_job", failing)
+    monkeypatch.setattr(decode.Helper, "_next_job", failing)
     before = threading.active_count()
     error = ends_within(20, lambda: decode_all(p, fps=8, image_size=SIZE, helper_thread=True, chunk_size=2))
     assert isinstance(error, RuntimeError) and "helper broke" in str(error)
@@ -384,7 +385,7 @@ def test_rotation_metadata_is_applied_to_frames(tmp_path, degrees):
 
 
 def test_an_hour_long_timestamp_gap_costs_bounded_steps_and_memory(tmp_path):
-    from fiftyone_genre import media
+    from fiftyone_genre.features import sampling
 
     first = write_video(tmp_path / "a.ts", duration=1.0, tone_hz=440)
     second = write_video(tmp_path / "b.ts", duration=1.0, tone_hz=880, start=3600.0)
@@ -395,10 +396,10 @@ def test_an_hour_long_timestamp_gap_costs_bounded_steps_and_memory(tmp_path):
     for c in stream:
         frames += c.num_frames
         mels += c.num_mels
-    limit = 4 * (2 + media.MAX_GAP_S) + 8
+    limit = 4 * (2 + sampling.MAX_GAP_S) + 8
     assert frames == stream.num_steps <= limit and mels <= stream.num_steps, (frames, stream.num_steps)
     assert len(stream.gaps) == 1 and stream.gaps[0][1] > 3000  # reported
-    assert stream.duration < 2 + media.MAX_GAP_S + 1
+    assert stream.duration < 2 + sampling.MAX_GAP_S + 1
 
 
 def test_file_names_are_printed_escaped(tmp_path):

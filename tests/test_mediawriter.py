@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fiftyone_genre.mediawriter import AudioTrack, VideoTrack, cfr_times, write_media
+from fiftyone_genre.demo.mediawriter import AudioTrack, VideoTrack, cfr_times, write_media
 
 from support.media import streams
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fiftyone_genre import genres as g
-from fiftyone_genre.predict import predict
+from fiftyone_genre.inference.predict import predict
 
 from support.model_assets import assets, build_dataset
 

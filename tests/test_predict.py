@@ -13,9 +13,15 @@ import torch
 
 from fiftyone_genre import genres as g
 from fiftyone_genre.config import PredictConfig
-from fiftyone_genre.data import aggregate_windows, collate_windows, make_windows, pad_window
-from fiftyone_genre.model import load_model
-from fiftyone_genre.predict import PredictError, predict, step_bounds, window_support
+from fiftyone_genre.inference.predict import PredictError, predict
+from fiftyone_genre.inference.scoring import step_bounds, window_support
+from fiftyone_genre.modeling.model import load_model
+from fiftyone_genre.modeling.windows import (
+    aggregate_windows,
+    collate_windows,
+    make_windows,
+    pad_window,
+)
 
 from support.model_assets import GENRES, assets, build_dataset, make_features
 
@@ -214,7 +220,7 @@ def test_nothing_predictable_and_strict_mode(dataset_name):
 
 
 def test_fixed_clip_loses_its_predict_error_on_rerun(dataset_name):
-    from fiftyone_genre.cache import FeatureCache
+    from fiftyone_genre.features.cache import FeatureCache
 
     from support.model_assets import ClipSpec, features_config
 
@@ -257,8 +263,8 @@ def test_cli_predict(dataset_name, capsys):
 
 
 def test_why_a_sample_cannot_be_predicted_is_a_pure_check():
-    from fiftyone_genre.cache import ClipFeatures
-    from fiftyone_genre.predict import unpredictable_reason
+    from fiftyone_genre.features.cache import ClipFeatures
+    from fiftyone_genre.inference.scoring import unpredictable_reason
 
     from support.model_assets import ADIM, VDIM, ClipSpec
 
@@ -273,7 +279,7 @@ def test_why_a_sample_cannot_be_predicted_is_a_pure_check():
 
 def test_chunk_scorer_gives_each_clip_the_same_scores_alone_or_batched():
     """Windows of many clips share batches; a clip's result must not depend on its neighbours."""
-    from fiftyone_genre.predict import ChunkScorer
+    from fiftyone_genre.inference.scoring import ChunkScorer
 
     a = assets()
     scorer = ChunkScorer.load(a.model_dir, "cpu", batch_size=4)
@@ -291,8 +297,8 @@ def test_chunk_scorer_gives_each_clip_the_same_scores_alone_or_batched():
 
 def test_train_and_predict_reports_print_file_names_escaped():
     """A file name with a newline cannot forge a line in the train or predict summary."""
-    from fiftyone_genre.predict import PredictReport
-    from fiftyone_genre.train import TrainReport
+    from fiftyone_genre.inference.predict import PredictReport
+    from fiftyone_genre.modeling.train import TrainReport
 
     forged = "/v/a\nFAILED /v/forged.mp4: made up"
     predict = PredictReport("m", 2, 1, failures={forged: "no cached features"}, no_timeline=[forged])

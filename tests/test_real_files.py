@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from fiftyone_genre import genres as g
-from fiftyone_genre import synth
-from fiftyone_genre.remap import load_mapping
+from fiftyone_genre.demo import clips
+from fiftyone_genre.labels.mapping import load_mapping
 from fiftyone_genre.sources import import_hmdb51, import_ucf101, import_yt8m
 from fiftyone_genre.sources.common import ImportReport, label_names
 from fiftyone_genre.sources.hmdb51 import parse_hmdb51
@@ -44,7 +44,7 @@ MAPPINGS = Path(__file__).resolve().parents[1] / "fiftyone_genre" / "mappings"
 
 def _tiny_clip(path: Path) -> Path:
     """One real 2-frame AVI: what the metadata probe must be able to open and decode."""
-    return synth.write_clip(
+    return clips.write_clip(
         path, g.ACTION, duration=0.25, fps=8.0, size=(32, 24), audio=False, container="avi"
     )
 

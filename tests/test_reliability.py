@@ -32,9 +32,10 @@ import torch
 import yaml
 
 from fiftyone_genre import genres as g
-from fiftyone_genre import remap, split, synth
-from fiftyone_genre.cache import FeatureCache
 from fiftyone_genre.config import ConfigError, FeaturesConfig, from_dict, load_experiment
+from fiftyone_genre.demo import synth
+from fiftyone_genre.features.cache import FeatureCache
+from fiftyone_genre.labels import mapping, remap, split
 
 from support import faults
 
@@ -229,7 +230,7 @@ def pipeline(corpus, configs, work, db_names) -> dict:
     """import (CLI) -> remap -> split -> features (CLI) -> train -> predict (CLI), network blocked."""
     import fiftyone as fo
 
-    from fiftyone_genre import train as T
+    from fiftyone_genre.modeling import train as T
 
     name = db_names("e2e")
     out: dict = {"name": name, "model": work / "model", "cache": work / "cache_e2e"}
@@ -464,8 +465,8 @@ def one_thread():
 
 
 def test_training_killed_then_resumed_matches_uninterrupted(pipeline, configs, work, one_thread):
-    from fiftyone_genre import model as M
-    from fiftyone_genre import train as T
+    from fiftyone_genre.modeling import model as M
+    from fiftyone_genre.modeling import train as T
 
     epochs = 8
     name, out_dir = pipeline["name"], work / "train_kill"
@@ -497,7 +498,7 @@ def test_training_killed_then_resumed_matches_uninterrupted(pipeline, configs, w
 
 PREDICT_SLOWLY = """
 import sys, time
-import fiftyone_genre.predict as P
+import fiftyone_genre.inference.predict as P
 P.CHUNK_SIZE = 2  # write back every two clips ...
 _score = P.ChunkScorer.score
 def slow(*a, **k):  # ... slowly, so the kill lands between chunks and fields
@@ -556,7 +557,7 @@ class _Payload:
 
 
 def test_checkpoint_with_a_pickled_object_is_refused(pipeline, tmp_path):
-    from fiftyone_genre import model as M
+    from fiftyone_genre.modeling import model as M
 
     raw = _state_dict(pipeline["model"] / M.BEST_NAME)
     marker = tmp_path / "code_ran"
@@ -587,7 +588,7 @@ def test_yaml_with_python_objects_is_refused_naming_the_file(tmp_path):
     evil_mapping = tmp_path / "evil_mapping.yaml"
     evil_mapping.write_text(f"name: evil\nrules:\n  Foo: {payload}\n")
     with pytest.raises(ValueError, match=re.escape(str(evil_mapping))):
-        remap.load_mapping(evil_mapping)
+        mapping.load_mapping(evil_mapping)
     obj = tmp_path / "object.yaml"
     obj.write_text("features: !!python/object:fiftyone_genre.config.FeaturesConfig {fps: 1.0}\n")
     with pytest.raises(ConfigError, match=re.escape(str(obj))):
@@ -645,7 +646,8 @@ def test_binary_yaml_is_named_by_the_cli(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_without_cuda_blames_the_device_not_the_checkpoint(tmp_path):
-    from fiftyone_genre import model as M
+    from fiftyone_genre.modeling import model as M
+    from fiftyone_genre.utils import resolve_device
 
     rc, out = run_cli(["features", "--dataset", NO_DATASET, "--device", "cuda"])
     assert rc == 2 and "--device 'cuda': CUDA is not available" in out and "Traceback" not in out, out
@@ -653,14 +655,14 @@ def test_cuda_without_cuda_blames_the_device_not_the_checkpoint(tmp_path):
     torch.save({"state_dict": {}, "experiment": {}, "genres": ["Action"], "visual_dim": 4, "audio_dim": 4}, ckpt)
     rc, out = run_cli(["predict", "--dataset", NO_DATASET, "--model", str(ckpt), "--device", "cuda"])
     assert rc == 2 and "CUDA is not available" in out and "checkpoint" not in out, out
-    # the library call predict.py makes: the device, not the file, is named
+    # the library call predict makes: the device, not the file, is named
     with pytest.raises(ValueError, match="CUDA is not available"):
-        M.resolve_device("cuda")
+        resolve_device("cuda")
     assert M.read_checkpoint(ckpt, map_location="cuda").genres == ["Action"]  # read on the CPU
 
 
 def test_unreadable_checkpoint_never_passes_on_torchs_unsafe_advice(tmp_path, dataset):
-    from fiftyone_genre import model as M
+    from fiftyone_genre.modeling import model as M
 
     junk = tmp_path / "random.pt"
     junk.write_bytes(np.random.default_rng(0).bytes(4096))

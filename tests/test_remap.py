@@ -7,7 +7,8 @@ import pytest
 
 from fiftyone_genre import genres as g
 from fiftyone_genre.config import ConfigError
-from fiftyone_genre.remap import relabel, remap, undo_relabel
+from fiftyone_genre.labels.relabel import relabel, undo_relabel
+from fiftyone_genre.labels.remap import remap
 
 
 def _clf(*labels: str, **attrs) -> fo.Classifications:
@@ -328,11 +329,12 @@ def test_operators_through_execute_operator(ucf):
 
 def test_remap_and_split_on_synthetic_imports(dataset, tmp_path):
     """synth -> importers -> remap -> split -> leakage check, genres as the manifest says."""
-    from fiftyone_genre import synth
     from fiftyone_genre.config import SplitConfig
-    from fiftyone_genre.remap import load_mapping
+    from fiftyone_genre.demo import synth
+    from fiftyone_genre.labels.leakage import check_leakage
+    from fiftyone_genre.labels.mapping import load_mapping
+    from fiftyone_genre.labels.split import split_dataset
     from fiftyone_genre.sources import import_source
-    from fiftyone_genre.split import check_leakage, split_dataset
 
     manifests = {}
     for layout in ("ucf101", "hollywood2"):

@@ -118,3 +118,82 @@ def test_readme_is_short_and_links_every_guide():
     docs_dir = REPO.joinpath("docs")  # only read here
     guides = {f"docs/{p.name}" for p in docs_dir.glob("*.md")}
     assert guides <= linked, f"guides not linked from the README: {sorted(guides - linked)}"
+
+
+def _import_graph(root: Path, package: str) -> dict[str, set[str]]:
+    """Module -> the package modules it imports (any ``import`` statement, at any depth).
+
+    ``from a.b import c`` points at ``a.b.c`` when that is a module, else at
+    ``a.b``; imports run inside functions count too (a lazy import that
+    closes a loop is still a loop). Importing ``a.b.c`` is not counted as
+    importing ``a.b``: that package's ``__init__`` runs, but Python finds it
+    already in ``sys.modules`` when it is the one importing.
+    """
+    import ast
+
+    modules = {}
+    for path in (root / package).rglob("*.py"):
+        parts = path.relative_to(root).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                           for a in node.names]
+            graph[name] |= {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as ``[a, b, ..., a]``, or None (depth-first search, three colours)."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_package_has_no_import_cycle():
+    cycle = _find_cycle(_import_graph(REPO, "fiftyone_genre"))
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_check_finds_a_lazy_import_cycle(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from pkg.sub import b\n")
+    (pkg / "sub" / "b.py").write_text("def f():\n    import pkg.c\n")
+    (pkg / "c.py").write_text("from pkg import a\n")
+    assert _find_cycle(_import_graph(tmp_path, "pkg")) == ["pkg.a", "pkg.sub.b", "pkg.c", "pkg.a"]
+    (pkg / "c.py").write_text("import json\n")
+    assert _find_cycle(_import_graph(tmp_path, "pkg")) is None
+
+
+def test_no_module_is_long_and_the_top_level_is_short():
+    """One job per module: none over ~600 lines, at most ~10 modules beside the stage packages."""
+    package = REPO / "fiftyone_genre"
+    long = {str(p.relative_to(REPO)): n for p in package.rglob("*.py") if (n := len(p.read_text().splitlines())) > 620}
+    assert not long, f"modules over 620 lines: {long}"
+    top = sorted(p.name for p in package.glob("*.py"))
+    assert len(top) <= 10, top

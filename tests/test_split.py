@@ -13,13 +13,8 @@ from hypothesis import strategies as st
 
 from fiftyone_genre import genres as g
 from fiftyone_genre.config import ConfigError, SplitConfig
-from fiftyone_genre.split import (
-    LeakageError,
-    assign_groups,
-    balance_report,
-    check_leakage,
-    split_dataset,
-)
+from fiftyone_genre.labels.leakage import LeakageError, check_leakage
+from fiftyone_genre.labels.split import assign_groups, balance_report, split_dataset
 
 # --- the pure assignment: property tests over many seeds and layouts ---------
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fiftyone_genre import genres as g
-from fiftyone_genre import synth
+from fiftyone_genre.demo import clips, synth
 
 from support import faults
 from support.media import streams as _streams
@@ -18,8 +18,8 @@ TINY = {"size": (64, 48), "fps": 10.0, "duration": 1.0}
 
 
 def test_cue_table_is_a_cycle_of_pairs():
-    assert set(synth.GENRE_CUES) == set(g.GENRES)
-    pairs = list(synth.GENRE_CUES.values())
+    assert set(clips.GENRE_CUES) == set(g.GENRES)
+    pairs = list(clips.GENRE_CUES.values())
     assert len(set(pairs)) == 6
     for axis in (0, 1):
         values = [p[axis] for p in pairs]
@@ -32,53 +32,53 @@ def test_cue_table_is_a_cycle_of_pairs():
     [("mp4", "h264", "aac"), ("avi", "mpeg4", "pcm_s16le"), ("mkv", "h264", "aac")],
 )
 def test_write_clip_containers(tmp_path, container, vcodec, acodec):
-    p = synth.write_clip(tmp_path / f"c.{container}", g.HORROR, container=container, **TINY)
+    p = clips.write_clip(tmp_path / f"c.{container}", g.HORROR, container=container, **TINY)
     s = _streams(p)
     assert s["video"] == (vcodec, 64, 48)
-    assert s["audio"][0] == acodec and s["audio"][1] == synth.DEFAULT_SAMPLE_RATE
+    assert s["audio"][0] == acodec and s["audio"][1] == clips.DEFAULT_SAMPLE_RATE
     assert len(s["times"]) == 10
 
 
 def test_write_clip_mp3_in_avi_and_no_audio(tmp_path):
-    p = synth.write_clip(tmp_path / "m.avi", g.ROMANCE, container="avi", audio_codec="mp3", **TINY)
+    p = clips.write_clip(tmp_path / "m.avi", g.ROMANCE, container="avi", audio_codec="mp3", **TINY)
     assert _streams(p)["audio"][0].startswith("mp3")
-    q = synth.write_clip(tmp_path / "n.mp4", g.ROMANCE, audio=False, **TINY)
+    q = clips.write_clip(tmp_path / "n.mp4", g.ROMANCE, audio=False, **TINY)
     assert _streams(q)["audio"] is None
 
 
 def test_vfr_has_irregular_timestamps(tmp_path):
-    p = synth.write_clip(tmp_path / "v.mp4", g.SPORTS, vfr=True, size=(64, 48), duration=2.0)
+    p = clips.write_clip(tmp_path / "v.mp4", g.SPORTS, vfr=True, size=(64, 48), duration=2.0)
     gaps = np.diff(_streams(p)["times"])
     assert gaps.max() > 2.5 * gaps.min()
     with pytest.raises(ValueError, match="AVI"):
-        synth.write_clip(tmp_path / "v.avi", g.SPORTS, vfr=True, container="avi")
+        clips.write_clip(tmp_path / "v.avi", g.SPORTS, vfr=True, container="avi")
 
 
 def test_unknown_genre_and_odd_size_fail_clearly(tmp_path):
     with pytest.raises(ValueError, match="unknown genre 'Western'"):
-        synth.write_clip(tmp_path / "x.mp4", "Western")
+        clips.write_clip(tmp_path / "x.mp4", "Western")
     with pytest.raises(ValueError, match="even"):
-        synth.write_clip(tmp_path / "x.mp4", g.ACTION, size=(65, 48))
+        clips.write_clip(tmp_path / "x.mp4", g.ACTION, size=(65, 48))
 
 
 def test_visual_cue_is_the_mean_colour_and_audio_cue_the_band(tmp_path):
     """Mean colour identifies the visual cue; the spectral peak the audio cue, per genre and seed."""
     hue_channel = {0: 0, 1: 1, 2: 2}  # red, green, blue families
-    for genre, (vcue, acue) in synth.GENRE_CUES.items():
+    for genre, (vcue, acue) in clips.GENRE_CUES.items():
         for seed in (0, 1):
-            s = _streams(synth.write_clip(tmp_path / f"{seed}.mp4", genre, seed=seed, **TINY))
+            s = _streams(clips.write_clip(tmp_path / f"{seed}.mp4", genre, seed=seed, **TINY))
             assert int(np.argmax(s["mean_rgb"])) == hue_channel[vcue], (genre, s["mean_rgb"])
             x = s["samples"].astype(np.float64)
             spec = np.abs(np.fft.rfft(x))
-            freqs = np.fft.rfftfreq(len(x), 1 / synth.DEFAULT_SAMPLE_RATE)
+            freqs = np.fft.rfftfreq(len(x), 1 / clips.DEFAULT_SAMPLE_RATE)
             peak = freqs[np.argmax(spec)]
-            f0 = synth.AUDIO_BANDS[acue][0]
+            f0 = clips.AUDIO_BANDS[acue][0]
             assert abs(peak - f0) / f0 < 0.06, (genre, peak)
 
 
 def test_same_seed_same_bytes(tmp_path):
-    a = synth.write_clip(tmp_path / "a.avi", g.ACTION, container="avi", seed=3, **TINY)
-    b = synth.write_clip(tmp_path / "b.avi", g.ACTION, container="avi", seed=3, **TINY)
+    a = clips.write_clip(tmp_path / "a.avi", g.ACTION, container="avi", seed=3, **TINY)
+    b = clips.write_clip(tmp_path / "b.avi", g.ACTION, container="avi", seed=3, **TINY)
     assert a.read_bytes() == b.read_bytes()
 
 

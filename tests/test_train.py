@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from fiftyone_genre import model as M
 from fiftyone_genre.config import load_experiment
-from fiftyone_genre.train import ablate, train
+from fiftyone_genre.modeling import model as M
+from fiftyone_genre.modeling.ablation import ablate
+from fiftyone_genre.modeling.train import train
 
 from support.feature_data import balanced_videos, populate, tiny_config
 
@@ -109,7 +110,7 @@ def test_resume_refuses_a_different_model(feature_dataset, tmp_path):
 
 
 def test_refuses_to_train_on_leaky_split(dataset, tmp_path):
-    from fiftyone_genre.split import LeakageError
+    from fiftyone_genre.labels.leakage import LeakageError
 
     videos = balanced_videos()
     genre, _, group, steps = videos[0]

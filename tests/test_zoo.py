@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from fiftyone_genre import genres as g
-from fiftyone_genre.predict import predict
-from fiftyone_genre.zoo import SOURCE_FOLDER, publish_source
+from fiftyone_genre.inference.predict import predict
+from fiftyone_genre.inference.zoo import SOURCE_FOLDER, publish_source
 
 from support.model_assets import assets, build_dataset
 

@@ -10,8 +10,8 @@ from fiftyone_genre.cli import load_dataset
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from fiftyone_genre.config import PredictConfig
-    from fiftyone_genre.model import find_checkpoint
-    from fiftyone_genre.predict import predict
+    from fiftyone_genre.inference.predict import predict
+    from fiftyone_genre.modeling.model import find_checkpoint
     from fiftyone_genre.utils import check_device
 
     # device and model path first: a missing GPU is not the checkpoint's fault

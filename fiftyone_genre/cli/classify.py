@@ -1,6 +1,6 @@
 """``fiftyone-genre classify VIDEO... --model DIR``: the genre of any file, no dataset needed.
 
-Only parses arguments and calls :func:`fiftyone_genre.classify.classify_files`;
+Only parses arguments and calls :func:`fiftyone_genre.inference.classify.classify_files`;
 nothing here touches FiftyOne's database, so no MongoDB is started.
 """
 
@@ -12,7 +12,7 @@ import sys
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from fiftyone_genre.classify import classify_files
+    from fiftyone_genre.inference.classify import classify_files
 
     # --json promises stdout holds only the JSON: progress and chatter go to stderr.
     quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()

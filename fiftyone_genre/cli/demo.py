@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _demo(args: argparse.Namespace) -> int:
     import inspect
 
-    from fiftyone_genre.demo import run_demo
+    from fiftyone_genre.demo.pipeline import run_demo
 
     # the options are named as run_demo's parameters (argparse dest=...)
     params = inspect.signature(run_demo).parameters

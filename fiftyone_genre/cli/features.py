@@ -15,7 +15,7 @@ from fiftyone_genre.cli import load_dataset
 
 
 class _BackboneChoices:
-    """``choices`` that import :mod:`fiftyone_genre.backbones` (torch) only when a value
+    """``choices`` that import :mod:`fiftyone_genre.features.backbones` (torch) only when a value
     is checked or the help is shown, so building the parser stays fast. Pair it with
     ``metavar``: argparse otherwise lists the choices while adding the argument."""
 
@@ -23,7 +23,7 @@ class _BackboneChoices:
         self.attr = attr
 
     def _names(self) -> list[str]:
-        from fiftyone_genre import backbones
+        from fiftyone_genre.features import backbones
 
         return list(getattr(backbones, self.attr))
 
@@ -56,7 +56,7 @@ def _overrides(args: argparse.Namespace) -> dict:
 def _launch(args: argparse.Namespace):
     """Under torchrun (``WORLD_SIZE`` > 1): the shard from ``RANK``/``WORLD_SIZE`` and the
     device from ``LOCAL_RANK``, in the process group training uses; otherwise ``--shard``."""
-    from fiftyone_genre.train import DistContext
+    from fiftyone_genre.modeling.train import DistContext
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None, args.shard, args.device
@@ -68,7 +68,7 @@ def _launch(args: argparse.Namespace):
 
 def _features(args: argparse.Namespace) -> int:
     from fiftyone_genre.config import load_experiment
-    from fiftyone_genre.features import extract_features
+    from fiftyone_genre.features.extract import extract_features
     from fiftyone_genre.utils import check_device
 
     # every value checked before the dataset, a video or a model is touched
@@ -101,7 +101,7 @@ def _print_total(ctx, report) -> None:
 
 def _finetune(args: argparse.Namespace) -> int:
     from fiftyone_genre.config import load_experiment
-    from fiftyone_genre.finetune import finetune_frame_classifier
+    from fiftyone_genre.modeling.finetune import finetune_frame_classifier
     from fiftyone_genre.utils import check_device
 
     experiment = load_experiment(args.config, features=_overrides(args))

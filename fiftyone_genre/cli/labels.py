@@ -1,7 +1,6 @@
 """Label commands: ``remap``, ``relabel``, ``split``, ``check-leakage``, ``balance``.
 
-Each only parses arguments and calls :mod:`fiftyone_genre.remap` /
-:mod:`fiftyone_genre.split`; errors (a bad mapping file, leakage) are
+Each only parses arguments and calls :mod:`fiftyone_genre.labels`; errors (a bad mapping file, leakage) are
 ``ValueError`` subclasses that ``main()`` prints without a traceback (exit 2).
 """
 
@@ -62,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_remap(args: argparse.Namespace) -> int:
-    from fiftyone_genre.remap import remap
+    from fiftyone_genre.labels.remap import remap
 
     report = remap(
         load_dataset(args.dataset),
@@ -77,7 +76,7 @@ def run_remap(args: argparse.Namespace) -> int:
 
 
 def run_relabel(args: argparse.Namespace) -> int:
-    from fiftyone_genre.remap import relabel, undo_relabel
+    from fiftyone_genre.labels.relabel import relabel, undo_relabel
 
     ds = load_dataset(args.dataset)
     view = ds.select(args.ids) if args.ids else ds.match_tags(args.tag)
@@ -99,7 +98,7 @@ def run_split(args: argparse.Namespace) -> int:
     import dataclasses
 
     from fiftyone_genre.config import section_from
-    from fiftyone_genre.split import split_dataset
+    from fiftyone_genre.labels.split import split_dataset
 
     config = section_from(args.config, "split")
     changes: dict = {}
@@ -115,14 +114,14 @@ def run_split(args: argparse.Namespace) -> int:
 
 
 def run_check_leakage(args: argparse.Namespace) -> int:
-    from fiftyone_genre.split import check_leakage
+    from fiftyone_genre.labels.leakage import check_leakage
 
     print(check_leakage(load_dataset(args.dataset)))
     return 0
 
 
 def run_balance(args: argparse.Namespace) -> int:
-    from fiftyone_genre.split import balance_report
+    from fiftyone_genre.labels.split import balance_report
 
     print(balance_report(load_dataset(args.dataset)))
     return 0

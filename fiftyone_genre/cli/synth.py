@@ -7,7 +7,7 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``synth`` subcommand."""
-    from fiftyone_genre.synth import LAYOUTS
+    from fiftyone_genre.demo.synth import LAYOUTS
 
     p = sub.add_parser(
         "synth",
@@ -45,7 +45,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fiftyone_genre.synth import generate
+    from fiftyone_genre.demo.synth import generate
 
     # the options are named as generate's keywords; only --size needs parsing
     manifest = generate(size=_size(args.size), **{k: getattr(args, k) for k in _GENERATE_OPTIONS})

@@ -54,7 +54,7 @@ def _load(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from fiftyone_genre.train import train
+    from fiftyone_genre.modeling.train import train
 
     collection, config = _load(args)
     report = train(collection, config, args.out, modality=args.modality, resume=args.resume, strict=args.strict)
@@ -64,7 +64,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_ablate(args: argparse.Namespace) -> int:
-    from fiftyone_genre.train import ablate
+    from fiftyone_genre.modeling.ablation import ablate
 
     collection, config = _load(args)
     table = ablate(collection, config, args.out, resume=args.resume, strict=args.strict)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from fiftyone_genre import genres as g
+from fiftyone_genre.samples import record_error
 from fiftyone_genre.sources.common import (
     Entry,
     ImportReport,
@@ -470,6 +471,6 @@ def _apply_probe(sample, probe, report: ImportReport) -> None:
     if probe.problem is None:
         sample.metadata = probe.metadata
         return
-    g.record_error(sample, "import", f"unreadable video: {probe.problem}")
+    record_error(sample, "import", f"unreadable video: {probe.problem}")
     report.flagged += 1
     report.problem(sample.filepath, None, f"unreadable video: {probe.problem} (imported, flagged)")

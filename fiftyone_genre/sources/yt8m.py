@@ -20,7 +20,7 @@ Features kept on the sample (so later stages can use them):
 Each ``source_label`` Classification carries its entity's verticals from
 ``vocabulary.csv`` as ``vertical1``..``vertical3`` (non-empty ones only), and
 ``dataset.info["yt8m_vocabulary"]`` records the vocabulary's path, so the
-mapping's vertical rules apply in :func:`fiftyone_genre.remap.remap` without
+mapping's vertical rules apply in :func:`fiftyone_genre.labels.remap.remap` without
 passing a vocabulary again.
 
 Official split from the record file name: ``train*`` -> train, ``validate*``

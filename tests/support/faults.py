@@ -1,6 +1,6 @@
 """Defects planted into generated trees, and the bad-input corpus: what importers must report.
 
-:func:`fiftyone_genre.synth.generate` writes clean trees; :func:`generate`
+:func:`fiftyone_genre.demo.synth.generate` writes clean trees; :func:`generate`
 here writes the same tree, then plants ``missing`` (split entries naming absent
 videos), ``malformed`` (broken lines), ``unknown_class`` (class indices or
 labels that do not exist) and ``unreadable`` (garbage media files) defects,
@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from fiftyone_genre import genres as g
-from fiftyone_genre import synth
-from fiftyone_genre.synth import ClipRecord, Manifest, Problem
+from fiftyone_genre.demo import clips, synth
+from fiftyone_genre.demo.synth import ClipRecord, Manifest, Problem
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ def bad_corpus(outdir: str | Path, seed: int = 0, genre: str = g.ACTION) -> dict
     root = Path(outdir).absolute()
     d = root / genre
     d.mkdir(parents=True, exist_ok=True)
-    good = [synth.write_clip(d / f"good_{i}.mp4", genre, seed=seed + i, **_TINY) for i in range(2)]
+    good = [clips.write_clip(d / f"good_{i}.mp4", genre, seed=seed + i, **_TINY) for i in range(2)]
     odd = _odd_files(d, genre, seed)
     fake_dir = d / "x.mp4"
     fake_dir.mkdir(exist_ok=True)
@@ -210,14 +210,14 @@ def bad_corpus(outdir: str | Path, seed: int = 0, genre: str = g.ACTION) -> dict
 
 def _bad_files(d: Path, genre: str, seed: int) -> dict[str, str]:
     """Files no reader can use: path -> why."""
-    full = synth.write_clip(d / "full.mp4", genre, seed=seed + 10, **_TINY)
+    full = clips.write_clip(d / "full.mp4", genre, seed=seed + 10, **_TINY)
     data = full.read_bytes()
     trunc = d / "truncated.mp4"
     trunc.write_bytes(data[: len(data) // 3])
     full.unlink()
     zero = d / "zero_bytes.mp4"
     zero.write_bytes(b"")
-    audio_only = synth.write_clip(d / "audio_only.mp4", genre, video=False, seed=seed + 11, **_TINY)
+    audio_only = clips.write_clip(d / "audio_only.mp4", genre, video=False, seed=seed + 11, **_TINY)
     garbage = write_garbage(d / "garbage.avi", np.random.default_rng(seed))
     return {
         str(trunc): "truncated file: container cannot be parsed",
@@ -241,7 +241,7 @@ def _odd_files(d: Path, genre: str, seed: int) -> dict[str, str]:
         ("pcm_audio.avi", "MPEG-4 Part 2 AVI with PCM audio", dict(duration=1.0, container="avi", **tiny)),
     ]  # fmt: skip
     return {
-        str(synth.write_clip(d / name, genre, seed=seed + 12 + i, **kw)): note
+        str(clips.write_clip(d / name, genre, seed=seed + 12 + i, **kw)): note
         for i, (name, note, kw) in enumerate(specs)
     }
 

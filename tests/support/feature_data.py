@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from fiftyone_genre import genres as g
-from fiftyone_genre.cache import ClipFeatures, FeatureCache
 from fiftyone_genre.config import ExperimentConfig, FeaturesConfig, load_experiment, to_dict
+from fiftyone_genre.features.cache import ClipFeatures, FeatureCache
 
 VISUAL_DIM = 8
 AUDIO_DIM = 4

@@ -4,7 +4,7 @@ The media tests need more control than the demo generator gives: each frame's
 grey level encodes its index (so a test can tell *which* frame a step took),
 frame times can be arbitrary (variable frame rate), and the sound can be a
 tone that starts at a known second (to check audio/visual alignment). Files
-are written with the library's one PyAV writer (:mod:`fiftyone_genre.mediawriter`).
+are written with the library's one PyAV writer (:mod:`fiftyone_genre.demo.mediawriter`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fiftyone_genre.mediawriter import AudioTrack, VideoTrack, cfr_times, write_media
+from fiftyone_genre.demo.mediawriter import AudioTrack, VideoTrack, cfr_times, write_media
 
 
 def grey_of(index: int) -> int:

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from fiftyone_genre import genres as g
-from fiftyone_genre.cache import ClipFeatures, FeatureCache
 from fiftyone_genre.config import (
     ExperimentConfig,
     FeaturesConfig,
@@ -33,7 +32,8 @@ from fiftyone_genre.config import (
     TrainConfig,
     to_dict,
 )
-from fiftyone_genre.mediawriter import VideoTrack, cfr_times, write_media
+from fiftyone_genre.demo.mediawriter import VideoTrack, cfr_times, write_media
+from fiftyone_genre.features.cache import ClipFeatures, FeatureCache
 
 GENRES = list(g.GENRES)
 VDIM, ADIM = 16, 8
@@ -124,8 +124,8 @@ class Assets:
 def _train(exp: ExperimentConfig, feats: list[ClipFeatures], labels: list[int], modality: str, steps: int = 150):
     import torch
 
-    from fiftyone_genre.data import collate_windows, make_windows, pad_window
-    from fiftyone_genre.model import build_model
+    from fiftyone_genre.modeling.model import build_model
+    from fiftyone_genre.modeling.windows import collate_windows, make_windows, pad_window
 
     torch.manual_seed(0)
     exp.model.modality = modality
@@ -154,7 +154,7 @@ def assets() -> Assets:
     """Videos, cached features and two trained models (fused, audio-only), built once."""
     import fiftyone as fo
 
-    from fiftyone_genre.model import save_checkpoint
+    from fiftyone_genre.modeling.model import save_checkpoint
 
     root = Path(tempfile.mkdtemp(prefix="genre-predict-test-"))
     atexit.register(shutil.rmtree, root, True)

@@ -1,0 +1,238 @@
+"""A clip's features -> window and video probabilities, shared by predict, classify and GenreModel.
+
+:class:`ChunkScorer` scores chunks of clips with one model: every window of a
+clip's features (the windows training used), aggregated per video as the
+experiment says, plus the embedding and, for fused models, each modality
+alone. The helpers map windows to seconds and frame supports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fiftyone_genre import genres as g
+from fiftyone_genre.config import FeaturesConfig
+from fiftyone_genre.features.cache import ClipFeatures, FeatureCache, cache_for
+from fiftyone_genre.modeling.model import Checkpoint, load_model
+from fiftyone_genre.modeling.windows import (
+    aggregate_windows,
+    collate_windows,
+    make_windows,
+    pad_window,
+)
+from fiftyone_genre.utils import resolve_device
+
+
+def step_bounds(timestamps: np.ndarray, duration: float) -> np.ndarray:
+    """``T + 1`` boundaries (seconds): step ``t`` owns ``[b[t], b[t+1])``.
+
+    The first step owns the video from 0 and the last one up to the end, so
+    the windows' time spans tile the whole video with no gap.
+    """
+    ts = np.asarray(timestamps, dtype=np.float64)
+    t = len(ts)
+    end = max(float(duration), float(ts[-1]) if t else 0.0)
+    bounds = np.empty(t + 1, dtype=np.float64)
+    bounds[0] = 0.0
+    bounds[1:t] = ts[1:]
+    bounds[t] = end
+    return np.maximum.accumulate(bounds)  # VFR jitter can never make a span negative
+
+
+def window_support(
+    bounds: np.ndarray, start: int, end: int, frame_rate: float, total_frames: int
+) -> list[int]:
+    """Frame numbers ``[first, last]`` (1-based, inclusive) of steps ``[start, end)``.
+
+    Frame ``i`` is shown at ``(i - 1) / fps``; a window owns the frames shown
+    inside its time span. The last window always ends at ``total_frames`` and
+    the first starts at 1, so the union covers the video.
+    """
+    eps = 1e-6
+    first = 1 if start == 0 else int(math.ceil(bounds[start] * frame_rate - eps)) + 1
+    last = total_frames if end == len(bounds) - 1 else int(math.ceil(bounds[end] * frame_rate - eps))
+    first = min(max(first, 1), total_frames)
+    last = min(max(last, first), total_frames)
+    return [first, last]
+
+
+def window_spans(feats: ClipFeatures, windows: list[tuple[int, int]]) -> list[tuple[float, float]]:
+    """``(start_s, end_s)`` of each window: the time its steps own (see :func:`step_bounds`)."""
+    bounds = step_bounds(feats.timestamps, feats.duration)
+    return [(float(bounds[s]), float(bounds[e])) for s, e in windows]
+
+
+def unpredictable_reason(
+    feats: ClipFeatures | None,
+    visual_dim: int,
+    audio_dim: int,
+    missing_reason: str = "no cached features for this file (run `fiftyone-genre features`)",
+) -> str | None:
+    """Why a model with these input sizes cannot score ``feats``, or None when it can.
+
+    Pure, so every caller (predict, the FiftyOne model, classify) refuses the
+    same clips with the same sentence.
+    """
+    if feats is None:
+        return missing_reason
+    if feats.num_steps == 0:
+        return "cached features have no time steps (video too short?)"
+    if feats.visual.shape[1] != visual_dim or feats.audio.shape[1] != audio_dim:
+        return (
+            f"feature sizes {feats.visual.shape[1]}/{feats.audio.shape[1]} do not match the "
+            f"model's {visual_dim}/{audio_dim} (features from another backbone?)"
+        )
+    return None
+
+
+@dataclass
+class ScoredClip:
+    """What the model says about one clip's features."""
+
+    windows: list[tuple[int, int]]
+    #: ``[num_windows, num_genres]``: each window's probabilities
+    window_probs: np.ndarray
+    #: ``[num_genres]``: the video-level probabilities (the experiment's aggregation)
+    probs: np.ndarray
+    #: ``[hidden_size]``: mean of the windows' LSTM states (``genre_embedding``)
+    embedding: np.ndarray
+    #: fused models, when asked: ``"visual"``/``"audio"`` -> probabilities with the other modality hidden
+    modal_probs: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class ChunkScorer:
+    """A trained model with its experiment's windowing: clips' features in, :class:`ScoredClip` s out.
+
+    ``predict``, :class:`~fiftyone_genre.inference.fo_model.GenreModel` and ``classify``
+    all score through this one object, so the three give the same numbers for
+    the same features. All windows of a chunk are batched together whichever
+    clip they came from.
+    """
+
+    def __init__(self, model: torch.nn.Module, checkpoint: Checkpoint, device: torch.device, batch_size: int = 64):
+        self.model = model
+        self.checkpoint = checkpoint
+        self.device = device
+        self.batch_size = max(1, int(batch_size))
+        exp = checkpoint.experiment
+        self.labels = list(checkpoint.genres)
+        self.window = int(exp.train.window)
+        # A stride above the window would leave steps unscored and the timeline
+        # with holes; prediction always covers every step.
+        self.stride = min(int(exp.train.eval_stride or self.window), self.window)
+        self.aggregate = exp.train.aggregate
+
+    @classmethod
+    def load(cls, model_dir: str | Path, device: str = "auto", batch_size: int = 64) -> ChunkScorer:
+        """The model of a model directory (or checkpoint file), on ``device``, in eval mode."""
+        dev = resolve_device(device)
+        model, ckpt = load_model(model_dir, dev)
+        return cls(model, ckpt, dev, batch_size)
+
+    @property
+    def experiment(self):
+        return self.checkpoint.experiment
+
+    @property
+    def fused(self) -> bool:
+        return self.model.modality == "fused"
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.model.classifier.in_features)
+
+    def unpredictable(self, feats: ClipFeatures | None, missing_reason: str | None = None) -> str | None:
+        """:func:`unpredictable_reason` for this model's input sizes."""
+        args = (feats, self.checkpoint.visual_dim, self.checkpoint.audio_dim)
+        return unpredictable_reason(*args, missing_reason) if missing_reason else unpredictable_reason(*args)
+
+    def score(self, clips: list[ClipFeatures], modalities: bool = False) -> list[ScoredClip]:
+        """Score every window of every clip; ``modalities`` adds the visual-/audio-only passes."""
+        if not clips:
+            return []
+        windows = [make_windows(f.num_steps, self.window, self.stride) for f in clips]
+        items = [pad_window(f, s, e, self.window) for f, ws in zip(clips, windows) for s, e in ws]
+        passes: tuple[str | None, ...] = (None, "visual", "audio") if modalities and self.fused else (None,)
+        return self._split(windows, self._forward(items, passes))
+
+    def _forward(self, items: list, passes: tuple[str | None, ...]) -> dict[str | None, tuple[np.ndarray, np.ndarray | None]]:
+        """Window probabilities (and, for the full pass, LSTM states) in item order."""
+        out: dict[str | None, tuple[list, list]] = {p: ([], []) for p in passes}
+        with torch.inference_mode():
+            for i in range(0, len(items), self.batch_size):
+                batch = collate_windows(items[i : i + self.batch_size])
+                visual, audio, mask = (batch[k].to(self.device) for k in ("visual", "audio", "mask"))
+                for use in passes:
+                    res = self.model(visual, audio, mask, use=use)
+                    out[use][0].append(torch.softmax(res.logits.float(), dim=-1).cpu().numpy())
+                    if use is None:
+                        out[use][1].append(res.embedding.float().cpu().numpy())
+        return {
+            use: (np.concatenate(probs), np.concatenate(embs) if embs else None)
+            for use, (probs, embs) in out.items()
+        }
+
+    def _split(self, windows: list[list[tuple[int, int]]], raw: dict) -> list[ScoredClip]:
+        """Cut the batched results back into clips and aggregate each clip's windows."""
+        probs, embs = raw[None]
+        scored, offset = [], 0
+        for ws in windows:
+            part = slice(offset, offset + len(ws))
+            lengths = np.array([e - s for s, e in ws], dtype=np.float64)
+            modal = {
+                use: aggregate_windows(p[part], lengths, self.aggregate)
+                for use, (p, _) in raw.items()
+                if use is not None
+            }
+            scored.append(
+                ScoredClip(
+                    windows=ws,
+                    window_probs=probs[part],
+                    probs=aggregate_windows(probs[part], lengths, self.aggregate),
+                    embedding=embs[part].mean(axis=0).astype(np.float32),
+                    modal_probs=modal,
+                )
+            )
+            offset += len(ws)
+        return scored
+
+
+def classification_logits(probs: np.ndarray) -> np.ndarray:
+    """The logits written with a prediction: the log of its probabilities (softmax gives them back)."""
+    return np.log(np.clip(probs, 1e-12, 1.0)).astype(np.float64)
+
+
+def model_cache(collection, features: FeaturesConfig) -> tuple[FeatureCache, str]:
+    """The cache holding the features *this model* reads, and what to say on a miss.
+
+    Entries are keyed by the feature settings, not by the folder, so the
+    dataset's recorded cache folder is used when it has one (the model's
+    config may name a folder on the machine it was trained on).
+    """
+    from fiftyone_genre.config import from_dict
+    from fiftyone_genre.features.cache import config_key
+
+    info = collection._dataset.info.get(g.FEATURES_INFO_KEY) or {}
+    if info.get("cache_dir"):
+        features = dataclasses.replace(features, cache_dir=None)
+    cache = cache_for(collection, features)
+    reason = "no cached features for this file (run `fiftyone-genre features`)"
+    if info.get("config"):
+        try:
+            extracted = from_dict(FeaturesConfig, info["config"], "dataset.info.genre_features")
+        except ValueError:
+            extracted = None
+        if extracted is not None and config_key(extracted) != cache.key:
+            reason = (
+                f"no cached features for the model's feature settings (backbone "
+                f"{features.backbone}, {features.fps} fps); this dataset's features were extracted "
+                f"with backbone {extracted.backbone}, {extracted.fps} fps: run `fiftyone-genre features` "
+                "with the model's experiment file"
+            )
+    return cache, reason
