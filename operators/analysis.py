@@ -13,6 +13,7 @@ Python too.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import fiftyone.operators as foo
@@ -30,9 +31,13 @@ from .common import (
     dataset_info,
     expand_path,
     finish,
+    finished,
+    headline,
     live,
     long_run_config,
+    output_dir_problem,
     progress_fn,
+    report_view,
 )
 
 PLUGIN = "@fiftyone-genre/genre"
@@ -40,19 +45,39 @@ SPLIT_CHOICES = ("all", *g.SPLITS)
 
 
 def _checkpoint_problem(model_dir: str | None) -> str | None:
-    """None when ``model_dir`` holds a checkpoint, else the one sentence the field shows."""
-    from fiftyone_genre.modeling.model import find_checkpoint
+    """None when ``model_dir`` holds a checkpoint that loads, else the one sentence the field shows.
 
+    The checkpoint is really read (a truncated or foreign file is refused
+    here, before a run is scheduled), once per file version.
+    """
     if not model_dir:
         return None
     path = Path(expand_path(model_dir))
     if not path.exists():
         return f"no such folder on the App server: {model_dir}"
     try:
-        find_checkpoint(path)
-    except (FileNotFoundError, ValueError):
+        _checkpoint(path)
+    except FileNotFoundError:
         return f"no checkpoint in {model_dir} (expected best.pt or last.pt from training)"
+    except ValueError as e:  # the loader's one sentence names the file and what is wrong
+        return str(e).splitlines()[0]
     return None
+
+
+def _checkpoint(model_dir: Path):
+    """The checkpoint in ``model_dir``, read once per (file, size, mtime): forms re-resolve on every change."""
+    from fiftyone_genre.modeling.model import find_checkpoint
+
+    path = find_checkpoint(model_dir)
+    stat = path.stat()
+    return _read_checkpoint(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_checkpoint(path: str, size: int, mtime_ns: int):
+    from fiftyone_genre.modeling.model import read_checkpoint
+
+    return read_checkpoint(Path(path))
 
 
 def _default_model_dir(ctx) -> str | None:
@@ -94,13 +119,11 @@ def build_predict_form(form: Form) -> None:
 
 def _predict_plan(ctx, model_dir: str) -> str:
     """What will run: how many clips, which model and epoch."""
-    from fiftyone_genre.modeling.model import read_checkpoint
-
     n = len(ctx.target_view())
     try:
-        ckpt = read_checkpoint(Path(expand_path(model_dir)))
+        ckpt = _checkpoint(Path(expand_path(model_dir)))
         model = f"{ckpt.experiment.model.modality} model, epoch {ckpt.epoch}"
-    except Exception:  # noqa: BLE001 - the plan is a courtesy; predict reports real errors
+    except Exception:  # noqa: BLE001 - the plan is a courtesy; the field reports real errors
         model = "the model"
     return f"{n} clip(s) will be predicted with {model} from {model_dir}."
 
@@ -144,28 +167,19 @@ class PredictGenres(FormOperator):
                 ctx.target_view(), expand_path(params["model_dir"]), PredictConfig(device=params.get("device", "auto")),
                 progress=progress, strict=bool(params.get("strict", False)),
             )
-            return {"summary": f"```\n{report}\n```", **report.to_dict()}
+            return {"summary": f"```\n{report}\n```", "headline": headline(report), **report.to_dict()}
 
-        return live(ctx, work, lambda r: r["summary"].strip("`\n").splitlines()[0], lambda r: self.resolve_output(ctx))
+        return live(ctx, work, lambda r: r["headline"], lambda r: self.resolve_output(ctx))
 
     def resolve_output(self, ctx):
         outputs = types.Object()
         outputs.int("num_predicted", label="Clips predicted")
         outputs.int("num_failed", label="Clips that failed (see genre_errors)")
-        outputs.str("summary", label="Summary", view=types.MarkdownView())
-        return types.Property(outputs, view=types.View(label="Predictions written"))
+        outputs.str("summary", label="Summary", view=report_view())
+        return types.Property(outputs, view=finished("Predictions written"))
 
-    def __call__(self, sample_collection, model_dir, device="auto", strict=False, delegate=False):
-        """Predict genres on a dataset or view from Python.
-
-        Example::
-
-            op = foo.get_operator("@fiftyone-genre/genre/predict_genres")
-            op(dataset.match_tags("new"), "/models/genre-run1")
-        """
-        ctx = dict(view=sample_collection.view())
-        params = dict(model_dir=str(model_dir), device=device, strict=strict)
-        return foo.execute_operator(self.uri, ctx, params=params, request_delegation=delegate)
+    #: ``op(dataset.match_tags("new"), "/models/genre-run1")``
+    sdk_positional = ("model_dir",)
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -185,17 +199,15 @@ def build_evaluate_form(form: Form) -> None:
         splits.add_choice(choice, label="every split" if choice == "all" else f"{choice} split only")
     inputs.enum("split", splits.values(), default=default_split, label="Split", view=splits,
                 description="Score one split (test by default: training clips flatter the model)")
-    inputs.enum("pred_field", preds, default=g.PRED_FIELD if g.PRED_FIELD in preds else preds[0], required=True,
-                label="Predictions", description="The prediction field to score", view=types.DropdownView())
+    form.field("enum", "pred_field", None, values=preds, default=g.PRED_FIELD if g.PRED_FIELD in preds else preds[0],
+               required=True, label="Predictions", description="The prediction field to score", view=types.DropdownView())
     gts = an.ground_truth_fields(ctx.dataset) or [g.GENRE_FIELD]
-    inputs.enum("gt_field", gts, default=g.GENRE_FIELD if g.GENRE_FIELD in gts else gts[0], required=True,
-                label="Ground truth", description="The labels to score against", view=types.DropdownView())
+    form.field("enum", "gt_field", None, values=gts, default=g.GENRE_FIELD if g.GENRE_FIELD in gts else gts[0],
+               required=True, label="Ground truth", description="The labels to score against", view=types.DropdownView())
     eval_key = form.params.get("eval_key") or an.eval_key_for(split)
-    bad = bool(eval_key) and not str(eval_key).isidentifier()
-    form.field("str", "eval_key", "Use letters, digits and underscores only." if bad else None,
-               default=an.eval_key_for(split), label="Evaluation key",
+    form.field("str", "eval_key", _key_problem(eval_key), default=an.eval_key_for(split), label="Evaluation key",
                description="Name of the stored evaluation; named after the split so evaluations of other splits stay")
-    inputs.str("out_dir", label="Plot folder (optional)",
+    form.field("str", "out_dir", output_dir_problem(form.params.get("out_dir")), label="Plot folder (optional)",
                description="Where the confusion-matrix PNG goes; default: the FiftyOne dataset dir")
     if form.valid and ctx.dataset.has_evaluation(eval_key):
         form.warn("replace", f"Replaces the evaluation '{eval_key}' and its saved confusion views.")
@@ -220,7 +232,8 @@ def _evaluate(ctx, progress) -> dict:
     )
     data = report.to_dict()
     keep = ("eval_key", "split", "accuracy", "macro_f1", "saved_views", "plot_path")
-    return {"summary": report.markdown(), "scope": report.scope_text(), **{k: data[k] for k in keep}}
+    result = {"summary": report.markdown(), "scope": report.scope_text(), **{k: data[k] for k in keep}}
+    return {**result, "headline": _eval_message(result)}
 
 
 def _eval_message(result: dict) -> str:
@@ -230,11 +243,11 @@ def _eval_message(result: dict) -> str:
 
 def _eval_outputs(result: dict) -> types.Property:
     outputs = types.Object()
-    outputs.str("summary", label="Evaluation", view=types.MarkdownView())
+    outputs.str("summary", label="Evaluation", view=report_view())
     if result.get("saved_views"):
         outputs.md("**Saved views of the largest confusions** (click to load one):", name="views_title")
         _view_chips(outputs, result["saved_views"])
-    return types.Property(outputs, view=types.View(label="Evaluation"))
+    return types.Property(outputs, view=finished("Evaluation"))
 
 
 class EvaluateGenres(FormOperator):
@@ -269,22 +282,6 @@ class EvaluateGenres(FormOperator):
     def resolve_output(self, ctx):
         return _eval_outputs(ctx.results or {})
 
-    def __call__(
-        self, sample_collection, pred_field=g.PRED_FIELD, gt_field=g.GENRE_FIELD,
-        eval_key=None, out_dir=None, split="all", delegate=False,
-    ):
-        """Evaluate genre predictions from Python (every split unless ``split`` names one).
-
-        Example::
-
-            op = foo.get_operator("@fiftyone-genre/genre/evaluate_genres")
-            result = op(dataset, split="test")   # eval key genre_eval_test
-            print(result.result["accuracy"])
-        """
-        ctx = dict(view=sample_collection.view())
-        params = dict(pred_field=pred_field, gt_field=gt_field, eval_key=eval_key, out_dir=out_dir, split=split)
-        return foo.execute_operator(self.uri, ctx, params=params, request_delegation=delegate)
-
 
 # --------------------------------------------------------------------------- confusion view
 
@@ -305,15 +302,15 @@ def build_confusion_form(form: Form) -> None:
     true_choices = types.Dropdown(label="True genre (ground truth)")
     for x in labels:
         true_choices.add_choice(x, label=f"{x} ({sum(c for (t, _), c in pairs.items() if t == x)})")
-    inputs.enum("true_genre", labels, default=worst[0], required=True, view=true_choices,
-                description="The genre the clips are labelled with")
+    form.field("enum", "true_genre", None, values=labels, default=worst[0], required=True, view=true_choices,
+               description="The genre the clips are labelled with")
     true_genre = form.params.get("true_genre") or worst[0]
     pred_choices = types.Dropdown(label="Predicted genre")
     for x in labels:
         pred_choices.add_choice(x, label=f"{x} ({pairs.get((true_genre, x), 0)} of them)")
     pred_genre = form.params.get("pred_genre") or worst[1]
     n = pairs.get((true_genre, pred_genre), 0)
-    form.field("enum", "pred_genre", None if n else f"No clip labelled {true_genre} is predicted as {pred_genre}.",
+    form.field("enum", "pred_genre", None if n else f"no clip labelled {true_genre} is predicted as {pred_genre}.",
                values=labels, default=worst[1], required=True, view=pred_choices,
                description="The genre the model predicted for them")
     if n:
@@ -349,24 +346,18 @@ class OpenConfusionView(FormOperator):
         ctx.ops.set_view(view=view)
         return {"count": len(view)}
 
-    def __call__(self, sample_collection, true_genre, pred_genre, pred_field=g.PRED_FIELD):
-        """Set the App's view to one confusion cell (needs a connected App to show it).
-
-        Example::
-
-            op = foo.get_operator("@fiftyone-genre/genre/open_confusion_view")
-            op(dataset, "Horror", "Action").result["count"]
-        """
-        ctx = dict(view=sample_collection.view())
-        params = dict(true_genre=true_genre, pred_genre=pred_genre, pred_field=pred_field)
-        return foo.execute_operator(self.uri, ctx, params=params)
+    #: ``op(dataset, "Horror", "Action").result["count"]`` (a connected App shows the view)
+    sdk_positional = ("true_genre", "pred_genre")
 
 
 # --------------------------------------------------------------------------- maps
 
 
 def _key_problem(value) -> str | None:
-    return None if not value or str(value).isidentifier() else "Use letters, digits and underscores only."
+    """A stored run's name must be an identifier; the field's name is added by the form."""
+    if not value or str(value).isidentifier():
+        return None
+    return f"use letters, digits and underscores only (not {str(value)!r})."
 
 
 def build_maps_form(form: Form) -> None:
@@ -423,29 +414,15 @@ class ComputeGenreMaps(LongRunOperator):
             hardness_field="hardness" if ctx.params.get("hardness", True) else None,
             progress=progress_fn(ctx),
         )
-        finish(ctx, f"Maps computed over {report.num_samples} clips")
-        return {"summary": "\n".join(f"- {line.strip()}" for line in str(report).splitlines()[1:]), **report.to_dict()}
+        message = f"Maps computed over {report.num_samples} clips"
+        finish(ctx, message)
+        return {"summary": "\n".join(f"- {line.strip()}" for line in str(report).splitlines()[1:]), "headline": message,
+                **report.to_dict()}
 
     def resolve_output(self, ctx):
         outputs = types.Object()
         outputs.str("summary", label="Brain runs written", view=types.MarkdownView())
-        return types.Property(outputs, view=types.View(label="Genre maps"))
-
-    def __call__(
-        self, sample_collection, brain_key="genre_umap", similarity_key="genre_sim",
-        mistakenness=True, hardness=True, delegate=False,
-    ):
-        """Compute the genre maps from Python.
-
-        Example::
-
-            op = foo.get_operator("@fiftyone-genre/genre/compute_genre_maps")
-            op(dataset)
-            session = fo.launch_app(dataset)  # Embeddings panel -> genre_umap
-        """
-        ctx = dict(view=sample_collection.view())
-        params = dict(brain_key=brain_key, similarity_key=similarity_key, mistakenness=mistakenness, hardness=hardness)
-        return foo.execute_operator(self.uri, ctx, params=params, request_delegation=delegate)
+        return types.Property(outputs, view=finished("Genre maps"))
 
 
 OPERATORS = [PredictGenres, EvaluateGenres, OpenConfusionView, ComputeGenreMaps]

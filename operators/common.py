@@ -11,6 +11,7 @@ coloured message boxes in operator forms.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 
 import fiftyone.operators as foo
@@ -20,23 +21,32 @@ import fiftyone.operators.types as types
 ProgressFn = Callable[[float, str], None]
 
 
+#: A delegated run's progress is one database write per update: at most one per this many seconds.
+DELEGATED_PROGRESS_EVERY_S = 1.0
+
+
 def progress_fn(ctx) -> ProgressFn:
     """A library progress callback ``(fraction, label)`` that reports to the App.
 
     Immediate runs show it in the operator's progress bar, delegated runs
-    store it on the run document. Reporting must never break the work (the
-    App may have gone away mid-run), so every failure is swallowed; values
-    outside [0, 1] are clamped because the App's bar misbehaves on them.
+    store it on the run document (the Genre panel's Runs list reads it there;
+    one database write per update, so at most one a second). Reporting must
+    never break the work (the App may have gone away mid-run), so every
+    failure is swallowed; values outside [0, 1] are clamped because the App's
+    bar misbehaves on them.
     """
+    import time
 
-    last: list[tuple[float, str]] = []
+    last: list = []
+    every = DELEGATED_PROGRESS_EVERY_S if getattr(ctx, "delegated", False) else 0.0
 
     def report(fraction: float, label: str) -> None:
         value = min(1.0, max(0.0, float(fraction)))
         key = (round(value, 3), label)
-        if last and last[0] == key:
-            return  # nothing new to show; spare the round-trip
-        last[:] = [key]
+        now = time.monotonic()
+        if last and (last[0] == key or (value < 1.0 and now - last[1] < every)):
+            return  # nothing new to show, or too soon after the last write
+        last[:] = [key, now]
         try:
             ctx.set_progress(progress=value, label=label)
         except Exception:  # noqa: BLE001 - progress must never break the work
@@ -103,13 +113,75 @@ def path_problem(value: str | None, must_be_dir: bool = False, must_be_file: boo
     return None
 
 
-class Form:
-    """One validation pattern for every operator form, as FiftyOne's own plugins do it.
+#: A run that writes into a folder refuses to start with less free space there.
+MIN_FREE_BYTES = 200 * 2**20
 
-    A problem with a field marks that field (``invalid`` + ``error_message``);
-    a problem with no field of its own (no predictions yet, an empty target)
-    marks the form itself. FiftyOne lists these messages once, in red, at the
-    top of the form and keeps Execute disabled; ``execute``
+
+def output_dir_problem(value: str | None, min_free: int = MIN_FREE_BYTES) -> str | None:
+    """Why a run could not write into the folder ``value`` on the server, or None.
+
+    Checked in the form, before a run is scheduled: a scheduled run into a
+    folder it cannot write used to fail at once with only a traceback in the
+    database. A missing folder is fine (the run creates it) when its nearest
+    existing parent is a writable folder with ``min_free`` bytes free.
+    """
+    import shutil
+
+    path = expand_path(value)
+    if not path:
+        return None
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"{existing} is a file on the App server, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"the App server cannot write to {existing}"
+    free = shutil.disk_usage(existing).free
+    if free < min_free:
+        return f"only {free / 2**20:.0f} MB free under {existing}; a run needs at least {min_free / 2**20:.0f} MB"
+    return None
+
+
+def field_name(label: str | None, name: str) -> str:
+    """What a message calls a field: its label without "(optional)", else its parameter name."""
+    return re.sub(r"\s*\(optional\)\s*$", "", label or "").strip() or name
+
+
+def named(field: str, problem: str) -> str:
+    """``problem`` as one sentence that starts with the field's name ("Path: no such folder ...")."""
+    if problem.lower().startswith(field.lower()):
+        return problem
+    if problem[:1].isupper() and problem[1:2].islower():  # a plain word, not "YouTube" or a path
+        problem = problem[0].lower() + problem[1:]
+    return f"{field}: {problem}"
+
+
+def _mark_error(view) -> None:
+    """Give ``view``'s MUI input the error state: red outline and ``aria-invalid``.
+
+    FiftyOne 1.22 draws the field's ``error_message`` under it but never sets
+    MUI's ``error`` prop; the text and dropdown views pass
+    ``componentsProps.field`` / ``.select`` on to MUI, so the flag goes there.
+    ``View.to_json`` emits ``_kwargs`` after the attribute, so both are set.
+    """
+    slot = "select" if isinstance(view, types.Choices) else "field"
+    props = dict(view._kwargs.get("componentsProps") or view.componentsProps or {})
+    props[slot] = {**props.get(slot, {}), "error": True}
+    view.componentsProps = view._kwargs["componentsProps"] = props
+
+
+class Form:
+    """One validation pattern for every operator form.
+
+    A problem with a field marks *that field*: its own ``invalid`` and
+    ``error_message`` (FiftyOne prints the message under the field) plus
+    MUI's error state (red outline, ``aria-invalid``); the message starts
+    with the field's name. A problem with no field of its own (nothing
+    selected, no predictions yet) is a red box, paired with a hidden invalid
+    property. The form itself is never marked invalid: FiftyOne stops
+    validating at an invalid parent, which would hide every field's error.
+    Any invalid property keeps Execute and Schedule disabled. ``execute``
     rebuilds the same form and raises the first problem as one sentence
     (:meth:`raise_first`), which is what an SDK call sees.
     """
@@ -120,22 +192,38 @@ class Form:
         self.inputs = inputs if inputs is not None else types.Object()
         self.problems: list[str] = []
 
-    def field(self, kind: str, name: str, problem: str | None = None, **kwargs) -> types.Property:
-        """``inputs.<kind>(name, ...)``, marked invalid with ``problem`` when there is one."""
+    def field(self, kind: str, name: str, problem: str | None = None, missing: str = "required.", **kwargs) -> types.Property:
+        """``inputs.<kind>(name, ...)``; with a ``problem`` (or ``required`` and empty) the field shows it.
+
+        ``required=True`` is checked here, not by FiftyOne, so that the
+        message names the field (``missing`` says what to enter).
+        """
+        view = kwargs.pop("view", None)
+        label = kwargs.get("label") or (view.label if view is not None else None)
+        if kwargs.pop("required", False) and problem is None:
+            value = self.params.get(name, kwargs.get("default"))
+            problem = missing if value is None or (isinstance(value, str) and not value.strip()) else None
+        if view is None and kind in ("str", "int", "float"):
+            view = types.TextFieldView()
         if problem:
+            problem = named(field_name(label, name), problem)
             self.problems.append(problem)
+            if view is not None:
+                _mark_error(view)
+        if view is not None:
+            kwargs["view"] = view
         return getattr(self.inputs, kind)(name, invalid=bool(problem), error_message=problem or "", **kwargs)
 
     def block(self, name: str, message: str, description: str | None = None) -> None:
-        """A problem that belongs to no single field: the form is invalid with ``message``.
+        """A problem that belongs to no single field: a red box, Execute disabled.
 
-        The App lists a form's errors (the form's own and its fields') once,
-        in red, above the fields; a red box with the same words would say it
-        twice, so only the hint on how to fix it gets a box.
+        FiftyOne does not print the ``error_message`` of a view-only property,
+        so a hidden invalid property keeps the form from running and the red
+        box says the sentence (and how to fix it) once.
         """
         self.problems.append(message)
-        if description:
-            form_notice(self.inputs, name, description)
+        self.inputs.view(f"{name}__invalid", types.HiddenView(), invalid=True, error_message=message)
+        form_error(self.inputs, name, message, description)
 
     def warn(self, name: str, message: str, description: str | None = None) -> None:
         form_warning(self.inputs, name, message, description)
@@ -148,11 +236,8 @@ class Form:
         return not self.problems
 
     def property(self, label: str) -> types.Property:
-        """The form as FiftyOne wants it; invalid (Execute disabled) while any problem remains."""
-        problem = self.problems[0] if self.problems else None
-        return types.Property(
-            self.inputs, view=types.View(label=label), invalid=bool(problem), error_message=problem or ""
-        )
+        """The form as FiftyOne wants it; the root stays valid so each field shows its own error."""
+        return types.Property(self.inputs, view=types.View(label=label))
 
     def raise_first(self) -> None:
         """In ``execute``: refuse input the form would have refused, in one plain sentence."""
@@ -167,10 +252,19 @@ class FormOperator(foo.Operator):
     filling a :class:`Form`) and ``form_title``; ``execute`` starts with
     ``self.checked_form(ctx)``, so an SDK call or a stale browser tab gets the
     same one-sentence refusal the form showed.
+
+    The SDK wrapper is generated from the same form: ``op(samples, **fields)``
+    takes the form's fields as keyword arguments (``sdk_positional`` names the
+    ones that may come by position), refuses a name the form does not have,
+    and runs the operator through FiftyOne (``delegate=True`` queues it).
+    ``sdk_params`` converts the few Python-friendly arguments (a tuple of
+    ratios, ``undo=True``) into form fields.
     """
 
     form_builder: Callable[..., None]
     form_title: str = ""
+    #: Form fields an SDK call may pass by position, after the samples.
+    sdk_positional: tuple[str, ...] = ()
 
     def resolve_input(self, ctx):
         form = Form(ctx)
@@ -183,6 +277,81 @@ class FormOperator(foo.Operator):
         self.form_builder(form, **options)
         form.raise_first()
         return form
+
+    def sdk_params(self, sample_collection, params: dict) -> dict:
+        """Python-friendly arguments -> form fields (the default: as given)."""
+        return params
+
+    def fields(self, sample_collection, **params) -> dict[str, str]:
+        """The form's input fields for these ``params``: ``{name: label}`` (what ``op(...)`` accepts)."""
+        return form_fields(self, sample_collection, params)
+
+    def __call__(self, sample_collection, *args, delegate: bool = False, **kwargs):
+        """Run this operator on ``sample_collection`` from Python, through FiftyOne.
+
+        Keyword arguments are the form's fields (``op.fields(dataset)`` lists
+        them); a required field left out takes the form's default, as in the
+        App. ``delegate=True`` queues the run for the executor instead. The
+        form's checks apply: a refused input raises its one sentence.
+        """
+        return sdk_call(self, sample_collection, args, kwargs, delegate)
+
+
+def _resolved_inputs(operator: FormOperator, sample_collection, params: dict) -> dict:
+    """The properties ``operator``'s form shows for ``params`` on ``sample_collection``."""
+    ctx = foo.ExecutionContext(
+        request_params={
+            "dataset_name": sample_collection._dataset.name,
+            "view": sample_collection.view()._serialize(),
+            "params": params,
+        }
+    )
+    return operator.resolve_input(ctx).type.properties
+
+
+def form_fields(operator: FormOperator, sample_collection, params: dict) -> dict[str, str]:
+    """``{name: label}`` of the input fields ``operator``'s form shows for ``params``.
+
+    Message boxes and other view-only entries are not fields; the fields of a
+    form that stopped early (a problem with no field, e.g. nothing selected)
+    are simply not there.
+    """
+    return _input_labels(_resolved_inputs(operator, sample_collection, params))
+
+
+def _input_labels(props: dict) -> dict[str, str]:
+    """``{name: label}`` of the properties a user fills in (not boxes, texts or hidden flags)."""
+    return {
+        name: (p.view.label if p.view is not None and p.view.label else name)
+        for name, p in props.items()
+        if not isinstance(p.type, types.Void) and not isinstance(p.view, types.MarkdownView)
+    }
+
+
+def sdk_call(operator: FormOperator, sample_collection, args: tuple, kwargs: dict, delegate: bool):
+    """``operator(sample_collection, *args, **kwargs)``: form fields in, ``execute_operator`` out."""
+    positional = operator.sdk_positional
+    if len(args) > len(positional):
+        raise TypeError(f"{operator.name}() takes {len(positional)} positional argument(s) after the samples "
+                        f"({', '.join(positional) or 'none'}), got {len(args)}")
+    params = dict(zip(positional, args))
+    twice = sorted(set(params) & set(kwargs))
+    if twice:
+        raise TypeError(f"{operator.name}() got {', '.join(twice)} both by position and by name")
+    params.update(kwargs)
+    params = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in params.items() if v is not None}
+    params = operator.sdk_params(sample_collection, params)
+    props = _resolved_inputs(operator, sample_collection, params)
+    for name, p in props.items():  # what the App's form would have filled in
+        if p.required and name not in params and p.default is not None:
+            params[name] = p.default
+    names = sorted(_input_labels(props))
+    unknown = sorted(set(params) - set(names))
+    if unknown and not any(p.invalid for p in props.values()):  # an invalid form stops early: its own refusal says more
+        raise TypeError(f"{operator.name}() has no field {', '.join(unknown)}; its form has: {', '.join(names)}")
+    return foo.execute_operator(
+        operator.uri, dict(view=sample_collection.view()), params=params, request_delegation=delegate
+    )
 
 
 class LongRunOperator(FormOperator):
@@ -303,25 +472,34 @@ def from_app(ctx) -> bool:
     return not ctx.delegated and "current_sample" in (ctx.request_params or {})
 
 
-def live(ctx, work, message, outputs):
+def live(ctx, work, message, outputs, variant=None):
     """Run ``work(progress) -> result dict`` so that an immediate run in the App shows live progress.
 
     FiftyOne sends ``set_progress`` of an immediate run to the browser only
     when the operator is a generator that yields it, so in the App the library
     call runs on a helper thread while this generator yields its progress
     (stage label and fraction) as it arrives, then a reload, the one-line
-    ``message(result)`` toast and the output view (``outputs(result)``). The SDK and
-    delegated runs get the plain result (FiftyOne stores delegated progress
-    on the run itself).
+    ``message(result)`` toast (``variant(result)``, default "success") and the
+    output view (``outputs(result)``, titled "Finished: ..."). The reload comes
+    before the output: after the first import into an empty dataset the
+    App swaps its empty page for the grid, and an output shown earlier would
+    be lost with it. The SDK and delegated runs get the plain result
+    (FiftyOne stores delegated progress on the run itself).
     """
+    result_variant = variant or (lambda result: "success")
     if not from_app(ctx):
         result = work(progress_fn(ctx))
-        finish(ctx, message(result))
+        finish(ctx, message(result), result_variant(result))
         return result
-    return _stream(ctx, work, message, outputs)
+    return _stream(ctx, work, message, outputs, result_variant)
 
 
-def _stream(ctx, work, message, outputs):
+#: The progress dialog's only button reads "Done" from the first update on
+#: (FiftyOne 1.22 hard-codes it); the label says the run is still going.
+RUNNING_PREFIX = "Running: "
+
+
+def _stream(ctx, work, message, outputs, variant):
     import queue
     import threading
 
@@ -338,9 +516,39 @@ def _stream(ctx, work, message, outputs):
 
     threading.Thread(target=run, name="fiftyone-genre-live", daemon=True).start()
     while (item := updates.get()) is not None:
-        yield ctx.ops.set_progress(progress=item[0], label=item[1])
+        yield ctx.ops.set_progress(progress=item[0], label=RUNNING_PREFIX + item[1])
     if "error" in box:
         raise box["error"]
+    result = box["result"]
+    yield ctx.ops.set_progress(progress=1.0, label="Finished")
     yield ctx.ops.reload_dataset()
-    yield ctx.ops.notify(message(box["result"]), variant="success")
-    yield ctx.ops.show_output(outputs=outputs(box["result"]).to_json(), results=box["result"])
+    yield ctx.ops.notify(message(result), variant=variant(result))
+    yield ctx.ops.show_output(outputs=outputs(result).to_json(), results=result)
+
+
+#: ``componentsProps`` of a MarkdownView whose fenced blocks wrap (forms' previews, outputs).
+WRAP_CODE = {"container": {"sx": {"& pre, & code": {"whiteSpace": "pre-wrap", "overflowWrap": "anywhere"}}}}
+
+
+def report_view() -> types.MarkdownView:
+    """A Markdown output whose fenced report lines wrap at the dialog's edge.
+
+    FiftyOne renders a fenced block as ``<pre>`` without wrapping, so a long
+    summary line (a model path) was cut; ``white-space: pre-wrap`` keeps the
+    columns and wraps what does not fit.
+    """
+    return types.MarkdownView(componentsProps=WRAP_CODE)
+
+
+def finished(title: str) -> types.View:
+    """The output view's title: the run is over (the progress dialog's "Done" button says nothing)."""
+    return types.View(label=f"Finished: {title}")
+
+
+def headline(text) -> str:
+    """The first line of a report (``` fences and list bullets stripped): toasts and the Runs list."""
+    for line in str(text).splitlines():
+        line = line.strip().strip("`").lstrip("-* ").strip()
+        if line:
+            return line
+    return "Finished"

@@ -8,7 +8,6 @@ stay possible for a quick try on a few selected samples.
 
 from __future__ import annotations
 
-import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from fiftyone_genre import genres as g
@@ -21,9 +20,13 @@ from .common import (
     dataset_info,
     expand_path,
     finish,
+    finished,
+    headline,
     long_run_config,
+    output_dir_problem,
     path_problem,
     progress_fn,
+    report_view,
 )
 
 WEIGHT_CHOICES = (
@@ -124,13 +127,13 @@ def build_features_form(form: Form) -> None:
     _model_fields(form, base)
     form.inputs.enum("device", list(DEVICES), default="auto", label="Device", view=types.DropdownView(),
                      description="auto uses a GPU when the server has one")
-    form.inputs.str("cache_dir", label="Cache folder (optional)",
-                    description="Default: the folder this dataset used before, else FiftyOne's dataset dir.")
+    form.field("str", "cache_dir", output_dir_problem(p.get("cache_dir")), label="Cache folder (optional)",
+               description="Default: the folder this dataset used before, else FiftyOne's dataset dir.")
     shard_problem = None
     try:
         parse_shard(p.get("shard") or None)
     except ValueError as e:
-        shard_problem = str(e)
+        shard_problem = str(e).removeprefix("shard ")  # the field's name says it
     form.field("str", "shard", shard_problem, label="Shard K/N (optional)",
                description="Run N delegated operations with 1/N ... N/N to split the work.")
     form.inputs.bool("strict", default=False, label="Strict",
@@ -141,6 +144,9 @@ def build_features_form(form: Form) -> None:
         cfg = features_config(ctx)
     except (ConfigError, ValueError) as e:
         form.block("config_error", str(e).splitlines()[0])
+        return
+    if cfg.cache_dir and not p.get("cache_dir") and (problem := output_dir_problem(cfg.cache_dir)):
+        form.block("cache_error", f"Cache folder from the config: {problem}.", "Type a cache folder the server can write.")
         return
     n = len(ctx.target_view())
     if n == 0:
@@ -174,19 +180,15 @@ class ExtractFeatures(LongRunOperator):
             strict=bool(ctx.params.get("strict", False)),
         )
         finish(ctx, report, variant="warning" if report.failed else "success")
-        return {"report": f"```\n{report}\n```", **report.to_dict()}
+        return {"report": f"```\n{report}\n```", "headline": headline(report), **report.to_dict()}
 
     def resolve_output(self, ctx):
         outputs = types.Object()
-        outputs.str("report", label="Feature extraction", view=types.MarkdownView())
-        return types.Property(outputs)
+        outputs.str("report", label="Feature extraction", view=report_view())
+        return types.Property(outputs, view=finished("Feature extraction"))
 
-    def __call__(
-        self, sample_collection, config_path: str | None = None, backbone: str | None = None,
-        weights: str | None = None, image_size: int | None = None, device: str = "auto",
-        cache_dir: str | None = None, shard: str | None = None, strict: bool = False, delegate: bool = False,
-    ):
-        """Extract features from Python, through the operator.
+    def sdk_params(self, sample_collection, params: dict) -> dict:
+        """``weights=`` "DEFAULT", "none" or a state-dict path -> the form's weights fields.
 
         Example::
 
@@ -194,18 +196,13 @@ class ExtractFeatures(LongRunOperator):
             op(dataset, backbone="mobilenet_v3_small", weights="none", device="cpu")
             op(dataset, config_path="paper_pool", delegate=True)  # queue it
 
-        ``weights`` is ``"DEFAULT"``, ``"none"`` or a state-dict path. Settings
-        left as None come from ``config_path`` (else the dataset's last run, else defaults).
+        Settings left out come from ``config_path`` (else the dataset's last run, else defaults).
         """
-        params = {"config_path": config_path, "backbone": backbone, "image_size": image_size, "device": device,
-                  "cache_dir": cache_dir, "shard": shard, "strict": strict}
-        if weights is None or weights in ("DEFAULT", "none"):
-            params["weights"] = weights
-        else:
+        params = dict(params)
+        weights = params.get("weights")
+        if weights is not None and weights not in ("DEFAULT", "none", "path"):
             params.update(weights="path", weights_path=str(weights))
-        return foo.execute_operator(
-            self.uri, dict(view=sample_collection.view()), params=params, request_delegation=delegate
-        )
+        return params
 
 
 OPERATORS = [ExtractFeatures]

@@ -19,9 +19,11 @@ from .common import (
     FormOperator,
     count_video_files,
     expand_path,
-    finish,
+    finished,
+    headline,
+    live,
     path_problem,
-    progress_fn,
+    report_view,
 )
 
 SOURCE_CHOICES = (
@@ -60,15 +62,15 @@ def build_import_form(form: Form) -> None:
     choices = types.Dropdown(label="Source type")
     for value, label, desc in SOURCE_CHOICES:
         choices.add_choice(value, label=label, description=desc)
-    form.inputs.enum("source", choices.values(), default="folder", required=True, label="Source type",
-                     description="The official layout of the folder to import", view=choices)
+    form.field("enum", "source", None, values=choices.values(), default="folder", required=True, label="Source type",
+               description="The official layout of the folder to import", view=choices)
     source = form.params.get("source") or "folder"
     hint = dict((v, d) for v, _, d in SOURCE_CHOICES)[source]
     problem = path_problem(form.params.get("path"), must_be_dir=True)
     root = _videos_root(form, source) if problem is None else None
     n = count_video_files(root) if root and os.path.isdir(root) else None
     if n == 0 and source == "folder":
-        problem = f"No video files under {root}."
+        problem = f"no video files under {root}."
     form.field("str", "path", problem, required=True, label="Path", description=f"Dataset root on the server machine. {hint}")
     _source_fields(form, source)
     form.inputs.bool("reencode", default=False, label="Re-encode to MP4",
@@ -102,6 +104,7 @@ class ImportVideos(FormOperator):
             description="Import UCF101, HMDB51, Hollywood2, YouTube-8M or a folder tree into this dataset",
             icon="video_library",
             dynamic=True,
+            execute_as_generator=True,
             allow_immediate_execution=True,
             allow_delegated_execution=True,
         )
@@ -109,28 +112,32 @@ class ImportVideos(FormOperator):
     form_builder = staticmethod(build_import_form)
     form_title = "Import videos"
 
-    def resolve_delegation(self, ctx):
-        # let the user choose; None keeps the default choice of the App
-        return ctx.params.get("delegate", None)
+    sdk_positional = ("source", "path")
 
     def execute(self, ctx):
         from fiftyone_genre.sources import import_source
 
         self.checked_form(ctx)
         params = ctx.params
-        report = import_source(
-            params.get("source") or "folder", ctx.dataset, expand_path(params.get("path")),
-            progress=progress_fn(ctx), **_kwargs(params),
-        )
-        finish(ctx, report, "success" if report.ok else "error")
-        return {
-            "summary": f"```\n{report}\n```",
-            "imported": report.imported,
-            "existing": report.existing,
-            "flagged": report.flagged,
-            "skipped": sum(report.skipped.values()),
-            "problems": len(report.problems),
-        }
+
+        def work(progress) -> dict:
+            report = import_source(
+                params.get("source") or "folder", ctx.dataset, expand_path(params.get("path")),
+                progress=progress, **_kwargs(params),
+            )
+            return {
+                "summary": f"```\n{report}\n```",
+                "headline": headline(report),
+                "ok": report.ok,
+                "imported": report.imported,
+                "existing": report.existing,
+                "flagged": report.flagged,
+                "skipped": sum(report.skipped.values()),
+                "problems": len(report.problems),
+            }
+
+        return live(ctx, work, lambda r: r["headline"], lambda r: self.resolve_output(ctx),
+                    variant=lambda r: "success" if r["ok"] else "error")
 
     def resolve_output(self, ctx):
         outputs = types.Object()
@@ -138,41 +145,8 @@ class ImportVideos(FormOperator):
         outputs.int("existing", label="Already in the dataset")
         outputs.int("flagged", label="Unreadable (flagged with genre:error)")
         outputs.int("skipped", label="Skipped entries")
-        outputs.str("summary", label="Report", view=types.MarkdownView())
-        return types.Property(outputs, view=types.View(label="Import finished"))
-
-    def __call__(
-        self,
-        sample_collection,
-        source: str,
-        path: str,
-        fold: int | None = None,
-        media_dir: str | None = None,
-        autotrain: bool = False,
-        reencode: bool = False,
-        delegate: bool = False,
-    ):
-        """Import from Python through the operator (same code path as the App).
-
-        Example::
-
-            import fiftyone as fo
-            import fiftyone.operators as foo
-
-            dataset = fo.Dataset("genres")
-            op = foo.get_operator("@fiftyone-genre/genre/import_videos")
-            op(dataset, "ucf101", "/data/UCF101", fold=1)
-            op(dataset, "yt8m", "/data/yt8m", media_dir="/data/yt8m_videos", delegate=True)
-        """
-        params = {"source": source, "path": path, "reencode": reencode, "delegate": delegate}
-        if fold is not None:
-            params["fold"] = fold
-        if media_dir is not None:
-            params["media_dir"] = media_dir
-        if source == "hollywood2":
-            params["autotrain"] = autotrain
-        ctx = dict(dataset=sample_collection._dataset)
-        return foo.execute_operator(self.uri, ctx, params=params, request_delegation=delegate)
+        outputs.str("summary", label="Report", view=report_view())
+        return types.Property(outputs, view=finished("Import"))
 
 
 OPERATORS = [ImportVideos]

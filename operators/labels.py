@@ -4,6 +4,9 @@ Thin shells over :mod:`fiftyone_genre.labels`.
 The remap and split forms are ``dynamic``: every change of a parameter
 recomputes a dry run of the library call, so the user sees the counts per
 genre / split, unmapped classes and conflicts *before* anything is written.
+The dry run is bounded: on more than :data:`PREVIEW_SAMPLE` clips it runs on
+a random sample of that many (one count query decides), so a keystroke never
+reads a whole large dataset.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from fiftyone_genre import genres as g
 from fiftyone_genre.config import SplitConfig
 
 from .common import (
+    WRAP_CODE,
     Form,
     FormOperator,
     add_view_target,
@@ -22,34 +26,48 @@ from .common import (
     dataset_info,
     expand_path,
     finish,
+    finished,
+    headline,
     live,
     path_problem,
+    report_view,
 )
 
-#: Above this many samples the forms skip the live preview (it scans every sample).
-PREVIEW_LIMIT = 200_000
+#: The forms' dry run reads at most this many clips (a random sample of larger targets).
+PREVIEW_SAMPLE = 1000
 
 
 def _report_output(ctx, title: str) -> types.Property:
     outputs = types.Object()
-    outputs.str("report", label=title, view=types.MarkdownView())
-    return types.Property(outputs, view=types.View(label=title))
+    outputs.str("report", label=title, view=report_view())
+    return types.Property(outputs, view=finished(title))
 
 
 def _first_line(result: dict) -> str:
     """The toast: the report's first line (the App cuts longer toasts)."""
-    return (result["report"].strip("`\n").splitlines() or ["Done"])[0]
+    return result["headline"]
+
+
+def preview_sample(collection, limit: int = PREVIEW_SAMPLE):
+    """``(collection or a random sample of limit clips, total clips)``: what a dry run may read."""
+    total = len(collection)  # one count query
+    return (collection if total <= limit else collection.take(limit, seed=0)), total
 
 
 def _preview(form: Form, collection, compute) -> tuple[str | None, str | None]:
-    """``(markdown of compute()'s dry-run report, None)``, or ``(None, its error's first line)``."""
-    if len(collection) > PREVIEW_LIMIT:
-        form.notice("preview_skipped", f"{len(collection)} samples: no live preview; run with dry run from the CLI")
-        return None, None
+    """``(markdown of compute(sample)'s dry-run report, None)``, or ``(None, its error's first line)``.
+
+    ``compute`` gets the clips to preview on: all of them up to
+    :data:`PREVIEW_SAMPLE`, else a random sample, which the form says.
+    """
+    sample, total = preview_sample(collection)
     try:
-        report = compute()
+        report = compute(sample)
     except (ValueError, FileNotFoundError) as e:  # ConfigError names the file and key
         return None, str(e).splitlines()[0]
+    if sample is not collection:
+        form.notice("preview_sample", f"Preview on a random sample of {PREVIEW_SAMPLE:,} of the {total:,} clips.",
+                    "The run itself processes every clip.")
     return as_code_block(report), None
 
 
@@ -64,8 +82,8 @@ def build_remap_form(form: Form, preview: bool = True) -> None:
     problems = {"mapping": None, "vocabulary": path_problem(vocabulary, must_be_file=True)}
     text = error = None
     if preview and not any(problems.values()):
-        text, error = _preview(form, target, lambda: remap(
-            target, mapping=mapping, dry_run=True, vocabulary=vocabulary,
+        text, error = _preview(form, target, lambda sample: remap(
+            sample, mapping=mapping, dry_run=True, vocabulary=vocabulary,
             overwrite_relabeled=bool(p.get("overwrite_relabeled", False)),
         ))
     if error and vocabulary and "vocabulary" in error.lower():
@@ -78,12 +96,14 @@ def build_remap_form(form: Form, preview: bool = True) -> None:
                description="feeds the Vertical1-3 rules when labels do not carry verticals")
     form.inputs.bool("overwrite_relabeled", default=False, label="Overwrite hand relabels",
                      description=f"by default clips tagged {g.RELABELED_TAG} keep their genre")
+    form.inputs.bool("dry_run", default=False, label="Dry run",
+                     description="Only report what would change; write nothing")
     if error and not mapping and problems["vocabulary"] != error:
         form.block("preview_error", error)
     if text:
         if g.GENRE_FIELD in ctx.dataset.get_field_schema():
             form.warn("replace", f"Replaces the '{g.GENRE_FIELD}' labels of the chosen samples (hand relabels are kept).")
-        form.inputs.md(text, name="preview")
+        form.inputs.md(text, name="preview", componentsProps=WRAP_CODE)
 
 
 # ---------------------------------------------------------------------------
@@ -117,42 +137,13 @@ class RemapGenres(FormOperator):
                 overwrite_relabeled=bool(params.get("overwrite_relabeled", False)),
                 vocabulary=expand_path(params.get("vocabulary")), progress=progress,
             )
-            return {"report": as_code_block(report), "counts": report.counts, "unmapped": report.unmapped_classes}
+            return {"report": as_code_block(report), "headline": headline(report), "counts": report.counts,
+                    "unmapped": report.unmapped_classes}
 
         return live(ctx, work, _first_line, lambda r: _report_output(ctx, "Remap report"))
 
     def resolve_output(self, ctx):
         return _report_output(ctx, "Remap report")
-
-    def __call__(
-        self,
-        sample_collection,
-        mapping=None,
-        dry_run=False,
-        overwrite_relabeled=False,
-        vocabulary=None,
-        delegate=False,
-    ):
-        """Remap ``sample_collection`` to genres (see :func:`fiftyone_genre.labels.remap.remap`).
-
-        Example::
-
-            import fiftyone as fo
-            import fiftyone.operators as foo
-
-            remap_genres = foo.get_operator("@fiftyone-genre/genre/remap_genres")
-            result = remap_genres(fo.load_dataset("ucf"), dry_run=True)
-            print(result.result["counts"])
-        """
-        params = dict(
-            mapping=str(mapping) if mapping else None,
-            dry_run=dry_run,
-            overwrite_relabeled=overwrite_relabeled,
-            vocabulary=str(vocabulary) if vocabulary else None,
-        )
-        return foo.execute_operator(
-            self.uri, dict(view=sample_collection.view()), params=params, request_delegation=delegate
-        )
 
 
 # ---------------------------------------------------------------------------
@@ -171,8 +162,8 @@ def _genre_fields(form: Form) -> None:
     for genre in known_genres(form.ctx.dataset):
         choices.add_choice(genre, label=genre)
     chosen = form.params.get("genre") or (form.params.get("new_genre") or "").strip()
-    form.field("enum", "genre", None if chosen else "Pick a genre (or type a new one below).", values=choices.values(),
-               label="Genre", description="The genre to set", view=choices, required=False)
+    form.field("enum", "genre", None if chosen else "pick one, or type a new genre below.", values=choices.values(),
+               label="Genre", description="The genre to set", view=choices)
     form.inputs.str("new_genre", label="...or a new genre",
                     description="adds a genre outside the six (leave empty to use the dropdown)")
     form.inputs.str("reason", label="Reason (optional)", description="kept in genre_history")
@@ -236,17 +227,15 @@ class RelabelSamples(FormOperator):
             )
             message = f"Relabeled {n} samples as {genre} (tag {g.RELABELED_TAG})"
         finish(ctx, message)
-        return {"count": n, "report": message}
+        return {"count": n, "report": message, "headline": message}
 
     def resolve_output(self, ctx):
         return _report_output(ctx, "Relabel")
 
-    def __call__(self, sample_collection, genre=None, undo=False, user=None, reason=None, delegate=False):
-        """Relabel (or ``undo=True``: revert) every sample of ``sample_collection``.
+    def sdk_params(self, sample_collection, params: dict) -> dict:
+        """``genre=`` (a known genre or a new one) and ``undo=True`` -> the form's fields.
 
         Example::
-
-            import fiftyone.operators as foo
 
             relabel_samples = foo.get_operator("@fiftyone-genre/genre/relabel_samples")
             relabel_samples(dataset.select(ids), genre="Horror", reason="zombie film")
@@ -254,15 +243,13 @@ class RelabelSamples(FormOperator):
         """
         from fiftyone_genre.labels.relabel import known_genres
 
-        params = {"action": "undo" if undo else "relabel", "user": user, "reason": reason}
-        if not undo:
-            if genre in known_genres(sample_collection._root_dataset):
-                params["genre"] = genre
-            else:
-                params["new_genre"] = genre
-        return foo.execute_operator(
-            self.uri, dict(view=sample_collection.view()), params=params, request_delegation=delegate
-        )
+        params = dict(params)
+        if params.pop("undo", False):
+            params["action"] = "undo"
+            params.pop("genre", None)
+        elif "genre" in params and params["genre"] not in known_genres(sample_collection._root_dataset):
+            params["new_genre"] = params.pop("genre")
+        return params
 
 
 # ---------------------------------------------------------------------------
@@ -321,11 +308,11 @@ def build_split_form(form: Form, preview: bool = True) -> None:
                   "A model trained on the current split would then be tested on clips it has seen.")
     if preview and form.valid:
         target = ctx.target_view()
-        text, error = _preview(form, target, lambda: split_dataset(target, _split_config(form.params, base), dry_run=True))
+        text, error = _preview(form, target, lambda sample: split_dataset(sample, _split_config(form.params, base), dry_run=True))
         if error:
             form.block("preview_error", error)
         elif text:
-            form.inputs.md(text, name="preview")
+            form.inputs.md(text, name="preview", componentsProps=WRAP_CODE)
 
 
 class SplitDataset(FormOperator):
@@ -353,27 +340,25 @@ class SplitDataset(FormOperator):
         def work(progress) -> dict:
             report = split_dataset(ctx.target_view(), config, progress=progress)
             leakage = check_leakage(ctx.dataset)
-            return {"report": as_code_block(f"{report}\n{leakage}"), "totals": report.totals()}
+            return {"report": as_code_block(f"{report}\n{leakage}"), "headline": headline(report), "totals": report.totals()}
 
         return live(ctx, work, _first_line, lambda r: _report_output(ctx, "Split report"))
 
     def resolve_output(self, ctx):
         return _report_output(ctx, "Split report")
 
-    def __call__(self, sample_collection, ratios=(0.8, 0.1, 0.1), seed=0, keep_official_test=False, delegate=False):
-        """Split ``sample_collection`` (see :func:`fiftyone_genre.labels.split.split_dataset`).
+    def sdk_params(self, sample_collection, params: dict) -> dict:
+        """``ratios=(train, val, test)`` -> the form's three ratio fields.
 
         Example::
-
-            import fiftyone.operators as foo
 
             split = foo.get_operator("@fiftyone-genre/genre/split_dataset")
             split(dataset, ratios=(0.7, 0.15, 0.15), seed=1)
         """
-        params = dict(zip(g.SPLITS, map(float, ratios)), seed=int(seed), keep_official_test=keep_official_test)
-        return foo.execute_operator(
-            self.uri, dict(view=sample_collection.view()), params=params, request_delegation=delegate
-        )
+        params = dict(params)
+        if "ratios" in params:
+            params.update(zip(g.SPLITS, map(float, params.pop("ratios"))))
+        return params
 
 
 OPERATORS = [RemapGenres, RelabelSamples, SplitDataset]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 from datetime import datetime, timezone
 
-import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from fiftyone_genre import genres as g
@@ -27,8 +26,12 @@ from .common import (
     dataset_info,
     expand_path,
     finish,
+    finished,
+    headline,
     long_run_config,
+    output_dir_problem,
     progress_fn,
+    report_view,
 )
 
 MODALITIES = {"fused": "Fused (picture + sound)", "visual": "Visual only", "audio": "Audio only"}
@@ -45,8 +48,9 @@ def experiment(params: dict):
 def _run_fields(form: Form, config) -> None:
     """Model directory, modality, epochs, resume, strict."""
     inputs, p = form.inputs, form.params
-    form.field("str", "out_dir", None, required=True, default=dataset_info(form.ctx, TRAINED_INFO_KEY).get("model_dir"),
-               label="Model directory",
+    form.field("str", "out_dir", output_dir_problem(p.get("out_dir")), required=True,
+               missing="required: the folder this run writes to.",
+               default=dataset_info(form.ctx, TRAINED_INFO_KEY).get("model_dir"), label="Model directory",
                description="Checkpoints (best.pt, last.pt), TensorBoard logs, curves and the test report go here.")
     modality = types.RadioGroup()
     for value, label in MODALITIES.items():
@@ -54,7 +58,7 @@ def _run_fields(form: Form, config) -> None:
     inputs.enum("modality", modality.values(), default=config.model.modality if config else "fused",
                 label="Modality", description="Which streams the model sees", view=types.RadioView(choices=modality.choices))
     epochs = p.get("epochs")
-    form.field("int", "epochs", "Epochs must be at least 1." if epochs is not None and int(epochs) < 1 else None,
+    form.field("int", "epochs", "must be at least 1." if epochs is not None and int(epochs) < 1 else None,
                label="Epochs (optional)", description="Overrides the config's train.epochs.")
     inputs.bool("resume", default=False, label="Resume",
                 description="Continue from last.pt in the model directory after an interrupted run.")
@@ -140,31 +144,17 @@ class TrainModel(LongRunOperator):
         )
         _record(ctx, report)
         finish(ctx, report, variant="warning" if report.skipped else "success")
-        return {"report": f"```\n{report}\n```", "out_dir": str(report.out_dir), "test": report.test}
+        return {"report": f"```\n{report}\n```", "headline": headline(report), "out_dir": str(report.out_dir),
+                "test": report.test}
 
     def resolve_output(self, ctx):
         outputs = types.Object()
-        outputs.str("report", label="Training", view=types.MarkdownView())
+        outputs.str("report", label="Training", view=report_view())
         outputs.str("out_dir", label="Model directory")
-        return types.Property(outputs)
+        return types.Property(outputs, view=finished("Training"))
 
-    def __call__(
-        self, sample_collection, out_dir: str, config_path: str | None = None, modality: str | None = None,
-        epochs: int | None = None, resume: bool = False, strict: bool = False, delegate: bool = False,
-    ):
-        """Train from Python, through the operator.
-
-        Example::
-
-            op = foo.get_operator("@fiftyone-genre/genre/train_model")
-            op(dataset, "/models/fast", config_path="cpu_fast")
-            op(dataset, "/models/paper", config_path="paper_pool", delegate=True)
-        """
-        params = {"out_dir": str(out_dir), "config_path": config_path, "modality": modality,
-                  "epochs": epochs, "resume": resume, "strict": strict}
-        return foo.execute_operator(
-            self.uri, dict(view=sample_collection.view()), params=params, request_delegation=delegate
-        )
+    #: ``op(dataset, "/models/fast", config_path="cpu_fast", delegate=True)``
+    sdk_positional = ("out_dir",)
 
 
 OPERATORS = [TrainModel]

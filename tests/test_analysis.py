@@ -221,8 +221,9 @@ def test_operator_forms_explain_problems_and_place_buttons(ds, tmp_path):
         prop = predict_op.resolve_input(_ctx(ds, {"model_dir": value}))
         field = prop.type.properties["model_dir"]
         assert field.invalid and message in field.error_message
-        # shown once, on the field (no second red box), and Execute stays disabled
-        assert "model_dir_error" not in prop.type.properties and prop.invalid
+        # shown once, on the field itself (no second red box); the form's root stays valid,
+        # else FiftyOne would not show the field's own error (Execute is disabled either way)
+        assert "model_dir_error" not in prop.type.properties and not prop.invalid
     prop = predict_op.resolve_input(_ctx(ds, {"model_dir": str(assets().model_dir)}))
     assert not prop.type.properties["model_dir"].invalid
 
@@ -325,46 +326,94 @@ def test_counts_and_field_choices_live_in_the_library(ds):
 
 
 def _messages(prop) -> list[str]:
-    """Every error text the App would render: its list of form/field errors (one entry per
-    distinct message, as the App shows them) plus any red boxes."""
-    listed = {prop.error_message} if prop.invalid and prop.error_message else set()
-    boxes = []
+    """Every error text the App renders: each invalid field's message (under that field) and
+    each red box. A hidden invalid property only keeps Execute disabled; it renders nothing."""
+    shown = []
     for p in prop.type.properties.values():
-        if p.invalid and p.error_message:
-            listed.add(p.error_message)
         view = p.view.to_json() if p.view is not None else {}
+        if p.invalid and p.error_message and view.get("name") != "HiddenView":
+            shown.append(p.error_message)
         if view.get("name") == "Error":
-            boxes.append(view.get("label"))
-    return sorted(listed) + boxes
+            shown.append(view.get("label"))
+    return shown
+
+
+def _in_error_state(p) -> bool:
+    """The field's MUI input gets ``error`` (red outline, aria-invalid) through its view's componentsProps."""
+    props = (p.view.to_json() if p.view is not None else {}).get("componentsProps") or {}
+    return any((props.get(slot) or {}).get("error") for slot in ("field", "select"))
 
 
 @pytest.mark.parametrize(
-    "operator, params, message",
+    "operator, params, field, message",
     [
-        ("predict_genres", {"model_dir": "/no/such/dir"}, "no such folder"),
-        ("evaluate_genres", {"eval_key": "bad key"}, "letters, digits and underscores"),
-        ("compute_genre_maps", {"brain_key": "bad key"}, "letters, digits and underscores"),
-        ("open_confusion_view", {"true_genre": g.HORROR, "pred_genre": g.SPORTS}, "is predicted as"),
-        ("relabel_samples", {}, "Select the clips to relabel first."),
-        ("split_dataset", {"train": 0.9}, "sum to 1.10"),
-        ("extract_features", {"shard": "abc"}, "K/N"),
-        ("train_model", {"epochs": 0}, "at least 1"),
-        ("remap_genres", {"mapping": "/no/such/map.yaml"}, "no such mapping file"),
-        ("import_videos", {"path": "/no/such/dir"}, "No such folder"),
+        ("predict_genres", {"model_dir": "/no/such/dir"}, "model_dir", "Model directory: no such folder"),
+        ("evaluate_genres", {"eval_key": "bad key"}, "eval_key",
+         "Evaluation key: use letters, digits and underscores only"),
+        ("compute_genre_maps", {"brain_key": "bad key"}, "brain_key",
+         "Map brain key: use letters, digits and underscores only"),
+        ("open_confusion_view", {"true_genre": g.HORROR, "pred_genre": g.SPORTS}, "pred_genre",
+         "Predicted genre: no clip labelled Horror is predicted as Sports"),
+        ("relabel_samples", {}, None, "Select the clips to relabel first."),
+        ("split_dataset", {"train": 0.9}, "test", "test ratio: the ratios sum to 1.10"),
+        ("extract_features", {"shard": "abc"}, "shard", "Shard K/N: must look like K/N"),
+        ("train_model", {"epochs": 0, "out_dir": "/tmp/fiftyone-genre-never-written"}, "epochs",
+         "Epochs: must be at least 1."),
+        ("remap_genres", {"mapping": "/no/such/map.yaml"}, "mapping",
+         "Mapping file: /no/such/map.yaml: no such mapping file"),
+        ("import_videos", {"path": "/no/such/dir"}, "path", "Path: no such folder"),
     ],
 )
-def test_every_form_refuses_bad_input_once(ds, operator, params, message):
-    """Invalid input is marked once, the form is invalid (Execute disabled) and execute refuses it."""
+def test_every_form_refuses_bad_input_once_on_its_field(ds, operator, params, field, message):
+    """Invalid input is marked once, on its field, in words that name the field (no CLI flags);
+    Execute is disabled and execute refuses it with the same sentence."""
     import fiftyone.operators as foo
 
     prop = _op(operator).resolve_input(_ctx(ds, params))
     shown = [m for m in _messages(prop) if message in m]
     assert len(shown) == 1, f"{operator}: {message!r} shown {len(shown)} times: {_messages(prop)}"
-    assert prop.invalid, f"{operator}: Execute would stay enabled"
+    assert not prop.invalid, f"{operator}: an invalid root hides every field's own error"
+    props = prop.type.properties
+    assert any(p.invalid for p in props.values()), f"{operator}: Execute would stay enabled"
+    if field is not None:
+        assert props[field].invalid and props[field].error_message.startswith(message), props[field].error_message
+        assert _in_error_state(props[field]), f"{operator}.{field}: no red outline / aria-invalid"
     assert "Traceback" not in shown[0] and "\n" not in shown[0]
+    assert not re.search(r"(^|\s)--\w", " ".join(_messages(prop))), f"a CLI flag in App text: {_messages(prop)}"
     with pytest.raises(Exception, match=re.escape(message)):
         result = foo.execute_operator(f"{PLUGIN}/{operator}", dict(dataset=ds), params=params)
         result.raise_exceptions()
+
+
+def test_forms_check_what_a_scheduled_run_would_fail_on(ds, tmp_path):
+    """Before scheduling: an output folder the server cannot write, a checkpoint that does not load."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    for operator, name, label in (("train_model", "out_dir", "Model directory"),
+                                  ("evaluate_genres", "out_dir", "Plot folder"),
+                                  ("extract_features", "cache_dir", "Cache folder")):
+        field = _op(operator).resolve_input(_ctx(ds, {name: str(a_file / "run")})).type.properties[name]
+        assert field.invalid and field.error_message == f"{label}: {a_file} is a file on the App server, not a folder"
+    broken = tmp_path / "broken_model"
+    broken.mkdir()
+    (broken / "best.pt").write_bytes(b"not a checkpoint")
+    field = _op("predict_genres").resolve_input(_ctx(ds, {"model_dir": str(broken)})).type.properties["model_dir"]
+    assert field.invalid and "not a readable checkpoint" in field.error_message, field.error_message
+    assert field.error_message.startswith("Model directory: ")
+
+
+def test_sdk_wrappers_come_from_the_forms(ds):
+    """One generated ``__call__``: the form's fields are its keywords; an unknown one is refused by name."""
+    for name in ("predict_genres", "evaluate_genres", "open_confusion_view", "compute_genre_maps"):
+        mro = type(_op(name)).__mro__  # FiftyOne loads the plugin under its own module names
+        assert any(c.__name__ == "FormOperator" for c in mro), name
+        assert not any("__call__" in vars(c) for c in mro if c.__name__ != "FormOperator" and c is not object), name
+    fields = _op("compute_genre_maps").fields(ds)
+    assert {"brain_key", "similarity_key", "mistakenness", "hardness"} <= set(fields)
+    with pytest.raises(TypeError, match="no field brainkey; its form has: .*brain_key"):
+        _op("compute_genre_maps")(ds, brainkey="x")
+    with pytest.raises(TypeError, match="positional"):
+        _op("compute_genre_maps")(ds, "x")
 
 
 def test_forms_read_the_dataset(split_clone, tmp_path):

@@ -103,7 +103,7 @@ def parse_shard(spec: str | tuple[int, int] | None) -> tuple[int, int] | None:
             k_s, n_s = spec.split("/")
             k, n = int(k_s), int(n_s)
         except ValueError:
-            raise ValueError(f"--shard must look like K/N (e.g. 2/4), got {spec!r}") from None
+            raise ValueError(f"shard must look like K/N (e.g. 2/4), got {spec!r}") from None
     else:
         k, n = (int(x) for x in spec)
     if n < 1 or not 1 <= k <= n:
