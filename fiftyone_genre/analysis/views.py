@@ -133,6 +133,27 @@ def accuracy(matrix) -> float | None:
     return sum(matrix[i][i] for i in range(len(matrix))) / total
 
 
+def accuracy_by_split(
+    collection, gt_field: str = g.GENRE_FIELD, pred_field: str = g.PRED_FIELD
+) -> dict[str, tuple[float | None, int]]:
+    """``{split: (accuracy or None, clips scored)}`` for train, val and test (one round-trip).
+
+    The App panel shows these side by side: a headline accuracy over every
+    clip mixes in the training clips the model has learned, which flatters it.
+    """
+    if not (collection.has_field(gt_field) and collection.has_field(pred_field) and collection.has_field(g.SPLIT_FIELD)):
+        return {s: (None, 0) for s in g.SPLITS}
+    both = collection.exists(gt_field).exists(pred_field)
+    splits, truth, pred = both.values([g.SPLIT_FIELD, f"{gt_field}.label", f"{pred_field}.label"])
+    scored: Counter = Counter()
+    right: Counter = Counter()
+    for s, t, p in zip(splits, truth, pred):
+        if t is not None and p is not None:
+            scored[s] += 1
+            right[s] += t == p
+    return {s: (right[s] / scored[s] if scored[s] else None, scored[s]) for s in g.SPLITS}
+
+
 def disagreement_view(
     collection,
     visual_field: str = g.PRED_VISUAL_FIELD,
