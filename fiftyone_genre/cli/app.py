@@ -4,9 +4,12 @@ Training and feature extraction outlive the App's immediate-execution limit
 (``fo.config.operator_timeout``, 600 s), so they are scheduled as delegated
 operations. Open-source FiftyOne only offers "Schedule" when legacy
 orchestrators are allowed (``FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true``), and
-a scheduled run only starts when ``fiftyone delegated launch`` is running.
-This command sets the first and starts the second beside the App, and stops
-it with the App, so a user needs no third terminal.
+a scheduled run only starts when an executor is running. This command sets
+the first and starts the plugin's executor (``operators/executor.py``, which
+runs what ``fiftyone delegated launch`` runs) beside the App, so a user needs
+no third terminal. The executor stops with the App: on Ctrl-C, on SIGTERM, on
+a closed terminal, and (through the kernel's parent-death signal) even when
+the App is killed; a run it was running is then marked failed with a sentence.
 """
 
 from __future__ import annotations
@@ -16,13 +19,17 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from fiftyone_genre.cli import load_dataset
 
 #: Environment FiftyOne reads to offer "Schedule" in an open-source install.
 DELEGATION_ENV = {"FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS": "true"}
 
+#: ``fiftyone delegated launch``: the fallback when the plugin's executor cannot be found.
 _LAUNCH = "import sys; from fiftyone.core.cli import main; sys.argv = ['fiftyone', 'delegated', 'launch']; main()"
+PLUGIN_NAME = "@fiftyone-genre/genre"
+EXECUTOR = Path("operators") / "executor.py"
 
 
 def delegation_env(base: dict[str, str] | None = None) -> dict[str, str]:
@@ -30,14 +37,41 @@ def delegation_env(base: dict[str, str] | None = None) -> dict[str, str]:
     return {**(os.environ if base is None else base), **DELEGATION_ENV}
 
 
+def executor_script() -> Path | None:
+    """The plugin's executor: in the plugin the App loads, else in this checkout; None if neither."""
+    candidates = []
+    try:
+        import fiftyone.plugins as fop
+
+        candidates.append(Path(fop.find_plugin(PLUGIN_NAME)) / EXECUTOR)
+    except Exception:  # noqa: BLE001 - not installed in the plugins dir
+        pass
+    candidates.append(Path(__file__).resolve().parents[2] / EXECUTOR)
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def _die_with_parent() -> None:
+    """In the executor, before it starts: SIGTERM it when this process dies, even by SIGKILL (Linux)."""
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except Exception:  # noqa: BLE001 - not Linux: cmd_app's own handlers still stop it
+        pass
+
+
 def start_executor(env: dict[str, str] | None = None, log=None) -> subprocess.Popen:
-    """``fiftyone delegated launch`` in its own process group (so it can be stopped as a whole)."""
+    """The executor in its own process group (stopped as a whole), tied to this process's life."""
+    script = executor_script()
+    command = [sys.executable, str(script)] if script else [sys.executable, "-c", _LAUNCH]
     return subprocess.Popen(
-        [sys.executable, "-c", _LAUNCH],
+        command,
         env=delegation_env(env),
         stdout=log or subprocess.DEVNULL,
         stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
 
 
@@ -61,20 +95,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = sub.add_parser(
         "app",
         help="open the FiftyOne App on a dataset, with this plugin and a delegated-operation executor",
-        description="Starts the App and `fiftyone delegated launch` beside it (stopped with it), with "
-        "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true so long runs can be scheduled from the App.",
+        description="Starts the App and a delegated-operation executor beside it (stopped with it: Ctrl-C, "
+        "SIGTERM), with FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true so long runs can be scheduled from the App.",
     )
     a.add_argument("--dataset", default="genre-demo")
     a.add_argument("--port", type=int, default=5151)
     a.add_argument("--address", default="127.0.0.1")
     a.add_argument(
         "--no-executor", dest="executor", action="store_false",
-        help="do not start `fiftyone delegated launch` (one already runs elsewhere)",
+        help="do not start an executor (one, e.g. `fiftyone delegated launch`, already runs elsewhere)",
     )
     a.set_defaults(func=cmd_app)
 
 
+def _exit_on(signum, frame) -> None:
+    """SIGTERM / SIGHUP: unwind like Ctrl-C, so that ``cmd_app``'s ``finally`` stops the executor."""
+    raise SystemExit(128 + signum)
+
+
 def cmd_app(args: argparse.Namespace) -> int:
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # their default action would skip `finally`
+        signal.signal(sig, _exit_on)
     os.environ.update(DELEGATION_ENV)  # the App server subprocess inherits it
     import fiftyone as fo
 
@@ -86,7 +127,10 @@ def cmd_app(args: argparse.Namespace) -> int:
         print(f"delegated operations: executor running (pid {executor.pid}); scheduled runs start there")
     try:
         session = fo.launch_app(dataset, port=args.port, address=args.address, remote=True)
+        print(f"App: http://{args.address}:{args.port}/datasets/{dataset.name}", flush=True)
         session.wait(-1)
+    except KeyboardInterrupt:
+        return 130
     finally:
         if executor is not None:
             stop_process(executor)
