@@ -2,15 +2,19 @@
 
 The real App server (``python -m fiftyone.server.main``) runs as a separate
 process on a loopback port with our plugins dir and, as ``make app`` does,
-delegated scheduling enabled plus a ``fiftyone delegated launch`` executor
-beside it. Debian's Chromium (headless, via Playwright) opens an empty
-dataset, finds our operators *by their labels* in the operator browser (the
-backtick key) and drives all ten forms: first one invalid input per form
-(Execute stays disabled, the message appears exactly once), then a real run.
+delegated scheduling enabled plus the plugin's executor beside it. Debian's
+Chromium (headless, via Playwright) opens an empty dataset, finds our
+operators *by their labels* in the operator browser (the backtick key) and
+drives all ten forms: first one invalid input per form, which must show on
+its own field (error state: ``aria-invalid``, red outline; a message under
+it that names the field, once; Execute disabled), then a real run.
 Feature extraction, training and the maps are *scheduled* and run by the
-executor; the rest run immediately. After each step the test reads the
-dataset back from the database in this process: the App only proves anything
-if the data changed.
+executor; the rest run immediately. The Genre panel must stay true by itself
+through a relabel and its undo, and list scheduled runs in each state
+(queued, running, failed, completed) with a toast when one finishes. After
+each step the test reads the dataset back from the database in this process:
+the App only proves anything if the data changed. One App session serves the
+whole module.
 
 Screenshots and logs go to ``test_output/app/`` (git-ignored). The README's
 screenshots in ``docs/screenshots/`` are refreshed only by
@@ -162,10 +166,35 @@ def app_data(tmp_path_factory) -> Iterator[AppData]:
             fo.delete_dataset(name)
 
 
+class Executor:
+    """The delegated-operation executor ``make app`` starts beside the App; a test may stop and restart it."""
+
+    def __init__(self, env: dict[str, str], log):
+        self.env, self.log, self.proc = env, log, None
+
+    def start(self) -> None:
+        from fiftyone_genre.cli.app import start_executor
+
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = start_executor(self.env, log=self.log)
+
+    def stop(self) -> None:
+        from fiftyone_genre.cli.app import stop_process
+
+        if self.proc is not None:
+            stop_process(self.proc)
+
+
+@dataclass
+class AppServer:
+    url: str
+    executor: Executor
+
+
 @pytest.fixture(scope="module")
-def app_server(app_data) -> Iterator[str]:
+def app_server(app_data) -> Iterator[AppServer]:
     """The App server on a free loopback port plus a delegated executor, as ``make app`` runs them."""
-    from fiftyone_genre.cli.app import delegation_env, start_executor, stop_process
+    from fiftyone_genre.cli.app import delegation_env, stop_process
 
     ensure_plugin_link()
     SHOTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -182,7 +211,8 @@ def app_server(app_data) -> Iterator[str]:
         [sys.executable, "-m", "fiftyone.server.main", "--port", str(port), "--address", "127.0.0.1"],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    executor = start_executor(env, log=executor_log)
+    executor = Executor(env, executor_log)
+    executor.start()
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -193,10 +223,10 @@ def app_server(app_data) -> Iterator[str]:
 
     try:
         wait_until(up, 120, "the App server to answer")
-        yield url
+        yield AppServer(url, executor)
     finally:
         stop_process(proc)
-        stop_process(executor)
+        executor.stop()
         log.close()
         executor_log.close()
 
@@ -225,7 +255,7 @@ def page(browser, app_server, app_data):
     context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*"), lambda route: route.abort())
     context.set_default_timeout(30_000)
     tab = context.new_page()
-    tab.goto(f"{app_server}/datasets/{app_data.name}", wait_until="load")
+    tab.goto(f"{app_server.url}/datasets/{app_data.name}", wait_until="load")
 
     # an empty dataset has no sample count yet, only "No samples yet"
     try:
@@ -303,6 +333,45 @@ def choose(page, dialog, label: str, option: str | re.Pattern) -> None:
     """Pick ``option`` in the dropdown whose label is ``label``."""
     field(dialog, label, role="combobox").click()
     page.get_by_role("option", name=option).first.click()
+
+
+def field_label_name(label: str) -> str:
+    """What an error message calls a field: its label without "(optional)"."""
+    return re.sub(r"\s*\(optional\)\s*$", "", label)
+
+
+def expect_field_error(page, dialog, label: str, message: str, shot_name: str, role: str = "input") -> None:
+    """The field ``label`` is in its error state and says ``message``, which names it, under itself.
+
+    Error state: ``aria-invalid="true"`` on its input (a dropdown's hidden
+    native input) and MUI's ``Mui-error`` (the red outline). The message is
+    shown once (under the field, not also at the top) and the run button is
+    disabled.
+    """
+    from playwright.sync_api import expect
+
+    assert message.startswith(field_label_name(label)), f"{message!r} does not name the field {label!r}"
+    inner = "input" if role == "input" else f"*[@role={_xpath_literal(role)}]"
+    p = f".//p[normalize-space()={_xpath_literal(label)}]"
+    wrapper = dialog.locator(f"xpath={p}/ancestor::div[.//{inner}][1]")
+    box = wrapper.locator("input.MuiSelect-nativeInput") if role == "combobox" else field(dialog, label)
+    try:
+        expect(primary(dialog)).to_be_disabled(timeout=STEP_TIMEOUT_MS)
+        expect(box).to_have_attribute("aria-invalid", "true", timeout=STEP_TIMEOUT_MS)
+        expect(wrapper.locator(".MuiInputBase-root").first).to_have_class(re.compile("Mui-error"))
+        expect(wrapper.get_by_text(message, exact=False)).to_be_visible()  # under the field itself
+        expect(dialog.get_by_text(message, exact=False)).to_have_count(1)
+    except AssertionError:
+        shot(page, shot_name + "_failed")
+        raise
+    shot(page, shot_name)
+
+
+def expect_field_fixed(dialog, label: str) -> None:
+    """The field left its error state (the re-resolved form accepted the new value)."""
+    from playwright.sync_api import expect
+
+    expect(field(dialog, label)).to_have_attribute("aria-invalid", "false", timeout=STEP_TIMEOUT_MS)
 
 
 def settle(dialog) -> None:
@@ -450,44 +519,36 @@ def test_operator_browser_lists_our_operators(page, labels):
 
 
 def test_import_remap_split_forms(page, labels, app_data):
-    """Import, remap and split: each refuses one bad input, then runs and changes the dataset."""
+    """Import, remap and split: each marks one bad input on its field, then runs and changes the dataset."""
     n = len(app_data.genres_by_path)
 
     dialog = open_form(page, labels["import_videos"])
     type_into(page, dialog, "Path", "/no/such/dir")
-    expect_refused(page, dialog, "No such folder on the App server: /no/such/dir", "02_import_invalid")
+    expect_field_error(page, dialog, "Path", "Path: no such folder on the App server: /no/such/dir", "02_import_invalid")
     type_into(page, dialog, "Path", str(app_data.media))
     dialog.get_by_text(f"{n} video file(s)").wait_for(timeout=STEP_TIMEOUT_MS)
     shot(page, "03_import_form")
-    # the first samples turn the empty-dataset page into the grid, which re-mounts
-    # the operator dialog: the data, not the output view, is what to wait for
-    settle(dialog)
-    primary(dialog).click()
-    wait_until(lambda: len(load(app_data.name)) == n, 120, f"{n} imported samples")
-    page.locator("[data-cy='entry-counts']").wait_for(timeout=STEP_TIMEOUT_MS)
-    shot(page, "04_import_done")
-    for name in ("Close", "Cancel"):
-        button = page.get_by_role("dialog").get_by_role("button", name=name)
-        if button.count():
-            button.first.click()
-            break
+    _import_shows_its_report(page, dialog, app_data)
 
     dialog = open_form(page, labels["remap_genres"])
     type_into(page, dialog, "Mapping file (optional)", "/no/such/map.yaml")
-    expect_refused(page, dialog, "no such mapping file", "05_remap_invalid")
+    expect_field_error(page, dialog, "Mapping file (optional)", "Mapping file: /no/such/map.yaml: no such mapping file",
+                       "05_remap_invalid")
     type_into(page, dialog, "Mapping file (optional)", "")
     dialog.get_by_text(re.compile(r"dry run")).first.wait_for(timeout=STEP_TIMEOUT_MS)
     shot(page, "06_remap_form")
     text = execute(page, dialog, "07_remap_done", re.compile(r"changed: \d+ clips"))
-    assert f"changed: {n} clips" in text, text
+    assert f"changed: {n} clips" in text and "Finished: Remap report" in text, text
     wait_until(lambda: load(app_data.name).count("genre.label") == n, 30, "genre on every clip")
     paths, genres = load(app_data.name).values(["filepath", "genre.label"])
     assert dict(zip(paths, genres)) == app_data.genres_by_path
 
     dialog = open_form(page, labels["split_dataset"])
     type_into(page, dialog, "train ratio", "0.9")
-    expect_refused(page, dialog, "The ratios sum to 1.10; they must sum to 1.", "08_split_invalid")
+    expect_field_error(page, dialog, "test ratio", "test ratio: the ratios sum to 1.10; they must sum to 1.",
+                       "08_split_invalid")
     type_into(page, dialog, "train ratio", "0.8")
+    expect_field_fixed(dialog, "test ratio")
     type_into(page, dialog, "Seed", "7")
     settle(dialog)
     shot(page, "09_split_form")
@@ -503,24 +564,48 @@ def test_import_remap_split_forms(page, labels, app_data):
     assert all(len(v) == 1 for v in splits_of_group.values()), "a group straddles splits"
 
 
+def _import_shows_its_report(page, dialog, app_data) -> None:
+    """The first import into an empty dataset streams its progress and ends with its report.
+
+    The App swaps its empty-dataset page for the grid when the first samples
+    arrive; the report must survive that (it used to come back as the form,
+    Execute enabled, as if nothing had happened).
+    """
+    from playwright.sync_api import expect
+
+    n = len(app_data.genres_by_path)
+    settle(dialog)
+    primary(dialog).click()
+    output = page.get_by_role("dialog")
+    try:
+        expect(output).to_contain_text("Finished: Import", timeout=STEP_TIMEOUT_MS)
+        expect(output).to_contain_text("New samples")
+    except AssertionError:
+        shot(page, "04_import_done_failed")
+        raise
+    assert f"{n} new" in output.inner_text() or str(n) in output.inner_text(), output.inner_text()
+    assert len(load(app_data.name)) == n
+    page.locator("[data-cy='entry-counts']").wait_for(timeout=STEP_TIMEOUT_MS)  # the grid behind the report
+    shot(page, "04_import_done")
+    close_output(page)
+
+
 def test_relabel_refuses_the_whole_dataset(page, labels):
     """With nothing selected and no view, relabel does not silently act on every clip."""
+    from playwright.sync_api import expect
+
     dialog = open_form(page, labels["relabel_samples"])
     expect_refused(page, dialog, "Select the clips to relabel first.", "11_relabel_invalid")
+    expect(dialog.locator(".MuiAlert-root, [role=alert]").filter(has_text="Select the clips")).to_have_count(1)
     close_form(page, dialog)
 
 
 def test_features_and_training_run_delegated(page, labels, app_data):
     """Extract and train are scheduled from their forms and run by the executor beside the App."""
-    from fiftyone_genre.features.extract import parse_shard
-
-    try:
-        parse_shard("abc")
-    except ValueError as e:
-        shard_message = str(e)
     dialog = open_form(page, labels["extract_features"])
     type_into(page, dialog, "Shard K/N (optional)", "abc")
-    expect_refused(page, dialog, shard_message, "12_features_invalid")
+    expect_field_error(page, dialog, "Shard K/N (optional)", "Shard K/N: must look like K/N (e.g. 2/4), got 'abc'",
+                       "12_features_invalid")
     type_into(page, dialog, "Shard K/N (optional)", "")
     type_into(page, dialog, "Experiment config (optional)", str(app_data.config))
     dialog.get_by_text("through mobilenet_v3_small").wait_for(timeout=STEP_TIMEOUT_MS)
@@ -531,7 +616,11 @@ def test_features_and_training_run_delegated(page, labels, app_data):
 
     dialog = open_form(page, labels["train_model"])
     type_into(page, dialog, "Epochs (optional)", "0")
-    expect_refused(page, dialog, "Epochs must be at least 1.", "14_train_invalid")
+    expect_field_error(page, dialog, "Epochs (optional)", "Epochs: must be at least 1.", "14_train_invalid")
+    a_file = app_data.config  # a file, not a folder: a scheduled run could not write there
+    type_into(page, dialog, "Model directory", str(a_file / "model"))
+    expect_field_error(page, dialog, "Model directory",
+                       f"Model directory: {a_file} is a file on the App server, not a folder", "14b_train_unwritable")
     type_into(page, dialog, "Experiment config", str(app_data.config))
     type_into(page, dialog, "Model directory", str(app_data.model_dir))
     type_into(page, dialog, "Epochs (optional)", "12")
@@ -554,7 +643,8 @@ def test_predict_evaluate_confusion_forms(page, labels, app_data):
     dialog = open_form(page, labels["predict_genres"])
     expect(field(dialog, "Model directory")).to_have_value(str(app_data.model_dir))  # from the training run
     type_into(page, dialog, "Model directory", "/no/such/dir")
-    expect_refused(page, dialog, "no such folder on the App server: /no/such/dir", "16_predict_invalid")
+    expect_field_error(page, dialog, "Model directory", "Model directory: no such folder on the App server: /no/such/dir",
+                       "16_predict_invalid")
     type_into(page, dialog, "Model directory", str(app_data.model_dir))
     dialog.get_by_text(f"{n} clip(s) will be predicted").wait_for(timeout=STEP_TIMEOUT_MS)
     shot(page, "17_predict_form")
@@ -567,7 +657,8 @@ def test_predict_evaluate_confusion_forms(page, labels, app_data):
     dialog = open_form(page, labels["evaluate_genres"])
     expect(field(dialog, "Evaluation key")).to_have_value("genre_eval_test")
     type_into(page, dialog, "Evaluation key", "bad key")
-    expect_refused(page, dialog, "Use letters, digits and underscores only.", "19_evaluate_invalid")
+    expect_field_error(page, dialog, "Evaluation key",
+                       "Evaluation key: use letters, digits and underscores only (not 'bad key').", "19_evaluate_invalid")
     type_into(page, dialog, "Evaluation key", "genre_eval_test")
     field(dialog, "Ground truth", role="combobox").click()
     assert not page.get_by_role("option", name="genre_pred").count(), "predictions offered as ground truth"
@@ -616,7 +707,8 @@ def _open_saved_view_chip(page, dataset) -> None:
 def _confusion_form(page, labels) -> None:
     dialog = open_form(page, labels["open_confusion_view"])
     choose(page, dialog, "Predicted genre", re.compile(r"\(0 of them\)"))
-    expect_refused(page, dialog, "is predicted as", "22_confusion_invalid")
+    expect_field_error(page, dialog, "Predicted genre", "Predicted genre: no clip labelled", "22_confusion_invalid",
+                       role="combobox")
     close_form(page, dialog)
     dialog = open_form(page, labels["open_confusion_view"])
     settle(dialog)
@@ -624,23 +716,18 @@ def _confusion_form(page, labels) -> None:
     primary(dialog).click()
 
 
-def test_genre_panel_and_relabel(page, labels, app_data):
-    """The panel's cell click loads those clips; relabel acts on them; a new scope clears the selection."""
-    from playwright.sync_api import expect
+def panel_counts(page, row: str = "ground truth") -> dict[str, int]:
+    """The Genre panel's "Clips per genre" table: ``{genre: count}`` of one row (ground truth or predicted)."""
+    table = page.locator("xpath=//*[normalize-space()='Clips per genre']/following::table[1]")
+    rows = [[c.strip() for c in r.locator("th, td").all_inner_texts()] for r in table.locator("tr").all()]
+    header = rows[0]
+    values = next(r for r in rows if r and r[0] == row)
+    return {k: int(v) for k, v in zip(header[1:], values[1:]) if k != "total"}
 
-    dataset = load(app_data.name)
-    pairs = Counter(zip(*dataset.values(["genre.label", "genre_pred.label"])))
-    (true_genre, pred_genre), expected = max(
-        ((pair, count) for pair, count in pairs.items() if count < len(dataset)), key=lambda kv: kv[1]
-    )
-    page.locator("[data-cy='new-panel-btn']").first.click()  # the Samples space's "+"
-    page.locator("[data-cy='new-panel-option-genre_panel']").click()
-    plot = page.locator(".js-plotly-plot")
-    plot.wait_for(timeout=STEP_TIMEOUT_MS)
-    expect(page.get_by_text("Clips per genre", exact=True)).to_be_visible()
-    page.wait_for_timeout(1000)  # Plotly redraws once after the panel settles (App: setTimeout 500ms)
-    shot(page, "24_panel")
-    point = plot.evaluate(
+
+def panel_cell(page, true_genre: str, pred_genre: str) -> dict:
+    """Where the heatmap draws the cell (true row, predicted column), in page pixels."""
+    return page.locator(".js-plotly-plot").evaluate(
         """(gd, cell) => {
             const fl = gd._fullLayout, r = gd.getBoundingClientRect();
             return {x: r.left + fl.xaxis._offset + fl.xaxis.d2p(cell.x),
@@ -648,44 +735,154 @@ def test_genre_panel_and_relabel(page, labels, app_data):
         }""",
         {"x": pred_genre, "y": true_genre},
     )
+
+
+def click_cell(page, true_genre: str, pred_genre: str, expected: int) -> None:
+    """Click a heatmap cell; the grid shows ``expected`` samples; the matrix has not moved under the pointer."""
+    from playwright.sync_api import expect
+
+    page.wait_for_timeout(1000)  # Plotly redraws once after the panel settles (App: setTimeout 500ms)
+    plot = page.locator(".js-plotly-plot")
+    before = plot.bounding_box()
+    point = panel_cell(page, true_genre, pred_genre)
     page.mouse.move(point["x"], point["y"])
     page.mouse.click(point["x"], point["y"])
     plural = "sample" if expected == 1 else "samples"
     expect(page.locator("[data-cy='entry-counts']")).to_have_text(
         re.compile(rf"^\s*{expected} {plural}\s*$"), timeout=STEP_TIMEOUT_MS
     )
-    caption = page.get_by_text(f"Showing true {true_genre} predicted as {pred_genre}.")
-    expect(caption).to_be_visible()
+    expect(page.get_by_text(f"Showing true {true_genre} predicted as {pred_genre}.")).to_be_visible()
+    after = plot.bounding_box()
+    assert abs(after["y"] - before["y"]) < 1 and abs(after["height"] - before["height"]) < 1, (before, after)
+
+
+def test_genre_panel_stays_true_through_relabel_and_undo(page, labels, app_data):
+    """The panel opens on the test split, counts first; a cell click loads its clips without moving the
+    matrix; relabel and undo show up in the panel by themselves (no Refresh)."""
+    from playwright.sync_api import expect
+
+    dataset = load(app_data.name)
+    page.locator("[data-cy='new-panel-btn']").first.click()  # the Samples space's "+"
+    page.locator("[data-cy='new-panel-option-genre_panel']").click()
+    plot = page.locator(".js-plotly-plot")
+    plot.wait_for(timeout=STEP_TIMEOUT_MS)
+    n_test = dataset.count_values("split")["test"]
+    expect(page.get_by_text(re.compile(rf"the test split: {n_test} clips"))).to_be_visible()  # the scope, visible
+    expect(page.get_by_text(re.compile(r"^accuracy by split: train .* · val .* · test "))).to_be_visible()
+    counts_title = page.get_by_text("Clips per genre", exact=True)
+    expect(counts_title).to_be_visible()
+    assert counts_title.bounding_box()["y"] < plot.bounding_box()["y"], "the counts come first"
+    page.wait_for_timeout(1000)
+    shot(page, "24_panel")
+
+    _switch_split(page, "test split", "all splits")
+    pairs = Counter(zip(*dataset.values(["genre.label", "genre_pred.label"])))
+    (true_genre, pred_genre), expected = max(
+        ((pair, count) for pair, count in pairs.items() if count < len(dataset)), key=lambda kv: kv[1]
+    )
+    new_genre = next(x for x in dataset.distinct("genre.label") if x != true_genre and not pairs[(x, pred_genre)])
+    before = panel_counts(page)
+    click_cell(page, true_genre, pred_genre, expected)
     shot(page, "25_panel_cell_clicked")
 
-    # relabel the clips of that cell (the current view) and check the dataset
-    new_genre = next(x for x in ("Horror", "Sports", "Action") if x != true_genre)
+    # relabel the clips of that cell (the current view): its Genre field starts empty, in its error state
     dialog = open_form(page, labels["relabel_samples"])
+    expect_field_error(page, dialog, "Genre", "Genre: pick one, or type a new genre below.", "26a_relabel_invalid",
+                       role="combobox")
     choose(page, dialog, "Genre", new_genre)
     settle(dialog)
     shot(page, "26_relabel_form")
     execute(page, dialog, "27_relabel_done", f"Relabeled {expected} samples")
-    wait_until(lambda: load(app_data.name).count_sample_tags().get("genre:relabeled") == expected, 30, "relabel tags")
+    relabeled = {**before, true_genre: before[true_genre] - expected, new_genre: before.get(new_genre, 0) + expected}
+    wait_until(lambda: panel_counts(page) == relabeled, 30, "the panel to show the relabel by itself")
+    shot(page, "27b_panel_after_relabel")
 
-    # a new scope clears the stale cell selection
-    _switch_split(page, "test split")
-    expect(caption).to_have_count(0, timeout=STEP_TIMEOUT_MS)
+    # undo, on the clips the panel now shows in their new cell
+    click_cell(page, new_genre, pred_genre, expected)
+    dialog = open_form(page, labels["relabel_samples"])
+    dialog.get_by_text("Undo the latest relabel", exact=True).click()
+    settle(dialog)
+    execute(page, dialog, "27c_undo_done", f"Reverted the latest relabel of {expected} samples")
+    wait_until(lambda: panel_counts(page) == before, 30, "the panel to show the undo by itself")
+    shot(page, "27d_panel_after_undo")
+    assert load(app_data.name).count_sample_tags().get("genre:relabeled") is None
+
+    # a new scope clears the stale cell selection, in place
+    _switch_split(page, "all splits", "test split")
+    expect(page.get_by_text("Click a cell to show those clips in the grid.")).to_be_visible(timeout=STEP_TIMEOUT_MS)
     expect(page.get_by_text("Current model", exact=True)).to_be_visible()
     shot(page, "28_panel_test_split")
 
 
-def _switch_split(page, label: str) -> None:
-    page.locator("[role='combobox']").filter(has_text="all splits").first.click()
+def _switch_split(page, current: str, label: str) -> None:
+    page.locator("[role='combobox']").filter(has_text=current).first.click()
     page.get_by_role("option", name=label).click()
 
 
-def test_maps_scheduled(page, labels, app_data):
-    """Compute maps refuses a bad key, then runs delegated and writes its brain runs."""
+def panel_runs(page) -> str:
+    """The text of the panel's Scheduled runs list."""
+    return page.locator("xpath=//*[starts-with(normalize-space(), 'Scheduled runs')]/following::ul[1]").inner_text()
+
+
+def expect_run(page, pattern: str, shot_name: str, toast: str | None = None) -> None:
+    """The Runs list shows a line matching ``pattern`` (and a toast containing ``toast``), by itself."""
+    from playwright.sync_api import expect
+
+    try:
+        wait_until(lambda: re.search(pattern, panel_runs(page)), 60, f"a run line matching {pattern!r}")
+        if toast:
+            expect(page.locator("[role=alert]").filter(has_text=toast).first).to_be_visible(timeout=30_000)
+    except AssertionError:
+        shot(page, shot_name + "_failed")
+        raise
+    shot(page, shot_name)
+
+
+def _queue_sdk(op, *args, **kwargs):
+    """``op(..., delegate=True)`` off Playwright's event loop (FiftyOne would return a pending task on it)."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: op(*args, **kwargs)).result()
+
+
+def test_scheduled_runs_in_the_panel(page, labels, app_data, app_server):
+    """The panel lists this dataset's runs: queued, running with stage and fraction, failed with its
+    reason, completed with its summary, and says when one finishes. Maps are the completed run."""
+    import fiftyone.operators as foo
+    from fiftyone.operators.delegated import DelegatedOperationService
+    from fiftyone.operators.executor import ExecutionProgress, ExecutionResult
+
+    from operators.executor import stopped_reason
+
+    app_server.executor.stop()  # nothing runs until it is back: a scheduled run stays queued
+
+    # a run at a given stage, then stopped, recorded as the executor records them
+    # (a real run passes its stages too quickly to catch one)
+    service = DelegatedOperationService()
+    other = _queue_sdk(foo.get_operator(f"{PLUGIN_NAME}/compute_genre_maps"), load(app_data.name),
+                       brain_key="umap_b", similarity_key="sim_b", delegate=True).result["id"]
+    expect_run(page, r"Maps · queued, waiting for the executor", "31_run_queued")
+    service.set_running(other)
+    service.set_progress(other, ExecutionProgress(0.42, "umap 2/4"))
+    expect_run(page, r"Maps · running 42% · umap 2/4", "32_run_running")
+    service.set_failed(other, result=ExecutionResult(error=stopped_reason(15)))
+    expect_run(page, r"Maps · failed · Stopped: the App closed while this ran \(SIGTERM\)\. Schedule it again\.",
+               "33_run_failed", toast="Maps failed: Stopped: the App closed")
+
+    # the real one, from the form: queued until the executor is back, then completed
     dialog = open_form(page, labels["compute_genre_maps"])
     type_into(page, dialog, "Map brain key", "bad key")
-    expect_refused(page, dialog, "Use letters, digits and underscores only.", "29_maps_invalid")
+    expect_field_error(page, dialog, "Map brain key",
+                       "Map brain key: use letters, digits and underscores only (not 'bad key').", "29_maps_invalid")
     type_into(page, dialog, "Map brain key", "genre_umap")
     since = schedule(page, dialog, "30_maps_form")
-    record_timings(wait_delegated(app_data, "compute_genre_maps", since))
+    wait_until(lambda: panel_runs(page).splitlines()[0].startswith("Maps · queued"), 60, "the scheduled maps run")
+    app_server.executor.start()
+    timings = wait_delegated(app_data, "compute_genre_maps", since)
+    record_timings(timings)
+    n = len(app_data.genres_by_path)
+    expect_run(page, rf"Maps · completed · Maps computed over {n} clips", "34_run_completed",
+               toast=f"Maps finished: Maps computed over {n} clips")
     dataset = load(app_data.name)
     assert dataset.has_brain_run("genre_umap") and dataset.has_brain_run("genre_sim")

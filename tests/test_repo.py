@@ -197,3 +197,37 @@ def test_no_module_is_long_and_the_top_level_is_short():
     assert not long, f"modules over 620 lines: {long}"
     top = sorted(p.name for p in package.glob("*.py"))
     assert len(top) <= 10, top
+
+
+def _make_names(checkout: Path, *targets: str) -> str:
+    """The commands ``make`` would run in ``checkout`` for ``targets`` (printed, not run)."""
+    import subprocess
+
+    res = subprocess.run(["make", "-n", "-s", *targets], cwd=checkout, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_two_clones_do_not_share_a_demo(tmp_path):
+    """Each checkout's `make demo` / `make app` use their own database and dataset (a hash of the path).
+
+    Two clones on one machine used to share ``fiftyone-genre-demo``/``genre-demo`` and write into each
+    other's demo. Within a clone, demo and app agree, every time; `make app PORT=...` picks the port.
+    """
+    import shutil
+
+    names = {}
+    for clone in ("one", "two"):
+        checkout = tmp_path / clone / "fiftyone-genre"
+        checkout.mkdir(parents=True)
+        shutil.copy(REPO / "Makefile", checkout / "Makefile")
+        out = _make_names(checkout, "demo", "app", "PORT=5199")
+        databases = set(re.findall(r"FIFTYONE_DATABASE_NAME=(\S+)", out))
+        datasets = set(re.findall(r"--dataset (\S+)", out))
+        assert len(databases) == 1 and len(datasets) == 1, out
+        assert re.search(r"cli app .*--port 5199\b", out), out
+        assert out == _make_names(checkout, "demo", "app", "PORT=5199")  # stable
+        names[clone] = (databases.pop(), datasets.pop())
+    (db_one, ds_one), (db_two, ds_two) = names["one"], names["two"]
+    assert db_one != db_two and ds_one != ds_two
+    assert db_one not in ("fiftyone", "fiftyone-genre-demo") and db_one.startswith("fiftyone-genre-demo-")

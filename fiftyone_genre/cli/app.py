@@ -128,9 +128,7 @@ def cmd_app(args: argparse.Namespace) -> int:
     try:
         session = fo.launch_app(dataset, port=args.port, address=args.address, remote=True)
         print(f"App: http://{args.address}:{args.port}/datasets/{dataset.name}", flush=True)
-        session.wait(-1)
-    except KeyboardInterrupt:
-        return 130
+        session.wait(-1)  # Ctrl-C: KeyboardInterrupt, SIGTERM: SystemExit; both pass `finally`
     finally:
         if executor is not None:
             stop_process(executor)

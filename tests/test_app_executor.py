@@ -1,0 +1,131 @@
+"""`fiftyone-genre app` stops its delegated-operation executor with it.
+
+The command runs for real (the App server on a free loopback port, the
+executor beside it) with a generated plugin whose operator takes minutes, so
+that a run is in progress when the App is stopped: by SIGTERM (a service
+manager, ``kill``) and by Ctrl-C (SIGINT to the terminal's process group).
+Each time the executor must be gone within seconds and the run must read
+*failed* with a sentence, not stay "running" for ever.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+REPO = Path(__file__).resolve().parents[1]
+
+SLOW_PLUGIN = '''
+import time
+
+import fiftyone.operators as foo
+
+
+class Slow(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(name="slow", label="slow", allow_delegated_execution=True)
+
+    def execute(self, ctx):
+        for i in range(1200):
+            ctx.set_progress(progress=i / 1200, label=f"step {i}")
+            time.sleep(0.5)
+        return {}
+
+
+def register(p):
+    p.register(Slow)
+'''
+
+
+@pytest.fixture
+def plugins_dir(tmp_path) -> Path:
+    """Our plugin plus a slow test plugin (an operator that runs for ten minutes)."""
+    root = tmp_path / "plugins"
+    (root / "@fiftyone-genre").mkdir(parents=True)
+    (root / "@fiftyone-genre" / "genre").symlink_to(REPO, target_is_directory=True)
+    slow = root / "@test" / "slow"
+    slow.mkdir(parents=True)
+    (slow / "__init__.py").write_text(SLOW_PLUGIN)
+    (slow / "fiftyone.yml").write_text('name: "@test/slow"\ntype: plugin\noperators:\n  - slow\n')
+    return root
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return not re.search(r"^State:\s+Z", state, re.M)
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "Ctrl-C"])
+def test_app_stops_its_executor_and_fails_the_run_in_progress(plugins_dir, tmp_path, monkeypatch, stop):
+    import fiftyone as fo
+    import fiftyone.operators as foo
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    name = f"exec-{uuid.uuid4().hex[:8]}"
+    dataset = fo.Dataset(name, persistent=True)
+    monkeypatch.setattr(fo.config, "plugins_dir", str(plugins_dir))
+    env = {**os.environ, "FIFTYONE_PLUGINS_DIR": str(plugins_dir), "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}"}
+    log_path = tmp_path / "app.log"
+    with open(log_path, "w") as log:
+        app = subprocess.Popen(
+            [sys.executable, "-m", "fiftyone_genre.cli", "app", "--dataset", name, "--port", str(_free_port())],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    executor_pid = None
+    try:
+        found = _wait(lambda: re.search(r"executor running \(pid (\d+)\)", log_path.read_text()), 120, "the executor")
+        executor_pid = int(found.group(1))
+        run_id = foo.execute_operator("@test/slow/slow", dict(dataset=dataset), request_delegation=True).result["id"]
+        service = DelegatedOperationService()
+        _wait(lambda: service.get(run_id).run_state == "running", 120, "the executor to start the run")
+        time.sleep(2)  # the App may still be starting (its server takes up to a minute on a busy machine)
+
+        if stop == "SIGTERM":
+            app.send_signal(signal.SIGTERM)
+        else:  # what a terminal sends on Ctrl-C: SIGINT to its foreground process group
+            os.killpg(app.pid, signal.SIGINT)
+        app.wait(30)
+        _wait(lambda: not _alive(executor_pid), 20, "the executor to stop with the App")
+        run = _wait(lambda: (r := service.get(run_id)).run_state != "running" and r, 20, "the run to be closed")
+        sig = "SIGTERM"  # the App stops its executor with SIGTERM, whatever stopped the App
+        assert run.run_state == "failed"
+        assert run.result.error == f"Stopped: the App closed while this ran ({sig}). Schedule it again."
+        assert app.returncode in (130, 143), app.returncode
+    finally:
+        for pid in (app.pid, executor_pid):
+            if pid and _alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+        if fo.dataset_exists(name):
+            fo.delete_dataset(name)
