@@ -176,7 +176,7 @@ class PredictGenres(FormOperator):
         outputs.int("num_predicted", label="Clips predicted")
         outputs.int("num_failed", label="Clips that failed (see genre_errors)")
         outputs.str("summary", label="Summary", view=report_view())
-        return types.Property(outputs, view=finished("Predictions written"))
+        return finished(outputs, "Predictions written")
 
     #: ``op(dataset.match_tags("new"), "/models/genre-run1")``
     sdk_positional = ("model_dir",)
@@ -247,7 +247,7 @@ def _eval_outputs(result: dict) -> types.Property:
     if result.get("saved_views"):
         outputs.md("**Saved views of the largest confusions** (click to load one):", name="views_title")
         _view_chips(outputs, result["saved_views"])
-    return types.Property(outputs, view=finished("Evaluation"))
+    return finished(outputs, "Evaluation")
 
 
 class EvaluateGenres(FormOperator):
@@ -422,7 +422,7 @@ class ComputeGenreMaps(LongRunOperator):
     def resolve_output(self, ctx):
         outputs = types.Object()
         outputs.str("summary", label="Brain runs written", view=types.MarkdownView())
-        return types.Property(outputs, view=finished("Genre maps"))
+        return finished(outputs, "Genre maps")
 
 
 OPERATORS = [PredictGenres, EvaluateGenres, OpenConfusionView, ComputeGenreMaps]

@@ -540,9 +540,17 @@ def report_view() -> types.MarkdownView:
     return types.MarkdownView(componentsProps=WRAP_CODE)
 
 
-def finished(title: str) -> types.View:
-    """The output view's title: the run is over (the progress dialog's "Done" button says nothing)."""
-    return types.View(label=f"Finished: {title}")
+def finished(outputs: types.Object, title: str) -> types.Property:
+    """An output that says the run is over: a green "Finished: <title>" line above ``outputs``.
+
+    The progress dialog's only button reads "Done" from the first update on
+    (FiftyOne names it), so the result itself says when the run has finished.
+    """
+    top = types.Object()
+    top.view("finished", types.Success(label=f"Finished: {title}"))
+    for name, prop in outputs.properties.items():
+        top.add_property(name, prop)
+    return types.Property(top, view=types.View(label=f"Finished: {title}"))
 
 
 def headline(text) -> str:

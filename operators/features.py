@@ -185,7 +185,7 @@ class ExtractFeatures(LongRunOperator):
     def resolve_output(self, ctx):
         outputs = types.Object()
         outputs.str("report", label="Feature extraction", view=report_view())
-        return types.Property(outputs, view=finished("Feature extraction"))
+        return finished(outputs, "Feature extraction")
 
     def sdk_params(self, sample_collection, params: dict) -> dict:
         """``weights=`` "DEFAULT", "none" or a state-dict path -> the form's weights fields.

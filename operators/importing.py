@@ -146,7 +146,7 @@ class ImportVideos(FormOperator):
         outputs.int("flagged", label="Unreadable (flagged with genre:error)")
         outputs.int("skipped", label="Skipped entries")
         outputs.str("summary", label="Report", view=report_view())
-        return types.Property(outputs, view=finished("Import"))
+        return finished(outputs, "Import")
 
 
 OPERATORS = [ImportVideos]

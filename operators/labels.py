@@ -40,7 +40,7 @@ PREVIEW_SAMPLE = 1000
 def _report_output(ctx, title: str) -> types.Property:
     outputs = types.Object()
     outputs.str("report", label=title, view=report_view())
-    return types.Property(outputs, view=finished(title))
+    return finished(outputs, title)
 
 
 def _first_line(result: dict) -> str:

@@ -151,7 +151,7 @@ class TrainModel(LongRunOperator):
         outputs = types.Object()
         outputs.str("report", label="Training", view=report_view())
         outputs.str("out_dir", label="Model directory")
-        return types.Property(outputs, view=finished("Training"))
+        return finished(outputs, "Training")
 
     #: ``op(dataset, "/models/fast", config_path="cpu_fast", delegate=True)``
     sdk_positional = ("out_dir",)

@@ -5,7 +5,8 @@ executor beside it) with a generated plugin whose operator takes minutes, so
 that a run is in progress when the App is stopped: by SIGTERM (a service
 manager, ``kill``) and by Ctrl-C (SIGINT to the terminal's process group).
 Each time the executor must be gone within seconds and the run must read
-*failed* with a sentence, not stay "running" for ever.
+*failed* with a sentence, not stay "running" for ever. A SIGKILL runs no
+handler in the App: the kernel's parent-death signal stops the executor.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def _wait(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-@pytest.mark.parametrize("stop", ["SIGTERM", "Ctrl-C"])
+@pytest.mark.parametrize("stop", ["SIGTERM", "Ctrl-C", "SIGKILL"])
 def test_app_stops_its_executor_and_fails_the_run_in_progress(plugins_dir, tmp_path, monkeypatch, stop):
     import fiftyone as fo
     import fiftyone.operators as foo
@@ -114,6 +115,8 @@ def test_app_stops_its_executor_and_fails_the_run_in_progress(plugins_dir, tmp_p
 
         if stop == "SIGTERM":
             app.send_signal(signal.SIGTERM)
+        elif stop == "SIGKILL":  # no handler runs: the kernel's parent-death signal stops the executor
+            app.send_signal(signal.SIGKILL)
         else:  # what a terminal sends on Ctrl-C: SIGINT to its foreground process group
             os.killpg(app.pid, signal.SIGINT)
         app.wait(30)
@@ -122,7 +125,7 @@ def test_app_stops_its_executor_and_fails_the_run_in_progress(plugins_dir, tmp_p
         sig = "SIGTERM"  # the App stops its executor with SIGTERM, whatever stopped the App
         assert run.run_state == "failed"
         assert run.result.error == f"Stopped: the App closed while this ran ({sig}). Schedule it again."
-        assert app.returncode in (130, 143), app.returncode
+        assert app.returncode == {"SIGTERM": 143, "Ctrl-C": 130, "SIGKILL": -9}[stop], app.returncode
     finally:
         for pid in (app.pid, executor_pid):
             if pid and _alive(pid):
