@@ -5,10 +5,10 @@
 - ``open_confusion_view``: pick a true and a predicted genre, see those samples.
 - ``compute_genre_maps``: UMAP map, similarity index, mistakenness, hardness.
 
-Each is a config, a module-level form builder (:class:`~.common.Form`), one
-call into :mod:`fiftyone_genre`, and an SDK ``__call__`` so
-``foo.get_operator("@fiftyone-genre/genre/<name>")(dataset, ...)`` works from
-Python too.
+Each is a config, a module-level form builder (:class:`~.common.Form`) and
+one call into :mod:`fiftyone_genre`; ``foo.get_operator("@fiftyone-genre/genre/<name>")(dataset, ...)``
+works from Python too, through the wrapper :class:`~.common.FormOperator`
+generates from the form.
 """
 
 from __future__ import annotations

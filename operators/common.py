@@ -255,8 +255,9 @@ class FormOperator(foo.Operator):
 
     The SDK wrapper is generated from the same form: ``op(samples, **fields)``
     takes the form's fields as keyword arguments (``sdk_positional`` names the
-    ones that may come by position), refuses a name the form does not have,
-    and runs the operator through FiftyOne (``delegate=True`` queues it).
+    ones that may come by position), fills the others with the form's
+    defaults, refuses a name the form does not have, and runs the operator
+    through FiftyOne (``delegate=True`` queues it).
     ``sdk_params`` converts the few Python-friendly arguments (a tuple of
     ratios, ``undo=True``) into form fields.
     """
@@ -290,9 +291,10 @@ class FormOperator(foo.Operator):
         """Run this operator on ``sample_collection`` from Python, through FiftyOne.
 
         Keyword arguments are the form's fields (``op.fields(dataset)`` lists
-        them); a required field left out takes the form's default, as in the
-        App. ``delegate=True`` queues the run for the executor instead. The
-        form's checks apply: a refused input raises its one sentence.
+        them); a field left out takes the form's default, as in the App
+        (evaluate: the test split). ``delegate=True`` queues the run for the
+        executor instead. The form's checks apply: a refused input raises its
+        one sentence.
         """
         return sdk_call(self, sample_collection, args, kwargs, delegate)
 
@@ -319,12 +321,17 @@ def form_fields(operator: FormOperator, sample_collection, params: dict) -> dict
     return _input_labels(_resolved_inputs(operator, sample_collection, params))
 
 
+def _is_input(prop: types.Property) -> bool:
+    """Whether a user fills this property in (not a box, a text or a hidden flag)."""
+    return not isinstance(prop.type, types.Void) and not isinstance(prop.view, types.MarkdownView)
+
+
 def _input_labels(props: dict) -> dict[str, str]:
-    """``{name: label}`` of the properties a user fills in (not boxes, texts or hidden flags)."""
+    """``{name: label}`` of the properties a user fills in."""
     return {
         name: (p.view.label if p.view is not None and p.view.label else name)
         for name, p in props.items()
-        if not isinstance(p.type, types.Void) and not isinstance(p.view, types.MarkdownView)
+        if _is_input(p)
     }
 
 
@@ -342,8 +349,8 @@ def sdk_call(operator: FormOperator, sample_collection, args: tuple, kwargs: dic
     params = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in params.items() if v is not None}
     params = operator.sdk_params(sample_collection, params)
     props = _resolved_inputs(operator, sample_collection, params)
-    for name, p in props.items():  # what the App's form would have filled in
-        if p.required and name not in params and p.default is not None:
+    for name, p in props.items():  # what the App's form would have sent for the fields left out
+        if name not in params and name != "view_target" and p.default is not None and _is_input(p):
             params[name] = p.default
     names = sorted(_input_labels(props))
     unknown = sorted(set(params) - set(names))

@@ -815,8 +815,14 @@ def test_genre_panel_stays_true_through_relabel_and_undo(page, labels, app_data)
 
 
 def _switch_split(page, current: str, label: str) -> None:
+    """Pick another scope in the panel and wait until the panel shows it (its headline says which)."""
+    from playwright.sync_api import expect
+
     page.locator("[role='combobox']").filter(has_text=current).first.click()
     page.get_by_role("option", name=label).click()
+    headline = "every split:" if label == "all splits" else f"the {label.split()[0]} split:"
+    expect(page.get_by_text(headline, exact=False).first).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    page.wait_for_timeout(1000)  # the matrix redraws after the headline
 
 
 def panel_runs(page) -> str:
