@@ -141,6 +141,10 @@ class PredictConfig:
     embedding_field: str = g.EMBEDDING_FIELD
     visual_field: str = g.PRED_VISUAL_FIELD
     audio_field: str = g.PRED_AUDIO_FIELD
+    #: Longest stretch of video one timeline entry covers (seconds): the
+    #: timeline scores extra windows every this many seconds and labels each
+    #: slot from the windows covering it (``inference.timeline``).
+    timeline_slot_s: float = 2.5
     batch_size: int = 64
     device: str = "auto"
 
@@ -243,6 +247,7 @@ RANGES: dict[tuple[str, str], Range] = {
     ("TrainConfig", "finetune_epochs"): Range(0, 100000),
     ("TrainConfig", "finetune_lr"): Range(0, 10, open_lo=True),
     ("PredictConfig", "batch_size"): Range(1, 65536),
+    ("PredictConfig", "timeline_slot_s"): Range(0, 3600, open_lo=True),
     ("SplitConfig", "seed"): Range(0, 2**63 - 1),
 }
 

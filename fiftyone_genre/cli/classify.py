@@ -18,7 +18,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
     quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
     with quiet:
         report = classify_files(
-            args.videos, args.model, device=args.device, cache_dir=args.cache_dir, batch_size=args.batch_size
+            args.videos, args.model, device=args.device, cache_dir=args.cache_dir, batch_size=args.batch_size,
+            slot_s=args.slot,
         )
     if args.json:
         print(report.to_json())
@@ -31,13 +32,28 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _slot_seconds(text: str) -> float:
+    """A slot length within the config's range (``predict.timeline_slot_s``)."""
+    from fiftyone_genre.config import RANGES
+
+    allowed = RANGES[("PredictConfig", "timeline_slot_s")]
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if value not in allowed:
+        raise argparse.ArgumentTypeError(f"--slot must be seconds in {allowed}, got {text!r}")
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``classify``."""
     p = sub.add_parser(
         "classify",
-        help="print the genre and per-window timeline of video files (no dataset needed)",
+        help="print the genre and genre timeline of video files (no dataset needed)",
         description="Decode each video, extract the model's features and print its genre, confidence "
-        "and the genre of each window (start-end seconds). Exit status 1 when a file could not be read.",
+        "and its genre segments (start-end seconds; --json adds the timeline: one entry per slot of "
+        "at most --slot seconds). Exit status 1 when a file could not be read.",
     )
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
     p.add_argument("--model", required=True, help="model directory (best.pt / last.pt) or checkpoint")
@@ -45,4 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--cache-dir", default=None, help="feature cache folder to reuse and fill (default: none)")
     p.add_argument("--batch-size", type=int, default=64, help="windows per forward pass (default: 64)")
+    p.add_argument(
+        "--slot", type=_slot_seconds, default=None, metavar="SECONDS",
+        help="timeline slot length (default: the model's experiment, 2.5 s)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_classify)

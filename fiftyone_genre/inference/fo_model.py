@@ -12,7 +12,10 @@ writes. A file without cached features is decoded and run through the
 experiment's CNNs once (PyAV, as ``fiftyone-genre features`` does) and the
 result is cached for the next run. On a clips view the clip's frame support
 selects the steps that are scored: the video's features are computed (or
-read) once and every clip of it reuses them.
+read) once and every clip of it reuses them. The clips of ``genre_timeline``
+are its <= 2.5 s slots; a clip is scored from its own steps only, while the
+timeline labels a slot from the windows around it (up to 10 s of context),
+so the two can differ where the genre changes.
 
 FiftyOne opens each video with its ffmpeg reader before calling a video model,
 so ``apply_model`` and ``compute_embeddings`` need the ``ffmpeg`` binary;
@@ -251,9 +254,9 @@ def _support(arg, sample) -> tuple[tuple[int, int] | None, float | None]:
 def step_frame(timestamp: float, frame_rate: float) -> int:
     """The 1-based number of the first frame shown at or after ``timestamp``.
 
-    The inverse of :func:`fiftyone_genre.inference.scoring.window_support`: a timeline
-    window's support starts at the frame of its first step, so the clip made
-    from it selects exactly that window's steps again.
+    The inverse of :func:`fiftyone_genre.inference.scoring.window_support`: the
+    support of a step range (a timeline slot, a window) starts at the frame of
+    its first step, so the clip made from it selects exactly those steps again.
     """
     return int(math.ceil(timestamp * frame_rate - TIME_EPS)) + 1
 
