@@ -23,7 +23,7 @@ import fiftyone.operators.types as types
 from fiftyone_genre import genres as g
 from fiftyone_genre.inference.timeline import GenreSpan, merge_runs, sample_spans
 
-#: One colour per genre, the same in every clip (Plotly's default palette, in the paper's genre order).
+#: One colour per genre, the same in every clip (from Plotly's default palette).
 GENRE_COLORS: dict[str, str] = dict(
     zip(g.GENRES, ("#d62728", "#9467bd", "#2ca02c", "#e377c2", "#1f77b4", "#17becf"))
 )
@@ -114,7 +114,7 @@ class GenreTimelinePanel(foo.Panel):
         ctx.panel.set_state(
             "title", title + f" · {len(slots)} entries of <= {max(s.end - s.start for s in slots):.1f} s, {len(runs)} run(s)"
         )
-        hint = f"\n\nTick `{field}` in the sidebar to see the genre at the playhead over the video."
+        hint = f"\n\nWith `{field}` ticked in the sidebar, a badge over the video names the genre at the playhead."
         ctx.panel.set_state("runs", runs_markdown(runs) + ("" if "truth" in rows else "\n\n_no ground truth_") + hint)
         ctx.panel.set_data("timeline", bar_traces(rows))
 

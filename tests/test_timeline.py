@@ -182,3 +182,18 @@ def test_classify_gives_the_same_timeline_and_its_segments(mixed_dataset):
     assert [s.genre for s in result.timeline] == [d.label for d in ds.first()[g.TIMELINE_FIELD].detections]
     assert [(s.start, s.end, s.genre) for s in result.segments] == [(0.0, 10.0, g.ACTION), (10.0, 20.0, g.HORROR)]
     assert "   10.0 -    20.0 s  Horror" in str(result)
+
+
+def test_the_panel_draws_one_bar_per_slot_in_its_genres_colour():
+    """The modal panel's plot: a legend entry per genre, a bar per slot, a truth row; runs as text."""
+    from operators.timeline import GENRE_COLORS, bar_traces, runs_markdown
+
+    slots = [tl.GenreSpan(2.5 * k, 2.5 * (k + 1), g.ACTION if k < 4 else g.HORROR, 0.9) for k in range(8)]
+    truth = [tl.GenreSpan(0.0, 20.0, g.ACTION, float("nan"))]
+    traces = {t["name"]: t for t in bar_traces({"predicted": slots, "truth": truth})}
+    assert set(traces) == {g.ACTION, g.HORROR}
+    action = traces[g.ACTION]
+    assert action["y"] == ["predicted"] * 4 + ["truth"] and action["base"] == [0.0, 2.5, 5.0, 7.5, 0.0]
+    assert action["x"] == [2.5] * 4 + [20.0] and action["marker"]["color"] == GENRE_COLORS[g.ACTION]
+    assert action["customdata"][0] == "predicted: 0.0-2.5 s 0.90" and action["customdata"][-1] == "truth: 0.0-20.0 s"
+    assert runs_markdown(tl.merge_runs(slots)) == "- 0.0-10.0 s **Action** 0.90\n- 10.0-20.0 s **Horror** 0.90"
