@@ -307,6 +307,8 @@ def test_the_timeline_panel_draws_the_clip_and_follows_the_modal(page, timeline_
     expect(panel).to_contain_text("10.0-20.0 s Horror")
     bars_become(panel, 8)
     assert legend(panel) == [g.ACTION, g.HORROR]
+    panel.locator(".js-plotly-plot g.trace.bars path").first.hover()  # a slot says when and how sure
+    expect(panel.locator(".js-plotly-plot g.hovertext").first).to_contain_text("predicted: 0.0-2.5 s")
 
     page.locator("#modal [data-cy=nav-right-button]").click()  # the 20 s clip whose picture changes too
     expect(panel).to_contain_text(f"{timeline_data.mixed} · 20.0 s · 8 entries", timeout=STEP_TIMEOUT_MS)
