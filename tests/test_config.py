@@ -212,7 +212,7 @@ def test_cli_flags_are_made_from_the_declarations(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["features", "--dataset", "d", "--help"])
     shown = " ".join(capsys.readouterr().out.split())
-    for _, cls, d in _declared_keys():
+    for _, _, d in _declared_keys():
         if "features" in d.spec.cli:
             assert d.spec.help in shown, d.name
 
