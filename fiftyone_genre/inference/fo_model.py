@@ -64,9 +64,9 @@ class GenreModelConfig:
     extract_missing: bool = True
     #: torch threads on CPU while FiftyOne drives the model (``with model:``, as
     #: apply_model does). FiftyOne starts an ffmpeg process for each video right
-    #: before calling the model; intra-op threads waiting for the core it holds
-    #: made the LSTM ~10x slower on 2 cores (benchmarks/bench_model.py). None
-    #: keeps torch's setting.
+    #: before calling the model, and intra-op threads would wait at every
+    #: operator for the core that process holds; one thread does not wait
+    #: (``benchmarks/bench_model.py`` measures both). None keeps torch's setting.
     cpu_threads: int | None = 1
 
 
