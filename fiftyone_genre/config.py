@@ -56,43 +56,48 @@ _COUNT = Range(0, 100000)
 class FeaturesConfig:
     """Decoding and CNN feature extraction (paper: 4 fps, InceptionV3 pool)."""
 
-    fps: float = setting(4.0, "steps sampled per second of video", range=Range(0, 120, open_lo=True), cli=_BOTH)
+    fps: float = setting(4.0, "steps sampled per second of video", range=Range(0, 120, open_lo=True),
+                         cli=_BOTH, in_cache_key=True)
     backbone: str = setting(
         "inception_v3", "the visual CNN: inception_v3 is the paper's (299 px, 2048-d); "
         "mobilenet_v3_small is ~20x faster on CPU", names_from=_VISUAL, cli=_BOTH, metavar="NAME",
-        form="Visual backbone")
+        form="Visual backbone", in_cache_key=True)
     mode: str = setting(
         "pool", "the visual feature: the CNN's global-pool vector, or the fine-tuned frame "
-        "classifier's genre probabilities (paper stage 1)", choices=("pool", "softmax"), cli=("features",))
+        "classifier's genre probabilities (paper stage 1)", choices=("pool", "softmax"), cli=("features",),
+        in_cache_key=True)
     weights: str = setting(
         "DEFAULT", "the visual CNN's weights: DEFAULT (torchvision's pretrained, downloaded once "
         "under TORCH_HOME), none (random, seeded by init_seed) or a state-dict file",
         presets=(("DEFAULT", "Pretrained (torchvision DEFAULT; downloaded once, needs network the first time)"),
                  ("none", "Random init (seeded: every run and shard computes the same features)")),
-        path="file", cli=_BOTH, form="Weights")
+        path="file", cli=_BOTH, form="Weights", in_cache_key=True)
     image_size: int | None = setting(
         None, "input side in pixels; unset: the backbone's own (299 for inception_v3)",
-        range=Range(32, 1024), cli=_BOTH, form="Image size")
+        range=Range(32, 1024), cli=_BOTH, form="Image size", in_cache_key=True)
     softmax_checkpoint: str | None = setting(
         None, "the fine-tuned frame classifier (best.pt from finetune-frames), required for mode softmax",
-        path="file", cli=("features",))
-    audio_sample_rate: int = setting(16000, "audio resampling rate in Hz", range=Range(8000, 96000))
-    n_mels: int = setting(64, "mel bands of the audio features", range=Range(8, 128))
+        path="file", cli=("features",), in_cache_key=True)
+    audio_sample_rate: int = setting(16000, "audio resampling rate in Hz", range=Range(8000, 96000),
+                                     in_cache_key=True)
+    n_mels: int = setting(64, "mel bands of the audio features", range=Range(8, 128), in_cache_key=True)
     audio_window_s: float = setting(
-        1.0, "length in seconds of the mel window centred on each step", range=Range(0.1, 10.0))
+        1.0, "length in seconds of the mel window centred on each step", range=Range(0.1, 10.0),
+        in_cache_key=True)
     audio_backbone: str = setting(
         "small_cnn", "the audio CNN: small_cnn or a torchvision backbone (fed the mel image as 3 channels)",
-        names_from=_AUDIO, cli=("features",), metavar="NAME")
+        names_from=_AUDIO, cli=("features",), metavar="NAME", in_cache_key=True)
     audio_weights: str = setting(
         "none", "the audio CNN's weights: none (random, seeded by init_seed), DEFAULT (torchvision "
-        "backbones only) or a state-dict file")
+        "backbones only) or a state-dict file", in_cache_key=True)
     init_seed: int = setting(
         0, "seed of randomly initialised CNNs, so every run and shard computes the same features",
-        range=Range(0, 2**32 - 1))
+        range=Range(0, 2**32 - 1), in_cache_key=True)
     batch_size: int = setting(32, "frames per CNN batch", range=Range(1, 4096), cli=_BOTH)
     num_workers: int | None = setting(
         None, "background decode threads feeding the CNN (0: decode between CNN batches); "
-        "unset: 0 next to CPU CNNs, 1 in front of CUDA", range=Range(0, 32), cli=("features",), flag="--workers")
+        "unset: 0 next to CPU CNNs, 1 in front of CUDA", range=Range(0, 32), cli=("features",),
+        flag="--workers")
     decode_threads: int | None = setting(
         None, "PyAV decoder threads per video; unset: 1 next to CPU CNNs, 2 in front of CUDA", range=Range(0, 64))
     # Lanes of one thread each keep every core busy while a video decodes,
@@ -109,10 +114,11 @@ class FeaturesConfig:
     engine: str = setting(
         "auto", "how the CNNs run: auto (= channels_last), nchw (plain eager), channels_last, "
         "or compile (torch.compile, for long runs)", choices=("auto", "nchw", "channels_last", "compile"),
-        cli=("features",))
+        cli=("features",), in_cache_key=True)
     precision: str = setting(
         "auto", "CNN arithmetic: auto (bf16 where the hardware has it, else fp16 on CUDA, else fp32), "
-        "fp32, bf16 or fp16 (CUDA only)", choices=("auto", "fp32", "bf16", "fp16"), cli=("features",))
+        "fp32, bf16 or fp16 (CUDA only)", choices=("auto", "fp32", "bf16", "fp16"), cli=("features",),
+        in_cache_key=True)
 
 
 @dataclass

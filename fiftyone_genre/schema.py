@@ -81,6 +81,8 @@ class Setting:
     presets: tuple[tuple[str, str], ...] = ()
     #: "file" (must exist) or "folder" (created when missing): the form expands ``~``
     path: str | None = None
+    #: a features key whose value changes the numbers: part of the feature cache key
+    in_cache_key: bool = False
     cli: tuple[str, ...] = ()
     flag: str | None = None
     metavar: str | tuple[str, ...] | None = None
@@ -299,7 +301,9 @@ def _where_text(d: Declared) -> str:
         parts.append(f"`{flag_name(d)}` ({', '.join(spec.cli)})")
     if spec.form:
         parts.append(f"App: {spec.form}")
-    return "; ".join(parts) or "file only"
+    if spec.in_cache_key:
+        parts.append("feature cache key")
+    return "; ".join(parts) or "-"
 
 
 def flag_name(d: Declared) -> str:
@@ -313,7 +317,7 @@ def settings_markdown(root: type) -> str:
     for section, cls in sections(root):
         summary = (cls.__doc__ or "").strip().splitlines()[0]
         lines += [f"#### `{section}`: {summary}", ""]
-        lines += ["| key | type | default | allowed | flag, App form | meaning |", "|---|---|---|---|---|---|"]
+        lines += ["| key | type | default | allowed | also in | meaning |", "|---|---|---|---|---|---|"]
         for d in declared(cls):
             cells = [f"`{d.name}`", _type_text(d), f"`{_value_text(d.default)}`", _allowed_text(d),
                      _where_text(d), d.spec.help]
