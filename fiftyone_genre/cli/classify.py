@@ -10,16 +10,23 @@ import argparse
 import contextlib
 import sys
 
+from fiftyone_genre.cli.flags import add_config_flags, config_overrides
+
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    from fiftyone_genre.config import PredictConfig, check_config
     from fiftyone_genre.inference.classify import classify_files
+
+    slot_s = config_overrides(args).get("predict", {}).get("timeline_slot_s")
+    if slot_s is not None:
+        check_config(PredictConfig(timeline_slot_s=slot_s))  # the flag's range, before any decoding
 
     # --json promises stdout holds only the JSON: progress and chatter go to stderr.
     quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
     with quiet:
         report = classify_files(
             args.videos, args.model, device=args.device, cache_dir=args.cache_dir, batch_size=args.batch_size,
-            slot_s=args.slot,
+            slot_s=slot_s,
         )
     if args.json:
         print(report.to_json())
@@ -30,20 +37,6 @@ def cmd_classify(args: argparse.Namespace) -> int:
     for f in report.failed:
         print(f"fiftyone-genre classify: error: {f.error}", file=sys.stderr)
     return 1 if report.failed else 0
-
-
-def _slot_seconds(text: str) -> float:
-    """A slot length within the config's range (``predict.timeline_slot_s``)."""
-    from fiftyone_genre.config import RANGES
-
-    allowed = RANGES[("PredictConfig", "timeline_slot_s")]
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if value not in allowed:
-        raise argparse.ArgumentTypeError(f"--slot must be seconds in {allowed}, got {text!r}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,8 +54,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--cache-dir", default=None, help="feature cache folder to reuse and fill (default: none)")
     p.add_argument("--batch-size", type=int, default=64, help="windows per forward pass (default: 64)")
-    p.add_argument(
-        "--slot", type=_slot_seconds, default=None, metavar="SECONDS",
-        help="timeline slot length (default: the model's experiment, 2.5 s)",
-    )  # fmt: skip
+    add_config_flags(p, "classify")  # --slot
     p.set_defaults(func=cmd_classify)
