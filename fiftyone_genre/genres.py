@@ -48,6 +48,7 @@ RUN_INFO_KEY = "genre_run"  # predict run info
 REMAP_INFO_KEY = "genre_remap"  # {mappings, time}: what the last remap used
 SPLIT_INFO_KEY = "genre_split"  # {seed, ratios, keep_official_test, time}
 YT8M_VOCABULARY_INFO_KEY = "yt8m_vocabulary"  # absolute path of the imported vocabulary.csv
+APP_INFO_KEY = "genre_app"  # the App settings app_config.show_genre_fields wrote (to never overwrite the user's)
 
 #: Attributes of each YouTube-8M ``source_label`` Classification holding the
 #: entity's Vertical1..3 from vocabulary.csv (set only when non-empty); remap's

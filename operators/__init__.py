@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 #: Modules under operators/ that export OPERATORS, in data-flow order.
-MODULES = ("importing", "labels", "features", "training", "analysis", "panel")
+MODULES = ("importing", "labels", "features", "training", "analysis", "panel", "timeline")
 
 
 def all_operators() -> list[type]:

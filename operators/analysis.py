@@ -136,7 +136,7 @@ class PredictGenres(FormOperator):
             label="Genre: predict genres",
             description=(
                 "Run a trained genre model over the videos: writes the predicted genre, a "
-                "per-window genre timeline, a clip embedding and (fused models) picture-only "
+                "genre timeline (one genre per 2.5 s), a clip embedding and (fused models) picture-only "
                 "and soundtrack-only predictions"
             ),
             icon="online_prediction",

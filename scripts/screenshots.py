@@ -3,8 +3,10 @@
     python scripts/screenshots.py        (or: make screenshots)
 
 Runs ``tests/test_app.py`` (the real App server, a delegated executor and
-headless Chromium drive every form and the Genre panel) with its screenshots
-going to a temporary folder, then copies the ones the docs show. Tests never
+headless Chromium drive every form and the Genre panel) and
+``tests/test_app_timeline.py`` (tiles, the timeline badge and the Genre
+timeline panel in a clip's modal) with their screenshots going to a temporary
+folder, then copies the ones the docs show. Tests never
 write into the checkout; this script is the only thing that updates
 ``docs/screenshots/``, and only when the whole browser run passed.
 """
@@ -55,13 +57,19 @@ PUBLISHED = [
     ("32_run_running.png", "runs_running.png"),
     ("33_run_failed.png", "runs_failed.png"),
     ("34_run_completed.png", "runs_completed.png"),
+    ("28_panel_test_split.png", "panel_counts_and_run.png"),
+    ("timeline/01_tiles.png", "tiles.png"),
+    ("timeline/03_modal_timeline.png", "modal_timeline.png"),
 ]
+#: The browser tests that produce them, in this order (test_app.py clears its folder's top level first).
+BROWSER_TESTS = ("test_app.py", "test_app_timeline.py")
 
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="fiftyone-genre-shots-") as tmp:
         env = {**os.environ, "FIFTYONE_GENRE_APP_SHOTS": tmp}
-        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", str(REPO / "tests" / "test_app.py")]
+        tests = [str(REPO / "tests" / name) for name in BROWSER_TESTS]
+        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
         if subprocess.run(cmd, cwd=REPO, env=env, check=False).returncode != 0:
             print(f"browser run failed; docs/screenshots/ left as it was (shots in {tmp} are deleted)", file=sys.stderr)
             return 1

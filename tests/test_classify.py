@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import itertools
 import json
 import os
 import subprocess
@@ -78,11 +79,15 @@ def _check_timeline(result, duration: float) -> None:
     assert result.error is None, result.error
     assert result.genre in g.GENRES and 0.0 < result.confidence <= 1.0
     assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
-    assert result.windows[0].start == 0.0
-    assert result.windows[-1].end == pytest.approx(duration, abs=0.3)
-    for a, b in zip(result.windows, result.windows[1:]):
-        assert b.start <= a.end, "windows leave no gap"
-    assert all(w.genre in g.GENRES for w in result.windows)
+    assert result.timeline[0].start == 0.0
+    assert result.timeline[-1].end == pytest.approx(duration, abs=0.3)
+    for a, b in zip(result.timeline, result.timeline[1:]):
+        assert b.start == a.end, "slots neither overlap nor leave a gap"
+    assert all(w.genre in g.GENRES and w.end - w.start <= 2.5 + 1e-6 for w in result.timeline)
+    assert all(w.end - w.start == pytest.approx(2.5, abs=0.1) for w in result.timeline[:-1]), "one slot per 2.5 s"
+    # segments join neighbouring slots of one genre and cover the same time
+    assert [s.genre for s in result.segments] == [k for k, _ in itertools.groupby(w.genre for w in result.timeline)]
+    assert (result.segments[0].start, result.segments[-1].end) == (0.0, result.timeline[-1].end)
 
 
 def test_generated_clips_with_and_without_audio_and_broken_files(model_dir, clips):
@@ -94,7 +99,7 @@ def test_generated_clips_with_and_without_audio_and_broken_files(model_dir, clip
     _check_timeline(by_path["with_audio.mp4"], 3.0)
     _check_timeline(by_path["silent.mp4"], 2.5)
     assert by_path["with_audio.mp4"].has_audio and not by_path["silent.mp4"].has_audio
-    assert len(by_path["with_audio.mp4"].windows) == 2  # 12 steps at 4 fps, window 8
+    assert len(by_path["with_audio.mp4"].timeline) == 2  # 12 steps at 4 fps: slots of 10 and 2 steps
 
     broken, empty = by_path["broken.mp4"].error, by_path["empty.mp4"].error
     assert broken.startswith(str(clips["broken"])) and "not a readable video" in broken
@@ -131,7 +136,9 @@ def test_classify_gives_what_predict_writes(model_dir, clips, dataset, tmp_path)
     for sample, result in zip(dataset, report.files):
         assert result.genre == sample[g.PRED_FIELD].label
         assert result.confidence == pytest.approx(sample[g.PRED_FIELD].confidence, abs=1e-5)
-        assert [w.genre for w in result.windows] == [d.label for d in sample[g.TIMELINE_FIELD].detections]
+        detections = sample[g.TIMELINE_FIELD].detections
+        assert [w.genre for w in result.timeline] == [d.label for d in detections]
+        assert [w.confidence for w in result.timeline] == pytest.approx([d.confidence for d in detections], abs=1e-5)
 
 
 def test_cli_prints_json_and_never_starts_a_database(model_dir, clips):
@@ -151,7 +158,7 @@ def test_cli_prints_json_and_never_starts_a_database(model_dir, clips):
     data = json.loads(proc.stdout)
     assert data["num_files"] == 2 and data["num_failed"] == 1
     ok = next(f for f in data["files"] if f["error"] is None)
-    assert ok["genre"] in g.GENRES and ok["windows"][0]["start"] == 0.0
+    assert ok["genre"] in g.GENRES and ok["timeline"][0]["start"] == 0.0 and ok["segments"]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("fiftyone-genre classify: error:")]
     assert len(errors) == 1 and str(clips["broken"]) in errors[0]
     assert 'LOADED []' in proc.stderr

@@ -66,15 +66,46 @@ def test_apply_model_on_a_view_touches_only_the_view(dataset_name, model):
         bad.apply_model(model, label_field="fo_pred", skip_failures=False)
 
 
+def _window_timeline(ds, model) -> None:
+    """A ``windows`` field: one detection per window the model scores, with that window's genre."""
+    import fiftyone as fo
+
+    from fiftyone_genre.inference.predict import video_geometry
+    from fiftyone_genre.inference.scoring import step_bounds, window_support
+
+    for sample in ds:
+        feats = model.features(sample.filepath, ds)
+        (scored,) = model.scorer.score([feats])
+        fps, total, duration = video_geometry(sample.metadata, feats)
+        bounds = step_bounds(feats.timestamps, duration)
+        dets = []
+        for (s, e), p in zip(scored.windows, scored.window_probs):
+            k = int(np.argmax(p))
+            support = window_support(bounds, s, e, fps, total)
+            dets.append(fo.TemporalDetection(label=model.classes[k], support=support, confidence=float(p[k])))
+        sample["windows"] = fo.TemporalDetections(detections=dets)
+        sample.save()
+
+
 def test_clips_view_scores_only_the_clip(dataset_name, model):
-    """Clips made from predict's timeline get that window's label and confidence back."""
+    """A clip scores only its own steps: clips made from the model's windows get that window's label back.
+
+    (predict's timeline labels a slot from every window around it, so its
+    slots, made into clips, are scored with less context: they only have to run.)
+    """
     ds = build_dataset(dataset_name)
     predict(ds, assets().model_dir)
-    clips = ds.to_clips(g.TIMELINE_FIELD)
+    slots = ds.to_clips(g.TIMELINE_FIELD)
+    assert len(slots) == ds.count(f"{g.TIMELINE_FIELD}.detections")
+    slots.apply_model(model, label_field="clip_pred")
+    assert None not in slots.values("clip_pred")
+
+    _window_timeline(ds, model)
+    clips = ds.to_clips("windows")
     assert len(clips) > len(ds)
     clips.apply_model(model, label_field="clip_pred")
     for clip in clips:
-        det = clip[g.TIMELINE_FIELD]
+        det = clip["windows"]
         assert clip.clip_pred.label == det.label, (clip.filepath, clip.support)
         assert clip.clip_pred.confidence == pytest.approx(det.confidence, abs=1e-5)
 

@@ -53,8 +53,8 @@ def test_predict_writes_every_field_with_the_right_shape(predicted):
     ds, report, _ = predicted
     a = assets()
     _, ckpt = load_model(a.model_dir)
-    window = ckpt.experiment.train.window
     assert report.num_samples == 26 and report.num_predicted == 25 and report.num_failed == 1
+    assert report.slot_s == 2.5 and "timeline: " in str(report)
     assert "25/26" in str(report)
 
     dims = set()
@@ -81,8 +81,9 @@ def test_predict_writes_every_field_with_the_right_shape(predicted):
         assert total > 0, "predict computes missing metadata"
         spec = next(x for x in a.specs if x.name == s.clip_name)
         steps = int(round(spec.duration * 4))
-        assert len(tl.detections) == len(make_windows(steps, window, window))
+        assert len(tl.detections) == -(-steps // 10), "one entry per 2.5 s slot (10 steps at 4 fps)"
         supports = [d.support for d in tl.detections]
+        assert all(b[0] == a[1] + 1 for a, b in zip(supports, supports[1:])), "slots neither overlap nor leave gaps"
         for d in tl.detections:
             assert d.label in GENRES and 0.0 <= d.confidence <= 1.0
             first, last = d.support

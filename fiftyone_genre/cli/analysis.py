@@ -6,10 +6,11 @@ import argparse
 import sys
 
 from fiftyone_genre.cli import load_dataset
+from fiftyone_genre.cli.flags import add_config_flags, config_overrides
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from fiftyone_genre.config import PredictConfig
+    from fiftyone_genre.config import PredictConfig, check_config
     from fiftyone_genre.inference.predict import predict
     from fiftyone_genre.modeling.model import find_checkpoint
     from fiftyone_genre.utils import check_device
@@ -18,7 +19,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     check_device(args.device, "--device")
     find_checkpoint(args.model)
     dataset = load_dataset(args.dataset)
-    report = predict(dataset, args.model, PredictConfig(device=args.device), strict=args.strict)
+    config = PredictConfig(device=args.device, **config_overrides(args).get("predict", {}))
+    check_config(config)  # --slot's range
+    report = predict(dataset, args.model, config, strict=args.strict)
     print(report)
     return 0
 
@@ -73,6 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--strict", action="store_true",
         help="fail on the first clip that cannot be predicted (default: record it and go on)",
     )
+    add_config_flags(p, "predict")  # --slot
     p.set_defaults(func=cmd_predict)
 
     e = sub.add_parser(

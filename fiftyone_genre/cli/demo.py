@@ -14,6 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clips-per-genre", type=int, default=24)
     p.add_argument("--duration", type=float, default=6.0, help="seconds per generated clip")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mixed-clips", type=int, default=6, metavar="N",
+                   help="clips whose genre changes half-way, for the timeline (not scored; default 6, 0: none)")
+    p.add_argument("--mixed-duration", type=float, default=20.0, metavar="S", help="seconds per mixed clip (default 20)")
     p.add_argument(
         "--no-ablate",
         dest="ablate",

@@ -23,6 +23,7 @@ sound alone as well; only both together identify it.
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -253,6 +254,44 @@ def write_clip(
     return write_media(path, picture, sound, format=fmt)
 
 
+def write_mixed_clip(
+    path: str | Path,
+    genres: Sequence[str],
+    segment_s: float = 10.0,
+    fps: float = 25.0,
+    size: tuple[int, int] = (128, 96),
+    seed: int = 0,
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
+) -> Path:
+    """An H.264/AAC MP4 whose genre changes: ``genres[i]``'s cues from ``i * segment_s`` seconds.
+
+    Each segment is a clip of its genre as :func:`write_clip` draws it (its
+    own scene and soundtrack), cut together: the picture's hue family and the
+    tone band change at the same frame, so the true genre at any time is
+    known exactly (what a genre timeline should find).
+    """
+    if not genres or segment_s <= 0:
+        raise ValueError(f"{path}: a mixed clip needs at least one genre and segments longer than 0 s")
+    size = _check_clip_args(path, "mp4", True, True, False, size)
+    scenes = [_Scene(cues_for(genre)[0], size, genre_rng(seed, genre, f"mixed{i}")) for i, genre in enumerate(genres)]
+    times = cfr_times(segment_s * len(genres), fps)
+
+    def render(t: float) -> np.ndarray:
+        i = min(int(t // segment_s), len(scenes) - 1)
+        return scenes[i].frame(t - i * segment_s)
+
+    picture = VideoTrack(
+        frames=frames_of(render, times), times=times, size=size, rate=fps,
+        codec="libx264", options={"preset": "ultrafast", "crf": "28"},
+    )  # fmt: skip
+    parts = [
+        make_audio(cues_for(genre)[1], segment_s, sample_rate, genre_rng(seed, genre, f"mixed{i}-audio"))
+        for i, genre in enumerate(genres)
+    ]
+    sound = AudioTrack.from_array(np.concatenate(parts), sample_rate, codec="aac")
+    return write_media(path, picture, sound, format="mp4")
+
+
 __all__ = [
     "AUDIO_BANDS",
     "GENRE_CUES",
@@ -260,4 +299,5 @@ __all__ = [
     "cues_for",
     "make_audio",
     "write_clip",
+    "write_mixed_clip",
 ]

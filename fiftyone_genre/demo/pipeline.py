@@ -4,6 +4,17 @@ generate cross-modal clips -> import -> remap -> split -> extract features ->
 train -> predict -> evaluate (+ embeddings map). Every step is the same library
 call a user makes; re-running reuses what is already there (the import adds
 nothing, features come from the cache) and replaces only the demo's own outputs.
+
+Besides the clips of one genre each (``media/<Genre>/``), the demo writes a few
+**mixed** clips (``media/mixed/``, 20 s by default) whose genre changes
+half-way, e.g. ``Action-then-Romance-00.mp4`` is Action for 10 s, then
+Romance: the genre timeline has something to show. A clip that is two genres
+has no single true genre, so the mixed clips have **no ground truth**: the
+folder name ``mixed`` maps to no genre, remap leaves them unlabelled (tagged
+``genre:unmapped``), split, training and evaluation skip them (the metrics
+are the single-genre test clips'), and predict writes their label and
+timeline like any clip's. Their true genre at each moment is in their name;
+the saved view ``mixed-genre-clips`` opens them in the App.
 """
 
 from __future__ import annotations
@@ -21,6 +32,9 @@ from fiftyone_genre.report import Report
 
 DEFAULT_CONFIG = "cpu_fast"  # shipped in fiftyone_genre/configs/
 DEFAULT_DATASET = "genre-demo"
+#: source label (folder) of the clips whose genre changes half-way; it maps to no genre
+MIXED_FOLDER = "mixed"
+MIXED_VIEW = "mixed-genre-clips"
 
 _APP_HINT = (
     "\nOpen it in the App:\n"
@@ -63,8 +77,14 @@ def run_demo(
     duration: float = 6.0,
     seed: int = 0,
     ablate: bool = True,
+    mixed_clips: int = 6,
+    mixed_duration: float = 20.0,
 ) -> DemoReport:
-    """Run every stage on a generated dataset and print what a user would look at."""
+    """Run every stage on a generated dataset and print what a user would look at.
+
+    ``mixed_clips`` clips of ``mixed_duration`` seconds change genre half-way
+    (no ground truth, not scored; see the module docstring); 0 leaves them out.
+    """
     from fiftyone_genre import features
     from fiftyone_genre.config import load_experiment
     from fiftyone_genre.inference import predict
@@ -77,11 +97,12 @@ def run_demo(
         cfg.features.cache_dir = str(out / "feature_cache")
     report = DemoReport(dataset=dataset_name, out_dir=out)
     with _stage(report, "generate demo media", "generate"):
-        media = generate_media(out, clips_per_genre, duration, seed)
+        media = generate_media(out, clips_per_genre, duration, seed, mixed_clips, mixed_duration)
     with _stage(report, "import", "import"):
         dataset = import_media(dataset_name, media)
     with _stage(report, "remap + split", "remap+split"):
         remap_and_split(dataset, cfg)
+        save_mixed_view(dataset)
     with _stage(report, "features", "features"):
         print(features.extract_features(dataset, cfg.features, device=cfg.train.device))
     with _stage(report, "train", "train"):
@@ -99,7 +120,9 @@ def run_demo(
     return report
 
 
-def generate_media(out: Path, clips_per_genre: int, duration: float, seed: int) -> Path:
+def generate_media(
+    out: Path, clips_per_genre: int, duration: float, seed: int, mixed_clips: int = 0, mixed_duration: float = 20.0
+) -> Path:
     """Write the demo clips under ``out/media``, or reuse them when ``media.json`` matches.
 
     Re-runs reuse the clips: rewriting them would change their mtimes and so
@@ -110,6 +133,8 @@ def generate_media(out: Path, clips_per_genre: int, duration: float, seed: int) 
 
     media = out / "media"
     params = {"clips_per_genre": clips_per_genre, "duration": duration, "seed": seed}
+    if mixed_clips:
+        params.update(mixed_clips=mixed_clips, mixed_duration=mixed_duration)
     stamp = out / "media.json"
     if stamp.exists() and media.is_dir() and json.loads(stamp.read_text()) == params:
         n = sum(1 for p in media.rglob("*") if p.is_file())
@@ -117,9 +142,47 @@ def generate_media(out: Path, clips_per_genre: int, duration: float, seed: int) 
         return media
     stamp.unlink(missing_ok=True)
     manifest = synth.generate(media, layout="folder", clips_per_class=clips_per_genre, duration=duration, seed=seed)
+    mixed = generate_mixed(media / MIXED_FOLDER, mixed_clips, mixed_duration, seed)
     stamp.write_text(json.dumps(params))
     print(f"{len(manifest.clips)} clips under {media} (visual cue narrows to two genres, audio decides)")
+    if mixed:
+        print(
+            f"{len(mixed)} mixed clips under {media / MIXED_FOLDER} change genre after {mixed_duration / 2:g} s "
+            f"(e.g. {mixed[0].name}); they have no single true genre and are not scored"
+        )
     return media
+
+
+def mixed_pairs(n: int) -> list[tuple[str, str]]:
+    """``n`` (first, second) genres; each pair differs in both the picture's and the sound's cue.
+
+    Genre ``i`` is followed by genre ``i + 3`` (mod 6): with the cue cycle of
+    :data:`~fiftyone_genre.demo.clips.GENRE_CUES` that changes both cues.
+    """
+    genres = list(g.GENRES)
+    return [(genres[i % 6], genres[(i + 3) % 6]) for i in range(n)]
+
+
+def generate_mixed(folder: Path, n: int, duration: float, seed: int) -> list[Path]:
+    """``n`` clips of ``duration`` s: the first genre of :func:`mixed_pairs` for half, then the second."""
+    from fiftyone_genre.demo.clips import write_mixed_clip
+    from fiftyone_genre.utils import track
+
+    paths = []
+    for i, (first, second) in track(list(enumerate(mixed_pairs(n))), total=n, desc="mixed clips"):
+        name = f"{first}-then-{second}-{i:02d}.mp4".replace(" ", "_")
+        paths.append(write_mixed_clip(folder / name, [first, second], duration / 2, seed=seed + i))
+    return paths
+
+
+def save_mixed_view(dataset) -> None:
+    """The saved view ``mixed-genre-clips`` (the clips under ``media/mixed``), when there are any."""
+    from fiftyone import ViewField as F
+
+    view = dataset.match(F(f"{g.SOURCE_LABEL_FIELD}.label") == MIXED_FOLDER)
+    if len(view) and not dataset.has_saved_view(MIXED_VIEW):
+        dataset.save_view(MIXED_VIEW, view, description="clips whose genre changes half-way (no ground truth)")
+        print(f"saved view '{MIXED_VIEW}': {len(view)} clips whose genre changes half-way (not scored)")
 
 
 def import_media(dataset_name: str, media: Path):

@@ -1,13 +1,15 @@
 """The genre of any video file: decode, extract, score. No dataset, no database.
 
     >>> report = classify_files(["trailer.mp4"], "runs/cpu_fast")
-    >>> print(report)                      # genre, confidence, per-window timeline
-    >>> report.files[0].genre, report.files[0].windows[0]
+    >>> print(report)                      # genre, confidence, genre segments
+    >>> report.files[0].genre, report.files[0].timeline[0], report.files[0].segments
 
 Files are decoded with PyAV and run through the experiment's CNNs exactly as
 ``fiftyone-genre features`` does (batched across files, decoding in the
 background), then scored by the :class:`~fiftyone_genre.inference.scoring.ChunkScorer`
-``predict`` uses, so a file gets the genre ``predict`` would give it. Nothing
+``predict`` uses, so a file gets the genre and the timeline (one entry per
+<= 2.5 s slot, :mod:`~fiftyone_genre.inference.timeline`) ``predict`` would
+give it; ``segments`` joins neighbouring slots of the same genre. Nothing
 here imports FiftyOne's database layer: no MongoDB is started. With
 ``cache_dir`` the features are read from / written to a feature cache, so
 asking again costs only the scoring.
@@ -23,22 +25,13 @@ from typing import Any
 import numpy as np
 
 from fiftyone_genre.features.cache import ClipFeatures, FeatureCache
-from fiftyone_genre.inference.scoring import ChunkScorer, ScoredClip, window_spans
+from fiftyone_genre.inference.scoring import ChunkScorer, ScoredClip, step_bounds
+from fiftyone_genre.inference.timeline import GenreSpan, merge_runs, spans
 from fiftyone_genre.report import Report
 from fiftyone_genre.utils import ProgressFn, track
 
 #: Files scored per forward chunk (bounds memory for long file lists).
-CHUNK_SIZE = 256
-
-
-@dataclass
-class WindowGenre:
-    """One window of the timeline: the seconds it covers and what the model says there."""
-
-    start: float
-    end: float
-    genre: str
-    confidence: float
+FILES_PER_CHUNK = 256
 
 
 @dataclass
@@ -49,7 +42,10 @@ class FileGenre:
     genre: str | None = None
     confidence: float | None = None
     probabilities: dict[str, float] = field(default_factory=dict)
-    windows: list[WindowGenre] = field(default_factory=list)
+    #: one entry per slot (<= ``timeline_slot_s`` seconds), as predict's ``genre_timeline``
+    timeline: list[GenreSpan] = field(default_factory=list)
+    #: the timeline with neighbouring slots of the same genre joined
+    segments: list[GenreSpan] = field(default_factory=list)
     has_audio: bool | None = None
     duration: float | None = None
     error: str | None = None
@@ -59,7 +55,7 @@ class FileGenre:
             return self.error
         audio = "with audio" if self.has_audio else "no audio"
         lines = [f"{self.path}: {self.genre} {self.confidence:.2f} ({self.duration:.1f} s, {audio})"]
-        for w in self.windows:
+        for w in self.segments:
             lines.append(f"  {w.start:7.1f} - {w.end:7.1f} s  {w.genre} {w.confidence:.2f}")
         return "\n".join(lines)
 
@@ -95,8 +91,9 @@ def classify_files(
     cache_dir: str | Path | None = None,
     batch_size: int = 64,
     progress: ProgressFn | None = None,
+    slot_s: float | None = None,
 ) -> ClassifyReport:
-    """Genre, confidence and per-window timeline of each video file.
+    """Genre, confidence, timeline and genre segments of each video file.
 
     Args:
         paths: video files (any container/codec PyAV reads).
@@ -105,20 +102,22 @@ def classify_files(
         cache_dir: a feature cache folder to reuse and fill (none by default).
         batch_size: windows per forward pass.
         progress: ``(fraction, label)`` callback.
+        slot_s: timeline slot length in seconds; None: the model's experiment
+            (``predict.timeline_slot_s``, 2.5 s by default).
 
     Returns:
         a :class:`ClassifyReport`; a file that cannot be decoded gets its
         one-line reason (the same sentence feature extraction records) and
         the others are still classified.
     """
-    scorer = ChunkScorer.load(model_dir, device, batch_size)
+    scorer = ChunkScorer.load(model_dir, device, batch_size, slot_s)
     paths = [str(p) for p in paths]
     feats = _features(paths, scorer, cache_dir, progress)
     report = ClassifyReport(model_path=str(scorer.checkpoint.path), modality=scorer.model.modality)
-    for start in range(0, len(paths), CHUNK_SIZE):
-        chunk = paths[start : start + CHUNK_SIZE]
+    for start in range(0, len(paths), FILES_PER_CHUNK):
+        chunk = paths[start : start + FILES_PER_CHUNK]
         good = [p for p in chunk if isinstance(feats[p], ClipFeatures)]
-        scored = dict(zip(good, scorer.score([feats[p] for p in good])))
+        scored = dict(zip(good, scorer.score([feats[p] for p in good], timeline=True)))
         for p in chunk:
             result = feats[p]
             if isinstance(result, str):
@@ -129,18 +128,18 @@ def classify_files(
 
 
 def file_genre(path: str, feats: ClipFeatures, scored: ScoredClip, labels: list[str]) -> FileGenre:
-    """A :class:`FileGenre` from one clip's features and scores."""
+    """A :class:`FileGenre` from one clip's features and scores (scored with ``timeline=True``)."""
     k = int(np.argmax(scored.probs))
-    windows = []
-    for (start, end), p in zip(window_spans(feats, scored.windows), scored.window_probs):
-        j = int(np.argmax(p))
-        windows.append(WindowGenre(round(start, 3), round(end, 3), labels[j], float(p[j])))
+    timeline = []
+    if scored.slot_probs is not None:
+        timeline = spans(step_bounds(feats.timestamps, feats.duration), scored.slots, scored.slot_probs, labels)
     return FileGenre(
         path=path,
         genre=labels[k],
         confidence=float(scored.probs[k]),
         probabilities={label: float(v) for label, v in zip(labels, scored.probs)},
-        windows=windows,
+        timeline=timeline,
+        segments=merge_runs(timeline),
         has_audio=feats.has_audio,
         duration=float(feats.duration),
     )

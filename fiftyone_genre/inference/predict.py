@@ -10,9 +10,12 @@ writes, per sample:
   ``logits`` are the *log* of the aggregated probabilities, so
   ``softmax(logits)`` gives back exactly the probabilities behind the label
   and confidence (FiftyOne's hardness/mistakenness read the logits that way).
-- ``genre_timeline`` (``fo.TemporalDetections``): one detection per window
-  with its genre and confidence, its support in frame numbers of the video
-  (``[1, total_frame_count]``), so a long video shows where the genre changes.
+- ``genre_timeline`` (``fo.TemporalDetections``): one detection per slot of
+  at most ``timeline_slot_s`` (2.5 s) with its genre and confidence, labelled
+  from the overlapping windows covering it (:mod:`fiftyone_genre.inference.timeline`).
+  Supports are frame numbers of the video (``[1, total_frame_count]``); slots
+  tile the video without overlapping, so the App's modal shows one timeline
+  badge at a time, the genre at the playhead.
 - ``genre_embedding`` (vector): the mean of the windows' LSTM states, the
   representation the classifier reads, for maps and similarity search.
 - with a fused model, ``genre_pred_visual`` / ``genre_pred_audio``: the same
@@ -37,6 +40,7 @@ import numpy as np
 
 from fiftyone_genre import genres as g
 from fiftyone_genre import samples
+from fiftyone_genre.app_config import show_genre_fields
 from fiftyone_genre.config import PredictConfig, to_dict
 from fiftyone_genre.features.cache import ClipFeatures, FeatureCache
 from fiftyone_genre.inference.scoring import (
@@ -77,7 +81,7 @@ PROTECTED_FIELDS: frozenset[str] = frozenset(
 
 #: Samples processed (features read, scored, written) per bulk write. Bounds
 #: memory on big datasets and keeps finished chunks if a run is killed.
-CHUNK_SIZE = 256
+SAMPLES_PER_WRITE = 256
 
 
 class PredictError(ValueError):
@@ -96,6 +100,9 @@ class PredictReport(Report):
     label_counts: dict[str, int] = field(default_factory=dict)
     modality: str = "fused"
     num_windows: int = 0
+    #: timeline entries written, and the slot length (seconds) they cover at most
+    num_slots: int = 0
+    slot_s: float = 0.0
     #: Clips predicted without a timeline: their video metadata could not be read.
     no_timeline: list[str] = field(default_factory=list)
 
@@ -110,6 +117,7 @@ class PredictReport(Report):
         lines = [
             f"predict: {self.num_predicted}/{self.num_samples} samples predicted "
             f"({self.num_windows} windows) with {self.model_path} [{self.modality}]",
+            f"timeline: {self.num_slots} entries of <= {self.slot_s:g} s",
             "fields: " + ", ".join(f"{k}={v}" for k, v in self.fields.items()),
         ]
         if self.label_counts:
@@ -214,7 +222,7 @@ def predict(
     """
     config = config or PredictConfig()
     validate_config(config)
-    scorer = ChunkScorer.load(model_dir, config.device, config.batch_size)
+    scorer = ChunkScorer.load(model_dir, config.device, config.batch_size, config.timeline_slot_s)
     cache, missing_reason = model_cache(collection, scorer.experiment.features)
     n = len(collection)
     if n == 0:
@@ -233,6 +241,7 @@ def predict(
         num_predicted=0,
         fields={k: v for k, v in fields.items() if v in written},
         modality=scorer.model.modality,
+        slot_s=scorer.slot_s,
     )
     ok_ids, failed = _predict_samples(collection, scorer, cache, missing_reason, report, progress, strict)
     _clean_up(collection, scorer, fields, report, ok_ids, failed)
@@ -281,7 +290,7 @@ def _predict_samples(
             failed[ids[i]] = reason
         else:
             pending.append(_Clip(ids[i], paths[i], feats, video_geometry(metas[i], feats)))
-        if len(pending) >= CHUNK_SIZE:
+        if len(pending) >= SAMPLES_PER_WRITE:
             ok_ids += _write_chunk(dataset, scorer, pending, report)
             pending = []
     if pending:
@@ -295,7 +304,7 @@ def _write_chunk(dataset, scorer: ChunkScorer, clips: list[_Clip], report: Predi
 
     fields = report.fields
     values: dict[str, dict[str, Any]] = {name: {} for name in fields.values()}
-    for clip, scored in zip(clips, scorer.score([c.feats for c in clips], modalities=True)):
+    for clip, scored in zip(clips, scorer.score([c.feats for c in clips], modalities=True, timeline=True)):
         pred = _classification(fo, scored.probs, scorer.labels)
         report.label_counts[pred.label] = report.label_counts.get(pred.label, 0) + 1
         values[fields["pred"]][clip.sample_id] = pred
@@ -305,6 +314,8 @@ def _write_chunk(dataset, scorer: ChunkScorer, clips: list[_Clip], report: Predi
         timeline = _timeline(fo, clip, scored, scorer.labels)
         if timeline is None:
             report.no_timeline.append(clip.filepath)
+        else:
+            report.num_slots += len(timeline.detections)
         values[fields["timeline"]][clip.sample_id] = timeline
         report.num_windows += len(scored.windows)
     for name, vals in values.items():
@@ -328,7 +339,7 @@ def _clean_up(
 
 
 def _record_run(dataset, model_dir: str | Path, scorer: ChunkScorer, cache: FeatureCache, report: PredictReport) -> None:
-    """``dataset.info["genre_run"]``: what made the predictions now on the samples."""
+    """``dataset.info["genre_run"]``: what made the predictions now on the samples; the App's default fields."""
     ckpt, exp = scorer.checkpoint, scorer.experiment
     dataset.info[g.RUN_INFO_KEY] = _json_safe(
         {
@@ -342,6 +353,7 @@ def _record_run(dataset, model_dir: str | Path, scorer: ChunkScorer, cache: Feat
             "window": scorer.window,
             "stride": scorer.stride,
             "aggregate": scorer.aggregate,
+            "timeline_slot_s": scorer.slot_s,
             "epoch": ckpt.epoch,
             "metrics": ckpt.metrics,
             "embedding_dim": scorer.embedding_dim,
@@ -352,16 +364,17 @@ def _record_run(dataset, model_dir: str | Path, scorer: ChunkScorer, cache: Feat
         }
     )
     dataset.save()
+    show_genre_fields(dataset)  # tiles show genre and genre_pred by name, the rest one click away
 
 
 def _timeline(fo, clip: _Clip, scored: ScoredClip, labels: list[str]):
-    """One ``TemporalDetection`` per window, support in the video's frame numbers."""
-    if clip.geometry is None:
+    """One ``TemporalDetection`` per slot, support in the video's frame numbers (slots never overlap)."""
+    if clip.geometry is None or scored.slot_probs is None:
         return None
     fps, total, duration = clip.geometry
     bounds = step_bounds(clip.feats.timestamps, duration)
     dets = []
-    for (s, e), p in zip(scored.windows, scored.window_probs):
+    for (s, e), p in zip(scored.slots, scored.slot_probs):
         k = int(np.argmax(p))
         dets.append(
             fo.TemporalDetection(

@@ -3,7 +3,9 @@
 :class:`ChunkScorer` scores chunks of clips with one model: every window of a
 clip's features (the windows training used), aggregated per video as the
 experiment says, plus the embedding and, for fused models, each modality
-alone. The helpers map windows to seconds and frame supports.
+alone; on request also the genre timeline (:mod:`fiftyone_genre.inference.timeline`:
+extra windows every slot, one genre per slot). The helpers map steps to
+seconds and frame supports.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 from fiftyone_genre import genres as g
 from fiftyone_genre.config import FeaturesConfig
 from fiftyone_genre.features.cache import ClipFeatures, FeatureCache, cache_for
+from fiftyone_genre.inference import timeline as tl
 from fiftyone_genre.modeling.model import Checkpoint, load_model
 from fiftyone_genre.modeling.windows import (
     aggregate_windows,
@@ -50,9 +53,10 @@ def window_support(
 ) -> list[int]:
     """Frame numbers ``[first, last]`` (1-based, inclusive) of steps ``[start, end)``.
 
-    Frame ``i`` is shown at ``(i - 1) / fps``; a window owns the frames shown
-    inside its time span. The last window always ends at ``total_frames`` and
-    the first starts at 1, so the union covers the video.
+    Frame ``i`` is shown at ``(i - 1) / fps``; a range owns the frames shown
+    inside its time span. The last range always ends at ``total_frames`` and
+    the first starts at 1, so the union covers the video, and ranges that meet
+    (timeline slots) get supports that neither overlap nor leave a frame out.
     """
     eps = 1e-6
     first = 1 if start == 0 else int(math.ceil(bounds[start] * frame_rate - eps)) + 1
@@ -104,6 +108,10 @@ class ScoredClip:
     embedding: np.ndarray
     #: fused models, when asked: ``"visual"``/``"audio"`` -> probabilities with the other modality hidden
     modal_probs: dict[str, np.ndarray] = field(default_factory=dict)
+    #: when asked: the timeline's ``(start, end)`` step slots (see :mod:`~fiftyone_genre.inference.timeline`)
+    slots: list[tuple[int, int]] = field(default_factory=list)
+    #: ``[num_slots, num_genres]``: each slot's probabilities
+    slot_probs: np.ndarray | None = None
 
 
 class ChunkScorer:
@@ -115,7 +123,14 @@ class ChunkScorer:
     clip they came from.
     """
 
-    def __init__(self, model: torch.nn.Module, checkpoint: Checkpoint, device: torch.device, batch_size: int = 64):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        checkpoint: Checkpoint,
+        device: torch.device,
+        batch_size: int = 64,
+        slot_s: float | None = None,
+    ):
         self.model = model
         self.checkpoint = checkpoint
         self.device = device
@@ -127,13 +142,18 @@ class ChunkScorer:
         # with holes; prediction always covers every step.
         self.stride = min(int(exp.train.eval_stride or self.window), self.window)
         self.aggregate = exp.train.aggregate
+        #: timeline slot length (seconds) and in steps; None: the experiment's ``predict.timeline_slot_s``
+        self.slot_s = float(slot_s if slot_s is not None else exp.predict.timeline_slot_s)
+        self.slot_steps = tl.slot_steps(self.slot_s, exp.features.fps)
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str = "auto", batch_size: int = 64) -> ChunkScorer:
+    def load(
+        cls, model_dir: str | Path, device: str = "auto", batch_size: int = 64, slot_s: float | None = None
+    ) -> ChunkScorer:
         """The model of a model directory (or checkpoint file), on ``device``, in eval mode."""
         dev = resolve_device(device)
         model, ckpt = load_model(model_dir, dev)
-        return cls(model, ckpt, dev, batch_size)
+        return cls(model, ckpt, dev, batch_size, slot_s)
 
     @property
     def experiment(self):
@@ -152,14 +172,37 @@ class ChunkScorer:
         args = (feats, self.checkpoint.visual_dim, self.checkpoint.audio_dim)
         return unpredictable_reason(*args, missing_reason) if missing_reason else unpredictable_reason(*args)
 
-    def score(self, clips: list[ClipFeatures], modalities: bool = False) -> list[ScoredClip]:
-        """Score every window of every clip; ``modalities`` adds the visual-/audio-only passes."""
+    def score(self, clips: list[ClipFeatures], modalities: bool = False, timeline: bool = False) -> list[ScoredClip]:
+        """Score every window of every clip.
+
+        ``modalities`` adds the visual-/audio-only passes (on the video-level
+        windows); ``timeline`` also scores a window every slot and fills
+        ``slots``/``slot_probs``. The video-level label, confidence and
+        embedding read the ``eval_stride`` windows either way, so they do not
+        depend on the timeline.
+        """
         if not clips:
             return []
         windows = [make_windows(f.num_steps, self.window, self.stride) for f in clips]
         items = [pad_window(f, s, e, self.window) for f, ws in zip(clips, windows) for s, e in ws]
         passes: tuple[str | None, ...] = (None, "visual", "audio") if modalities and self.fused else (None,)
-        return self._split(windows, self._forward(items, passes))
+        scored = self._split(windows, self._forward(items, passes))
+        if timeline:
+            self._add_timelines(clips, scored)
+        return scored
+
+    def _add_timelines(self, clips: list[ClipFeatures], scored: list[ScoredClip]) -> None:
+        """Label each clip's slots from its timeline windows (scoring only those not scored already)."""
+        wanted = [tl.timeline_windows(f.num_steps, self.window, self.slot_steps) for f in clips]
+        known = [dict(zip(sc.windows, sc.window_probs)) for sc in scored]
+        todo = [(i, w) for i, ws in enumerate(wanted) for w in ws if w not in known[i]]
+        items = [pad_window(clips[i], s, e, self.window) for i, (s, e) in todo]
+        if items:
+            for (i, w), p in zip(todo, self._forward(items, (None,))[None][0]):
+                known[i][w] = p
+        for f, sc, ws, probs in zip(clips, scored, wanted, known):
+            sc.slots = tl.slot_ranges(f.num_steps, self.slot_steps)
+            sc.slot_probs = tl.slot_probs(sc.slots, ws, np.stack([probs[w] for w in ws]))
 
     def _forward(self, items: list, passes: tuple[str | None, ...]) -> dict[str | None, tuple[np.ndarray, np.ndarray | None]]:
         """Window probabilities (and, for the full pass, LSTM states) in item order."""

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from fiftyone_genre import genres as g
+from fiftyone_genre.app_config import show_genre_fields
 from fiftyone_genre.labels.mapping import (
     FOLDER_SOURCE,
     SHIPPED_SOURCES,
@@ -268,6 +269,7 @@ def remap(
         write_genres(dataset, writes, with_history=any(h is not None for h in writes.history))
         dataset.info[g.REMAP_INFO_KEY] = {"mappings": dict(report.mappings), "time": now_iso()}
         dataset.save()
+        show_genre_fields(dataset)  # the App shows the new ground truth by name, first
     return report
 
 
