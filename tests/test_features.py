@@ -21,6 +21,7 @@ from fiftyone_genre.features.extract import extract_features, parse_shard, shard
 from fiftyone_genre.features.extractor import (
     FeatureExtractionError,
     FeatureExtractor,
+    cnn_batch_for,
     cnn_lanes_for,
     decode_plan_for,
 )
@@ -203,6 +204,13 @@ def test_cnn_lanes_default_to_one_per_cpu_thread_and_one_on_cuda(monkeypatch):
     assert cnn_lanes_for(FeaturesConfig(cnn_lanes=1), "cpu") == (1, None)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     assert cnn_lanes_for(FeaturesConfig(), "cpu") == (1, None)
+
+
+def test_cpu_batches_hold_at_most_eight_steps_and_gpus_the_configured_batch():
+    assert cnn_batch_for(FeaturesConfig(), "cpu") == 8  # batch_size 32: a CPU lane's caches hold 8 frames
+    assert cnn_batch_for(FeaturesConfig(batch_size=5), "cpu") == 5
+    assert cnn_batch_for(FeaturesConfig(), "cuda") == 32
+    assert FeatureExtractor(FeaturesConfig(backbone="mobilenet_v3_small", weights="none", image_size=IMG)).batch_size == 8
 
 
 def _batch_sizes(ex: FeatureExtractor) -> list[tuple[str, int]]:

@@ -47,7 +47,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-#: Steps a decoder may read ahead before the CNNs are attached (~70 MB of 299 px frames).
+#: Steps the decoders may read ahead before the CNNs are attached (~70 MB of 299 px frames).
 READ_AHEAD_STEPS = 256
 #: CNN batches in flight per lane: a lane that finishes finds the next one waiting.
 BATCHES_PER_LANE = 2
@@ -319,13 +319,18 @@ class Extraction:
         for i, (_, path) in enumerate(items):
             videos.put((i, str(path)))
         self._decoders = [Decoder(f"decode-{i}", videos, source) for i in range(max(1, workers))]
+        # Steps per decode job: on the lanes a batch's worth, so decoding keeps
+        # pace with the batches queued beside it; a worker thread of its own
+        # hands over each chunk as it comes.
+        self._read_steps = 1 if workers else batch_size
         self._ended: set[Decoder] = set()
         self._records = {i: VideoRecord(key, str(path)) for i, (key, path) in enumerate(items)}
         self._buffers = {kind: StepBuffer(batch_size) for kind in KINDS}
         self._jobs: dict[Future, CnnJob | DecodeJob] = {}
         self._attached = threading.Event()
+        ahead = max(1, READ_AHEAD_STEPS // len(self._decoders))
         for decoder in self._decoders:  # read ahead while the caller builds the CNNs
-            self._submit(self._decode_pool, DecodeJob(decoder), decoder.read, READ_AHEAD_STEPS, self._attached)
+            self._submit(self._decode_pool, DecodeJob(decoder), decoder.read, ahead, self._attached)
 
     def __enter__(self) -> Extraction:
         return self
@@ -411,7 +416,7 @@ class Extraction:
         waiting = max(buf.steps for buf in self._buffers.values())
         for decoder in self._decoders:
             if decoder not in self._ended and decoder not in busy and waiting < 2 * self.batch_size:
-                self._submit(self._decode_pool, DecodeJob(decoder), decoder.read, self.batch_size)
+                self._submit(self._decode_pool, DecodeJob(decoder), decoder.read, self._read_steps)
         final = len(self._ended) == len(self._decoders)
         running = sum(isinstance(job, CnnJob) for job in self._jobs.values())
         for kind, buf in self._buffers.items():
