@@ -1,6 +1,6 @@
 """Feature extraction against its physical limits, as ONE table of ratios from ONE run.
 
-    .venv/bin/python benchmarks/bench_features.py            # ~3-5 min on 2 cores
+    .venv/bin/python benchmarks/bench_features.py            # ~5-8 min on 2 cores
     .venv/bin/python benchmarks/bench_features.py --quick    # smaller clips, for a smoke run
 
 Rows (each ratio compares two measurements taken in this run, on the same file):
@@ -18,23 +18,23 @@ Rows (each ratio compares two measurements taken in this run, on the same file):
    write, arranged as this device's defaults arrange them) vs the same CNNs,
    batches and lanes (``FeatureExtractor.infer``) on pre-decoded tensors of
    the same steps: how little decoding adds to the CNN (target >= 0.85). On
-   CPU the calling thread decodes while the CNN batches run on one-thread
-   lanes; row 2b reports a background decode worker instead;
+   CPU decoding runs as jobs on the one-thread CNN lanes; row 2b reports a
+   decode worker thread instead;
 3. peak RSS extracting a 10-minute vs a 1-minute video, each in a fresh
    subprocess (target <= 1.1x: memory must not grow with length);
 4. end-to-end vs the paper's pipeline (OpenCV decode, one JPEG per sampled
    frame on disk, read back, resize, same CNN) on the same clip: speed-up;
-6. a small run as a user starts it: ``fiftyone-genre features`` in a
-   subprocess on 4 clips of 10 s (default engine), timed from process start,
-   its reported steps/s vs row 2's rate with the same engine, measured
-   alternately (target >= 0.80; ``bench_small_run.py`` says how, and prints
-   where the process's time went);
 5. the visual CNN alone per inference engine (``fiftyone_genre.features.engine``), img/s
    and GFLOP/s, against eager fp32 NCHW (target for the fastest >= 3.5x) and
    against the machine's own peak: an fp32 and a bf16 GEMM and 3x3
    convolution measured in the same run (rows 0). Engines are measured in
    interleaved rounds and the median kept, because a shared machine's load
-   changes between rounds. Row 2 runs with the fastest engine of row 5.
+   changes between rounds. Row 2 runs with the fastest engine of row 5;
+6. a small run as a user starts it: ``fiftyone-genre features`` in a
+   subprocess on 4 clips of 10 s (default engine), timed from process start,
+   its reported steps/s vs row 2's rate with the same engine, measured
+   alternately (target >= 0.80; ``bench_small_run.py`` says how, and prints
+   where the process's time went).
 
 FLOPs are counted by ``torch.utils.flop_counter`` (2 per multiply-add, as the
 GEMM peak counts them).
@@ -42,7 +42,7 @@ GEMM peak counts them).
 The videos are generated here with PyAV (H.264 + stereo 44.1 kHz AAC, muxed in
 time order like real files). Timings on a shared machine are noisy, so the
 two sides of a ratio are measured alternately and the best of each kept
-(rows 1-4), or the median of interleaved rounds (rows 0 and 5).
+(rows 1-4 and 6), or the median of interleaved rounds (rows 0 and 5).
 """
 
 from __future__ import annotations
