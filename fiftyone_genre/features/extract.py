@@ -24,6 +24,7 @@ from fiftyone_genre.features.extractor import (
     ExtractResult,
     FeatureExtractionError,
     FeatureExtractor,
+    VideoDecoding,
 )
 from fiftyone_genre.report import Report
 from fiftyone_genre.utils import ProgressFn, shown, track
@@ -159,11 +160,13 @@ def extract_features(
     run = _RunOutcome()
     todo = _lookup_cached(cache, pairs, report, run)
     if todo:
-        extractor = FeatureExtractor(config, device=torch_device)
-        report.visual_dim, report.audio_dim = extractor.visual_dim, extractor.audio_dim
-        results = extractor.run(todo)
-        for r in track(results, total=len(todo), desc="features", progress=progress):
-            _record_result(cache, r, report, run)
+        # decoding starts first: the first videos decode while the CNNs are built
+        with VideoDecoding(config, torch_device).start(todo) as extraction:
+            extractor = FeatureExtractor(config, device=torch_device)
+            report.visual_dim, report.audio_dim = extractor.visual_dim, extractor.audio_dim
+            results = extractor.run(todo, extraction)
+            for r in track(results, total=len(todo), desc="features", progress=progress):
+                _record_result(cache, r, report, run)
     elif progress is not None:
         progress(1.0, f"features: all {report.cached} cached")
     report.with_audio = sum(run.has_audio.values())
