@@ -2,17 +2,22 @@
 
 :func:`extract_features` runs :class:`~fiftyone_genre.features.extractor.FeatureExtractor`
 over a FiftyOne collection: cached videos are skipped, new entries are
-written atomically (so a killed run resumes where it stopped and two
-concurrent runs at worst compute an entry twice), ``has_audio`` is set in one
-bulk write, per-sample failures land in ``genre_errors`` and
-``dataset.info["genre_features"]`` records where the features live.
+written atomically (so a killed run resumes where it stopped), each video is
+claimed while it is extracted (so two concurrent runs split the work),
+``has_audio`` is set in one bulk write, per-sample failures land in
+``genre_errors`` and ``dataset.info["genre_features"]`` records where the
+features live. The cache folder is checked for writability and room before
+a model is built or a video decoded, and a full disk stops the run with one
+sentence instead of failing every video that follows.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from fiftyone_genre import genres as g
@@ -26,9 +31,18 @@ from fiftyone_genre.features.extractor import (
     FeatureExtractor,
 )
 from fiftyone_genre.report import Report
+from fiftyone_genre.storage import (
+    StorageError,
+    cache_entry_bytes,
+    check_free,
+    check_writable,
+    disk_error,
+)
 from fiftyone_genre.utils import ProgressFn, shown, track
 
 STAGE = "features"
+#: Videos claimed at a time: a claim holds an open file, so a run never claims its whole list.
+CLAIM_BATCH = 64
 
 
 # --- over a FiftyOne collection ----------------------------------------------------
@@ -159,11 +173,12 @@ def extract_features(
     run = _RunOutcome()
     todo = _lookup_cached(cache, pairs, report, run)
     if todo:
-        extractor = FeatureExtractor(config, device=torch_device)
-        report.visual_dim, report.audio_dim = extractor.visual_dim, extractor.audio_dim
-        results = extractor.run(todo)
-        for r in track(results, total=len(todo), desc="features", progress=progress):
-            _record_result(cache, r, report, run)
+        try:
+            _extract(collection, cache, todo, torch_device, report, run, progress)
+        except StorageError as e:  # a full or unwritable cache: keep and record what was written
+            _save_outcome(collection._dataset, run, report, root, config)
+            kept = f"; the {report.extracted} entr{'y' if report.extracted == 1 else 'ies'} written before are kept"
+            raise StorageError(f"{e}{kept if report.extracted else ''}", e.folder, e.free, e.needed) from None
     elif progress is not None:
         progress(1.0, f"features: all {report.cached} cached")
     report.with_audio = sum(run.has_audio.values())
@@ -185,6 +200,90 @@ class _RunOutcome:
     failed: dict[str, str] = field(default_factory=dict)
     #: sample id -> duration (s) of the features just extracted (metadata check)
     extracted: dict[str, float] = field(default_factory=dict)
+    #: estimated bytes of the entries still to write (named when the disk fills up)
+    bytes_left: int = 0
+
+
+def _extract(collection, cache: FeatureCache, todo, device, report: FeatureReport, run: _RunOutcome, progress) -> None:
+    """Check the cache folder, build the CNNs, check the room, then extract ``todo`` under claims."""
+    check_writable(cache.root, "feature cache")  # before a model is built or a video decoded
+    extractor = FeatureExtractor(cache.config, device=device)
+    report.visual_dim, report.audio_dim = extractor.visual_dim, extractor.audio_dim
+    run.bytes_left = needed_bytes(collection, todo, cache.config.fps, extractor.visual_dim, extractor.audio_dim)
+    check_free(cache.root, run.bytes_left, "feature cache", f" for {len(todo)} video(s)")
+    work = _claimed_work(extractor, cache, todo, report, run)
+    for _ in track(work, total=len(todo), desc="features", progress=progress):
+        pass
+
+
+def needed_bytes(collection, todo: list[tuple[str, str]], fps: float, visual_dim: int, audio_dim: int) -> int:
+    """About what the cache entries of ``todo`` take on disk, from each sample's ``metadata.duration``.
+
+    A sample without a duration counts as the mean of those with one.
+    """
+    durations = dict(zip(*collection.values(["id", "metadata.duration"])))
+    known = [float(d) for d in (durations.get(sid) for sid, _ in todo) if d]
+    mean = sum(known) / len(known) if known else 0.0
+    total = 0
+    for sid, _ in todo:
+        steps = math.ceil(float(durations.get(sid) or mean) * fps) + 1
+        total += cache_entry_bytes(steps, visual_dim, audio_dim)
+    return total
+
+
+def _claimed_work(extractor: FeatureExtractor, cache: FeatureCache, todo, report, run) -> Iterator[None]:
+    """Extract ``todo`` in claimed batches; yields once per video settled.
+
+    A video another run is extracting is passed over; at the end this run
+    waits for that run's entry, one video at a time (a killed run's claim is
+    free at once), and extracts only what is still missing.
+    """
+    deferred: list[tuple[str, str]] = []
+    for start in range(0, len(todo), CLAIM_BATCH):
+        yield from _extract_batch(extractor, cache, todo[start : start + CLAIM_BATCH], report, run, deferred)
+    for item in deferred:
+        yield from _extract_batch(extractor, cache, [item], report, run, [], block=True)
+
+
+def _extract_batch(extractor, cache: FeatureCache, batch, report, run, deferred: list, block: bool = False) -> Iterator[None]:
+    """Claim what nobody else holds, skip what another run finished meanwhile, extract the rest."""
+    claims, mine = {}, []
+    try:
+        for sid, path in batch:
+            try:
+                claim = cache.claim(path, block=block)
+            except OSError as e:
+                raise disk_error(e, cache.root, "feature cache", run.bytes_left) or e from None
+            if claim is None:
+                deferred.append((sid, path))
+                continue
+            if _found(cache, sid, path, report, run):  # another run wrote it while we were busy
+                claim.release()
+                yield
+                continue
+            claims[sid] = claim
+            mine.append((sid, path))
+        results = extractor.run(mine)
+        try:
+            for r in results:
+                _record_result(cache, r, report, run)
+                claims.pop(r.key).release()
+                yield
+        finally:
+            results.close()
+    finally:
+        for claim in claims.values():
+            claim.release()
+
+
+def _found(cache: FeatureCache, sid: str, path: str, report: FeatureReport, run: _RunOutcome) -> bool:
+    hit = cache.lookup(path)
+    if hit is None:
+        return False
+    report.cached += 1
+    run.has_audio[sid] = hit
+    run.ok_ids.append(sid)
+    return True
 
 
 def _shard_pairs(collection, shard_t: tuple[int, int] | None) -> list[tuple[str, str]]:
@@ -197,16 +296,7 @@ def _shard_pairs(collection, shard_t: tuple[int, int] | None) -> list[tuple[str,
 
 def _lookup_cached(cache: FeatureCache, pairs, report: FeatureReport, run: _RunOutcome) -> list[tuple[str, str]]:
     """Count cache hits; returns the ``(id, path)`` pairs still to extract."""
-    todo: list[tuple[str, str]] = []
-    for sid, path in pairs:
-        hit = cache.lookup(path)
-        if hit is None:
-            todo.append((sid, path))
-        else:
-            report.cached += 1
-            run.has_audio[sid] = hit
-            run.ok_ids.append(sid)
-    return todo
+    return [(sid, path) for sid, path in pairs if not _found(cache, sid, path, report, run)]
 
 
 def _record_result(cache: FeatureCache, r: ExtractResult, report: FeatureReport, run: _RunOutcome) -> None:
@@ -216,10 +306,17 @@ def _record_result(cache: FeatureCache, r: ExtractResult, report: FeatureReport,
         run.failed[r.key] = report.failed[r.path] = reason
         return
     try:
-        cache.put(r.path, r.features)
+        written = cache.put(r.path, r.features)
     except OSError as e:
+        problem = disk_error(e, cache.root, "feature cache", run.bytes_left)
+        if problem is not None:  # the disk's fault, not the video's: stop, tag nothing
+            raise problem from None
         run.failed[r.key] = report.failed[r.path] = f"cannot write cache entry: {e}"
         return
+    try:
+        run.bytes_left = max(0, run.bytes_left - written.stat().st_size)
+    except OSError:
+        pass
     report.extracted += 1
     report.steps += r.features.num_steps
     report.video_seconds += r.features.duration
