@@ -39,7 +39,7 @@ pytestmark = pytest.mark.skipif(
 #: Published sizes: (train, test) per UCF101 fold; HMDB51 per fold (train, test, unused).
 UCF_SPLITS = {1: (9537, 3783), 2: (9586, 3734), 3: (9624, 3696)}
 HMDB_COUNTS = {"train": 3570, "test": 1530, "unused": 1666}
-MAPPINGS = Path(__file__).resolve().parents[1] / "fiftyone_genre" / "mappings"
+MAPPINGS = Path(__file__).resolve().parents[1] / "fiftyone_genre" / "labels" / "mappings"
 
 
 def _tiny_clip(path: Path) -> Path:
