@@ -177,8 +177,9 @@ def extract_features(
             _extract(collection, cache, todo, torch_device, report, run, progress)
         except StorageError as e:  # a full or unwritable cache: keep and record what was written
             _save_outcome(collection._dataset, run, report, root, config)
-            kept = f"; the {report.extracted} entr{'y' if report.extracted == 1 else 'ies'} written before are kept"
-            raise StorageError(f"{e}{kept if report.extracted else ''}", e.folder, e.free, e.needed) from None
+            n = report.extracted
+            kept = f"; the {n} entr{'y' if n == 1 else 'ies'} written before {'is' if n == 1 else 'are'} kept" if n else ""
+            raise StorageError(f"{e}{kept}", e.folder, e.free, e.needed) from None
     elif progress is not None:
         progress(1.0, f"features: all {report.cached} cached")
     report.with_audio = sum(run.has_audio.values())
