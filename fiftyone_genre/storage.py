@@ -226,43 +226,66 @@ class FolderLock:
 
     ``flock`` (not ``fcntl``/POSIX locks): two opens in *one* process conflict
     too, so two runs in threads of the App server exclude each other. The
-    kernel releases the lock when its holder dies; :attr:`took_over` then
-    holds what the dead run wrote into the file.
+    kernel releases the lock when its holder dies; the file stays, and
+    :attr:`took_over` then holds what the dead run wrote into it. A clean
+    release removes the file (while still holding it; a run that opened it
+    meanwhile sees its lock is on a removed file and takes a fresh one).
     """
 
     def __init__(self, folder: str | Path, doing: str, wait_s: float = 0.0):
         self.folder, self.doing, self.wait_s = Path(folder), doing, wait_s
+        self.path = self.folder / LOCK_NAME
         self.fd: int | None = None
         self.took_over: dict | None = None
 
     def acquire(self) -> FolderLock:
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
         deadline = time.monotonic() + self.wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = _read_holder(fd)
-                    os.close(fd)
-                    raise LockHeld(
-                        f"{shown(self.folder)}: {describe_holder(holder)} is {holder.get('doing') or 'writing'} it; "
-                        "wait for it to finish or stop it, or choose another folder"
-                    ) from None
-                time.sleep(0.2)
+        while (fd := self._try_lock()) is None:
+            if time.monotonic() >= deadline:
+                holder = self._holder()
+                raise LockHeld(
+                    f"{shown(self.folder)}: {describe_holder(holder)} is {holder.get('doing') or 'writing'} it; "
+                    "wait for it to finish or stop it, or choose another folder"
+                )
+            time.sleep(0.2)
         old = _read_holder(fd)
-        self.took_over = old if old.get("pid") else None  # a clean release leaves the file empty
+        self.took_over = old if old.get("pid") else None
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder_record(self.doing)).encode(), 0)
         self.fd = fd
         return self
 
+    def _try_lock(self) -> int | None:
+        """The locked file's descriptor, or None while another process holds it."""
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            try:
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)  # its holder released (removed) it meanwhile: lock the new file
+
+    def _holder(self) -> dict:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return {}
+        try:
+            return _read_holder(fd)
+        finally:
+            os.close(fd)
+
     def release(self) -> None:
         if self.fd is not None:
             try:
-                os.ftruncate(self.fd, 0)  # empty: released cleanly, nothing to take over
+                os.unlink(self.path)  # while holding: nobody can lock this file after we close it
             except OSError:
                 pass
             os.close(self.fd)  # drops the flock

@@ -348,11 +348,14 @@ def test_a_killed_runs_folder_lock_is_taken_over(tmp_path):
         assert lock.took_over["pid"] == holder.pid  # the dead run's record, reported on take-over
         with pytest.raises(storage.LockHeld):  # flock: a second open in one process is refused too
             storage.FolderLock(tmp_path, "training into").acquire()
+        assert (tmp_path / storage.LOCK_NAME).stat().st_mode & 0o777 == 0o666 & ~_umask()
         lock.release()
-        assert storage.FolderLock(tmp_path, "training into").acquire().took_over is None  # a clean release
+        assert not (tmp_path / storage.LOCK_NAME).exists()  # a clean release leaves nothing behind
+        again = storage.FolderLock(tmp_path, "training into").acquire()
+        assert again.took_over is None
+        again.release()
     finally:
         holder.kill()
-    assert (tmp_path / storage.LOCK_NAME).stat().st_mode & 0o777 == 0o666 & ~_umask()
 
 
 def _umask() -> int:
