@@ -75,20 +75,21 @@ def writer_wait_s() -> float:
     return _seconds_from_env(WAIT_ENV, DEFAULT_WRITER_WAIT_S, 0.0, 86400.0, low_open=False)
 
 
-def _where() -> str:
+def unreachable_message(after_s: float | None = None) -> str:
+    """The one sentence for a database that does not answer: where we looked and what to do."""
     import fiftyone as fo
 
-    if fo.config.database_uri:
-        return fo.config.database_uri
-    return f"FiftyOne's own database in {fo.config.database_dir}"
-
-
-def unreachable_message(after_s: float | None = None) -> str:
-    """The one sentence for a database that does not answer."""
     waited = f" after {after_s:g} s" if after_s else ""
+    if fo.config.database_uri:
+        return (
+            f"the FiftyOne database is unreachable ({fo.config.database_uri}){waited}; start it (or set "
+            "FIFTYONE_DATABASE_URI / database_uri to one that runs) and run the command again"
+        )
+    folder = fo.config.database_dir
     return (
-        f"the FiftyOne database is unreachable ({_where()}){waited}; start it (or set FIFTYONE_DATABASE_URI / "
-        "database_uri to one that runs) and run the command again"
+        f"the FiftyOne database is unreachable (FiftyOne's own database in {folder}){waited}; see "
+        f"{folder}/log/mongo.log, or set FIFTYONE_DATABASE_URI / database_uri to a database that runs, "
+        "and run the command again"
     )
 
 

@@ -205,7 +205,10 @@ class _RunOutcome:
     bytes_left: int = 0
 
 
-def _extract(collection, cache: FeatureCache, todo, device, report: FeatureReport, run: _RunOutcome, progress) -> None:
+def _extract(
+    collection, cache: FeatureCache, todo: list[tuple[str, str]], device, report: FeatureReport, run: _RunOutcome,
+    progress: ProgressFn | None,
+) -> None:
     """Check the cache folder, build the CNNs, check the room, then extract ``todo`` under claims."""
     check_writable(cache.root, "feature cache")  # before a model is built or a video decoded
     extractor = FeatureExtractor(cache.config, device=device)
@@ -232,7 +235,10 @@ def needed_bytes(collection, todo: list[tuple[str, str]], fps: float, visual_dim
     return total
 
 
-def _claimed_work(extractor: FeatureExtractor, cache: FeatureCache, todo, report, run) -> Iterator[None]:
+def _claimed_work(
+    extractor: FeatureExtractor, cache: FeatureCache, todo: list[tuple[str, str]], report: FeatureReport,
+    run: _RunOutcome,
+) -> Iterator[None]:
     """Extract ``todo`` in claimed batches; yields once per video settled.
 
     A video another run is extracting is passed over; at the end this run
@@ -246,8 +252,12 @@ def _claimed_work(extractor: FeatureExtractor, cache: FeatureCache, todo, report
         yield from _extract_batch(extractor, cache, [item], report, run, [], block=True)
 
 
-def _extract_batch(extractor, cache: FeatureCache, batch, report, run, deferred: list, block: bool = False) -> Iterator[None]:
-    """Claim what nobody else holds, skip what another run finished meanwhile, extract the rest."""
+def _extract_batch(
+    extractor: FeatureExtractor, cache: FeatureCache, batch: list[tuple[str, str]], report: FeatureReport,
+    run: _RunOutcome, deferred: list[tuple[str, str]], block: bool = False,
+) -> Iterator[None]:
+    """Claim what nobody else holds (``block``: wait for it), skip what another run finished
+    meanwhile, extract the rest; a video claimed elsewhere goes to ``deferred``."""
     claims, mine = {}, []
     try:
         for sid, path in batch:
@@ -278,6 +288,7 @@ def _extract_batch(extractor, cache: FeatureCache, batch, report, run, deferred:
 
 
 def _found(cache: FeatureCache, sid: str, path: str, report: FeatureReport, run: _RunOutcome) -> bool:
+    """Whether the video's entry is in the cache (then it is counted as cached)."""
     hit = cache.lookup(path)
     if hit is None:
         return False

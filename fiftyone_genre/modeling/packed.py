@@ -197,7 +197,8 @@ class PackedFeatures:
     ) -> PackedFeatures:
         """The current pack if it covers ``paths`` unchanged and passes its checks, else a freshly built one."""
         folder = cache.dir / "packed"
-        store, current, sigs = _reusable(cache, folder, paths, progress)
+        # without the lock first: a read-only shared cache with a good pack needs no lock file
+        store, current, sigs = _reusable(cache, folder, paths, progress, say=False)
         if store is not None:
             return store
         folder.mkdir(parents=True, exist_ok=True)
@@ -208,21 +209,23 @@ class PackedFeatures:
             return _build(cache, folder, paths, sigs, current, progress)
 
 
-def _reusable(cache: FeatureCache, folder: Path, paths: list[str], progress) -> tuple:
+def _reusable(cache: FeatureCache, folder: Path, paths: list[str], progress, say: bool = True) -> tuple:
     """``(store, current, signatures)``: the current pack when it serves ``paths`` as it is.
 
     ``current`` is what a rebuild may carry rows over from: None when the
-    pack is missing or damaged (a damaged pack lends nothing to the next one).
+    pack is missing or damaged (a damaged pack lends nothing to the next
+    one). With ``say``, a damaged pack is reported in one line.
     """
     sigs = {p: signature(cache, p) for p in paths}
-    current = _open_current(folder)
+    current = _open_current(folder, say=say)
     if current is None:
         return None, None, sigs
     if any(current[1].get(p) != sigs[p] for p in paths):
         return None, current, sigs
     bad = current[0].verify(paths, progress)
     if bad:
-        _say_damaged(folder, f"{len(bad)} clip(s) failed their checksum, e.g. {shown(bad[0])}")
+        if say:
+            _say_damaged(folder, f"{len(bad)} clip(s) failed their checksum, e.g. {shown(bad[0])}")
         current[0].close()
         return None, None, sigs
     return current[0], current, sigs
@@ -241,7 +244,7 @@ def _pointer_token(folder: Path) -> str | None:
     return token if isinstance(token, str) and token and "/" not in token else None
 
 
-def _open_current(folder: Path, attempts: int = 3) -> tuple[PackedFeatures, dict[str, tuple]] | None:
+def _open_current(folder: Path, attempts: int = 3, say: bool = True) -> tuple[PackedFeatures, dict[str, tuple]] | None:
     """The pack ``pack.json`` names and each row's signature; None if there is none (or it is unreadable)."""
     for _ in range(attempts):
         try:
@@ -254,7 +257,8 @@ def _open_current(folder: Path, attempts: int = 3) -> tuple[PackedFeatures, dict
                 return None
             continue  # a concurrent build swapped the pack between our two reads: read the new one
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as e:
-            _say_damaged(folder, str(e) or type(e).__name__)
+            if say:
+                _say_damaged(folder, str(e) or type(e).__name__)
             return None
     return None
 
