@@ -43,7 +43,7 @@ import torch
 from fiftyone_genre.features.audio import AudioFeed, MelGrid, MelWindows
 from fiftyone_genre.features.pipeline import SerialWorker
 from fiftyone_genre.features.sampling import FrameScaler, StepSampler
-from fiftyone_genre.utils import not_a_video, shown
+from fiftyone_genre.utils import not_a_file, not_a_video, shown
 
 #: Bumped whenever decoding changes the pixels or samples handed to the CNNs
 #: (it enters the feature-cache key, so old cache entries stop matching).
@@ -227,12 +227,15 @@ class ClipStream:
     def _open(self) -> MediaInfo:
         import av
 
-        p = Path(self.path)
-        if not p.exists():
-            raise MediaError(f"{shown(self.path)}: file not found")
-        if p.is_dir():
-            raise MediaError(f"{shown(self.path)}: is a directory, not a video file")
-        if p.stat().st_size == 0:
+        try:
+            st = Path(self.path).stat()
+        except FileNotFoundError:
+            raise MediaError(f"{shown(self.path)}: file not found") from None
+        except OSError as e:  # a symlink loop, a folder we may not enter
+            raise MediaError(f"{shown(self.path)}: cannot open: {e.strerror or e}") from None
+        if (why := not_a_file(st)) is not None:  # before av.open: a FIFO would block it
+            raise MediaError(f"{shown(self.path)}: {why}")
+        if st.st_size == 0:
             raise MediaError(f"{shown(self.path)}: zero-byte file")
         try:
             container = av.open(self.path, metadata_errors="ignore")

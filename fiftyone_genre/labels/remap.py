@@ -20,6 +20,7 @@ Decisions:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from fiftyone_genre import genres as g
+from fiftyone_genre.database import dataset_writer
 from fiftyone_genre.labels.mapping import (
     FOLDER_SOURCE,
     SHIPPED_SOURCES,
@@ -245,6 +247,15 @@ def remap(
     ``vocabulary`` (a YouTube-8M vocabulary.csv or {Name: verticals}) feeds the
     vertical rules when the labels do not carry ``vertical1..3`` themselves.
     """
+    with dataset_writer(collection, "remapping") if not dry_run else contextlib.nullcontext():
+        return _remap(collection, mapping, dry_run, progress, overwrite_relabeled, allow_new_genres, vocabulary)
+
+
+def _remap(
+    collection, mapping, dry_run: bool, progress: ProgressFn | None, overwrite_relabeled: bool,
+    allow_new_genres: bool | None, vocabulary,
+) -> RemapReport:
+    """:func:`remap`'s work, under the dataset's writer lease unless ``dry_run``."""
     report = RemapReport(dry_run=dry_run)
     rows = read_rows(collection)
     report.total = len(rows)

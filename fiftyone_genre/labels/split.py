@@ -20,6 +20,7 @@ are split three ways as usual.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from typing import Any
 
 from fiftyone_genre import genres as g
 from fiftyone_genre.config import ConfigError, SplitConfig
+from fiftyone_genre.database import dataset_writer
 from fiftyone_genre.labels.leakage import content_hashes
 from fiftyone_genre.report import Report
 from fiftyone_genre.samples import field_values
@@ -229,6 +231,15 @@ def split_dataset(
     """
     config = config or SplitConfig()
     ratios = _normalized_ratios(config.ratios)
+    with dataset_writer(collection, "splitting") if not dry_run else contextlib.nullcontext():
+        return _split(collection, config, ratios, progress, dry_run, merge_duplicates, hash_cache)
+
+
+def _split(
+    collection, config: SplitConfig, ratios, progress: ProgressFn | None, dry_run: bool, merge_duplicates: bool,
+    hash_cache: str | Path | None,
+) -> SplitReport:
+    """:func:`split_dataset`'s work, under the dataset's writer lease unless ``dry_run``."""
     report = SplitReport(
         seed=config.seed, ratios=ratios, keep_official_test=config.keep_official_test, dry_run=dry_run
     )

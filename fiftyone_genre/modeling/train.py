@@ -66,12 +66,14 @@ from fiftyone_genre.modeling.model import (
     LAST_NAME,
     MODALITIES,
     build_model,
+    claim_model_folder,
     load_model,
     read_checkpoint,
     save_checkpoint,
 )
 from fiftyone_genre.report import Report
-from fiftyone_genre.utils import ProgressFn, resolve_device, shown, track
+from fiftyone_genre.storage import check_free, checkpoint_bytes, disk_error
+from fiftyone_genre.utils import ProgressFn, resolve_device, shown, track, write_text_atomic
 
 REPORT_JSON = "report.json"
 REPORT_TXT = "report.txt"
@@ -295,16 +297,20 @@ def train(
 
     Raises:
         split.LeakageError: a group has samples in more than one split.
-        ValueError: no labelled samples with features, a resume mismatch, or
-            (``strict``) a skipped sample.
+        ValueError: no labelled samples with features, a resume mismatch, (``strict``) a
+            skipped sample, a non-finite loss, or ``out_dir`` holding others' files.
+        storage.LockHeld / storage.StorageError: another run trains into ``out_dir``; it is
+            not writable, or its disk is (or gets) full.
     """
     config = _with_modality(config, modality)
     ctx = DistContext.from_env(config.train.device)
-    run = None
+    run = lock = None
     try:
+        lock = claim_model_folder(out_dir) if ctx.is_main else None  # the main rank owns the folder
         data = _load_data(collection, config, ctx, strict, progress)
         run = _setup(config, data, Path(out_dir), ctx, progress)
         _restore(run, resume)
+        _check_space(run)
         _open_outputs(run)
         for epoch in range(run.start_epoch, run.tc.epochs):
             if run.stopping.stopped_early:
@@ -315,9 +321,13 @@ def train(
         report = _final_report(run) if ctx.is_main else None
         ctx.barrier()
         return report  # type: ignore[return-value]  (None on ranks > 0)
+    except OSError as e:  # a full disk met while writing outputs: name the folder, not the file
+        raise disk_error(e, out_dir, "model folder") or e from None
     finally:
         if run is not None and run.writer is not None:
             run.writer.close()
+        if lock is not None:
+            lock.release()
         ctx.close()
 
 
@@ -410,13 +420,23 @@ def _restore(run: _Run, resume: bool) -> None:
     run.start_epoch = run.resumed_from = int(raw["epoch"])
 
 
+def _check_space(run: _Run) -> None:
+    """Main rank: room for both checkpoints twice over (an atomic replace holds old and new at once)."""
+    if not run.ctx.is_main:
+        return
+    params = sum(p.numel() for p in run.net.parameters())
+    need = 2 * (checkpoint_bytes(params, False) + checkpoint_bytes(params, True))
+    need -= sum(f.stat().st_size for f in (run.out_dir / BEST_NAME, run.out_dir / LAST_NAME) if f.is_file())
+    check_free(run.out_dir, need, "model folder", f" for the checkpoints of {params:,} parameters")
+
+
 def _open_outputs(run: _Run) -> None:
     """Main rank: the model directory, the experiment and class list as used, TensorBoard."""
     if not run.ctx.is_main:
         return
     run.out_dir.mkdir(parents=True, exist_ok=True)
-    (run.out_dir / "experiment.yaml").write_text(yaml.safe_dump(run.config.to_dict(), sort_keys=False))
-    (run.out_dir / "genres.json").write_text(json.dumps(run.genres, indent=2))
+    write_text_atomic(run.out_dir / "experiment.yaml", yaml.safe_dump(run.config.to_dict(), sort_keys=False))
+    write_text_atomic(run.out_dir / "genres.json", json.dumps(run.genres, indent=2))
     from torch.utils.tensorboard import SummaryWriter
 
     run.writer = SummaryWriter(str(run.out_dir / "tb"), purge_step=run.start_epoch + 1)
@@ -435,6 +455,11 @@ def train_one_epoch(run: _Run, epoch: int) -> list[float]:
         label = batch["label"].to(device)
         out = run.model(batch["visual"].to(device), batch["audio"].to(device), batch["mask"].to(device))
         loss = run.criterion(out.logits, label)
+        if not torch.isfinite(loss.detach()):
+            raise ValueError(
+                f"training loss is {float(loss.detach())} at epoch {epoch + 1}: the features or the settings "
+                "(learning rate) are broken; stopped before a useless model was saved"
+            )
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if run.tc.grad_clip > 0:
@@ -497,7 +522,7 @@ def _after_epoch(run: _Run, record: dict[str, Any], improved: bool) -> None:
             run_state=run.stopping.as_dict(), history=run.history,
         )
         _log_epoch(run.writer, record)
-        (run.out_dir / HISTORY_JSON).write_text(json.dumps(run.history, indent=2))
+        write_text_atomic(run.out_dir / HISTORY_JSON, json.dumps(run.history, indent=2))
         plot_curves(run.history, run.out_dir / CURVES_PNG, run.config.model.modality)
         print(
             f"epoch {epoch}/{run.tc.epochs}: train loss {record['train_loss']:.4f} "
@@ -530,8 +555,8 @@ def _final_report(run: _Run) -> TrainReport:
         test=test,
         features=to_dict(run.config.features),
     )
-    (run.out_dir / REPORT_JSON).write_text(report.to_json())
-    (run.out_dir / REPORT_TXT).write_text(str(report) + "\n")
+    write_text_atomic(run.out_dir / REPORT_JSON, report.to_json())
+    write_text_atomic(run.out_dir / REPORT_TXT, str(report) + "\n")
     if run.writer is not None and test.get("macro_f1") is not None:
         run.writer.add_scalar("test/accuracy", test["accuracy"], stopping.best_epoch)
         run.writer.add_scalar("test/macro_f1", test["macro_f1"], stopping.best_epoch)

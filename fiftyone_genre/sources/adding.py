@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from fiftyone_genre import genres as g
+from fiftyone_genre.database import dataset_writer
 from fiftyone_genre.samples import record_error
 from fiftyone_genre.sources.common import (
     Entry,
@@ -218,9 +219,15 @@ def add_entries(dataset, result: ParseResult, options: ImportOptions | None = No
     Existing samples get their importer-owned fields (``source_split``,
     ``group``, ``source_label``) refreshed when they differ, e.g. after
     importing another fold; user fields (``genre``, ``split``, tags) are
-    never touched.
+    never touched. The whole read-plan-add holds the dataset's writer lease
+    (:func:`fiftyone_genre.database.dataset_writer`): a second import into
+    the same dataset waits, then finds every file already present.
     """
-    options = options or ImportOptions()
+    with dataset_writer(dataset, "importing into"):
+        return _add_entries(dataset, result, options or ImportOptions())
+
+
+def _add_entries(dataset, result: ParseResult, options: ImportOptions) -> ImportReport:
     report, entries = result.report, result.entries
     multi = result.multi_label
     if entries:

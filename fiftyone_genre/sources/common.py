@@ -37,7 +37,7 @@ from typing import Any
 from fiftyone_genre import genres as g
 from fiftyone_genre.report import Report
 from fiftyone_genre.sources.probe import probe_problem  # noqa: F401 - re-exported
-from fiftyone_genre.utils import atomic_path
+from fiftyone_genre.utils import atomic_path, not_a_file
 
 #: File extensions treated as videos when walking a tree.
 VIDEO_EXTENSIONS: frozenset[str] = frozenset(
@@ -210,14 +210,25 @@ def escape(text: str) -> str:
 
 
 def get_dataset(dataset):
-    """A ``fo.Dataset`` from a dataset or a name (created persistent if missing)."""
+    """A ``fo.Dataset`` from a dataset or a name (created persistent if missing).
+
+    Two imports creating the same new dataset at once both get it: the one
+    that loses the race loads what the other created.
+    """
     import fiftyone as fo
 
+    from fiftyone_genre.database import connect
+
     if isinstance(dataset, str):
+        connect()
         if fo.dataset_exists(dataset):
             return fo.load_dataset(dataset)
-        ds = fo.Dataset(dataset)
-        ds.persistent = True
+        try:
+            ds = fo.Dataset(dataset, persistent=True)
+        except ValueError:
+            if not fo.dataset_exists(dataset):
+                raise
+            return fo.load_dataset(dataset)  # created by a concurrent import meanwhile
         return ds
     if hasattr(dataset, "_dataset") and not isinstance(dataset, fo.Dataset):
         raise ValueError("import into a dataset, not a view")
@@ -284,6 +295,9 @@ def check_listed_video(
         return False
     if video.is_dir():
         report.problem(path, lineno, f"is a directory, not a video: {video}", skip="not a file")
+        return False
+    if (why := not_a_file(video.stat())) is not None:
+        report.problem(path, lineno, f"{why}: {video}", skip="not a file")
         return False
     return True
 
