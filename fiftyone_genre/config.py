@@ -38,6 +38,12 @@ class ConfigError(ValueError):
 class FeaturesConfig:
     """Decoding and CNN feature extraction (paper: 4 fps, InceptionV3 pool)."""
 
+    #: Which features a model reads: "extractor" (this project's CNNs over the
+    #: video file, the settings below), "yt8m-video" (YouTube-8M video-level
+    #: features stored at import: one 1,152-d step per record) or "yt8m-frame"
+    #: (YouTube-8M frame-level features: one step per second). Recorded in the
+    #: checkpoint; a model refuses samples of another space.
+    space: str = "extractor"
     fps: float = 4.0
     backbone: str = "inception_v3"
     #: "pool" (global-pool vector) or "softmax" (fine-tuned frame classifier probabilities)
@@ -174,6 +180,7 @@ class ExperimentConfig:
 
 
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("FeaturesConfig", "space"): ("extractor", "yt8m-video", "yt8m-frame"),
     ("FeaturesConfig", "mode"): ("pool", "softmax"),
     ("FeaturesConfig", "cache_key"): ("stat", "hash"),
     ("FeaturesConfig", "engine"): ("auto", "nchw", "channels_last", "compile"),
