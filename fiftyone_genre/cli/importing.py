@@ -49,20 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--splits-dir", default=None, help="UCF101/HMDB51: folder of split lists (auto-detected)"
     )
-    p.add_argument(
-        "--features-dir",
-        default=None,
-        help="YouTube-8M: where the feature packs go (default: the feature cache folder)",
-    )
-    p.add_argument(
-        "--require-video",
-        action="store_true",
-        help="YouTube-8M: import only records with a local video (the others are counted, not "
-        "imported); by default they become features-only samples",
-    )
-    p.add_argument(
-        "--vocabulary", default=None, help="YouTube-8M: vocabulary.csv (default: PATH/vocabulary.csv)"
-    )
+    _yt8m_arguments(p)
     p.add_argument(
         "--autotrain", action="store_true", help="Hollywood2: also import the automatic train set"
     )
@@ -77,6 +64,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--strict", action="store_true", help="exit 1 when any problem was reported")
     p.set_defaults(func=run)
+
+
+def _yt8m_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--features-dir",
+        default=None,
+        help="YouTube-8M: where the feature packs go (default: the feature cache folder)",
+    )
+    p.add_argument(
+        "--require-video",
+        action="store_true",
+        help="YouTube-8M: import only records with a local video (the others are counted, not "
+        "imported); by default they become features-only samples",
+    )
+    p.add_argument(
+        "--vocabulary", default=None, help="YouTube-8M: vocabulary.csv (default: PATH/vocabulary.csv)"
+    )
 
 
 def build_kwargs(args: argparse.Namespace) -> dict:
