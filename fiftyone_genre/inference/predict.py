@@ -316,6 +316,8 @@ def _write_chunk(dataset, scorer: ChunkScorer, clips: list[_Clip], report: Predi
         values[fields["timeline"]][clip.sample_id] = timeline
         report.num_windows += len(scored.windows)
     for name, vals in values.items():
+        if not dataset.has_field(name) and all(v is None for v in vals.values()):
+            continue  # no timeline at all (features-only samples): FiftyOne cannot type an all-None field
         dataset.set_values(name, vals, key_field="id")
     return [c.sample_id for c in clips]
 
