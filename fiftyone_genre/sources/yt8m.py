@@ -341,7 +341,6 @@ class _Reader:
 
     def _add(self, path: Path, n: int, rec: dict[str, Any], tally: _FileTally) -> None:
         vid = rec["id"]
-        tally.levels[rec["level"]] += 1
         kept = self.records.setdefault(vid, _Record(_split_of(path), path, n))
         unknown = [i for i in rec["labels"] if i not in self.vocab]
         if unknown:
@@ -353,6 +352,7 @@ class _Reader:
         if isinstance(feats, str):
             tally.no_features.append((n, vid, feats))
             return
+        tally.levels[rec["level"]] += 1
         if self.require_video and vid not in self.media:
             return  # skipped as unpaired: its features are not needed
         self.store.add(YT8M_SPACES[rec["level"]], yt8m_key(vid), *feats)
@@ -382,9 +382,10 @@ class _Reader:
                 if not self.records[vid].levels and vid not in self.media and not self.require_video
             )
             n, vid, reason = tally.no_features[0]
+            kept = len(ids) - dropped
             self.report.problem(
                 path, None, f"{len(ids)} record(s) without usable features (e.g. record {n}, id {vid!r}: "
-                f"{reason}); {dropped} skipped, {len(ids) - dropped} kept (their features or video are elsewhere)",
+                f"{reason}); {dropped} skipped" + (f", {kept} kept (a local video, or features in another shard)" if kept else ""),
             )  # fmt: skip
             self.report.skipped[NO_FEATURES] += dropped
 
