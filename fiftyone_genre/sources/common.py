@@ -363,9 +363,12 @@ def default_reencode_dir() -> Path:
 
 
 def label_names(value) -> list[str]:
-    """Class names of a stored ``source_label`` (either type)."""
+    """Class names of a stored ``source_label`` (either type, as objects or raw documents)."""
     if value is None:
         return []
+    if isinstance(value, dict):
+        items = value.get("classifications")
+        return [c.get("label") for c in items] if items is not None else [value.get("label")]
     if hasattr(value, "classifications"):
         return [c.label for c in value.classifications]
     return [value.label]
