@@ -315,9 +315,9 @@ def genre_table(result: dict) -> list[str]:
              "|---|" + "---:|" * len(genres)]  # fmt: skip
     for model in _models(result):
         cells = []
-        for gn in genres:
-            f1 = [result["runs"][s][model]["test"]["per_genre"][gn]["f1"] for s in result["seeds"]]
-            cells.append(_ms(f1))
+        for gn in genres:  # seeds whose test part has the genre (F1 of an absent genre means nothing)
+            f1 = [result["runs"][s][model]["test"]["per_genre"][gn]["f1"] for s, n in zip(result["seeds"], support[gn]) if n]
+            cells.append(_ms(f1) if f1 else "–")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return lines
 
@@ -377,7 +377,7 @@ def markdown(result: dict) -> str:
     parts = [
         f"Records per genre with the shipped mapping: {genres}. Split seeds: {', '.join(map(str, result['seeds']))}.",
         "", "**Held-out test records, per split seed** (macro-F1 over the genres in the truth or the predictions):", "",
-        *scores_table(result), "", "**Per-genre F1, mean ± sd over the seeds:**", "", *genre_table(result), "",
+        *scores_table(result), "", "**Per-genre F1, mean ± sd over the seeds whose test part has the genre:**", "", *genre_table(result), "",
         "**Targets** (paired over the seeds; resolved = the mean difference is more than twice its standard error):",
         "", *targets_table(result), "", "**Stages** (each in its own process):", "", *stage_table(result),
     ]  # fmt: skip
