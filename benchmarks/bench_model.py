@@ -15,25 +15,7 @@ saved. Then, alternately (best of ``--repeats`` kept, the machine is shared):
    video reader for every sample (ffprobe + an ffmpeg process), which
    ``apply_model`` pays before any model runs.
 
-Measured (2 shared cores, other jobs running; ``--repeats 2``):
-
-    144 clips x 6 s                               seconds  ms/clip  x predict
-    1 predict (all fields)                          17.23    119.7       1.00
-    2 apply_model(GenreModel, store_logits)         80.10    556.2       4.65
-    3 compute_embeddings(GenreModel)                42.14    292.7       2.45
-    4 floor: FiftyOne's ffmpeg reader per sample    59.41    412.6       3.45
-    apply_model minus its reader floor: 1.20x predict
-
-    24 clips x 6 s (--clips-per-genre 4)
-    1 predict                                        0.80     33.5       1.00
-    2 apply_model                                    5.96    248.2       7.42
-    3 compute_embeddings                             5.54    230.9       6.90
-    4 reader floor                                   4.22    175.9       5.26
-    apply_model minus its reader floor: 2.16x predict
-
-Before ``GenreModel`` limited torch to one CPU thread inside FiftyOne's loop,
-row 2 minus the floor was 4.4x predict on the 24-clip set: the ffmpeg process
-FiftyOne starts per video starved the LSTM's intra-op threads.
+The last measured table and what it says are in ``docs/performance.md``.
 """
 
 from __future__ import annotations

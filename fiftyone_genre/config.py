@@ -8,19 +8,24 @@ An experiment file (``fiftyone_genre/configs/*.yaml``, or any file of the same s
     predict:  {...}
     split:    {...}
 
-Every default lives here, once, and matches the paper unless it says why not.
-Files are read with ``yaml.safe_load``; an unknown key, a value of the wrong
-type or a value outside its range (:data:`RANGES`) fails with the file, the key
-and the allowed range named, before any video is decoded or model loaded.
+Each key is declared once, here, with :func:`~fiftyone_genre.schema.setting`:
+its default (the paper's unless it says why not), a one-line help, its allowed
+values and where else it appears (a CLI flag, an App form field). Validation,
+the flags, the form fields and the settings table of ``docs/reference.md`` are
+all derived from these declarations (:mod:`fiftyone_genre.schema`), so adding
+a key means adding one field here. Files are read with ``yaml.safe_load``; an
+unknown key, a value of the wrong type or a value outside its range fails with
+the file, the key and the allowed values named, before any video is decoded or
+model loaded.
+
+Ranges are what the code can honour (the audio CNN needs >= 8 mel bands and
+>= 8 mel frames = 0.1 s windows; a mel band needs FFT bins: <= 128 bands at
+16 kHz) or what keeps a typo from running for hours (fps 1e6, 1000 decode
+threads).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,137 +33,176 @@ from typing import Any
 import yaml
 
 from fiftyone_genre import genres as g
+from fiftyone_genre.schema import (  # noqa: F401 - the config API lives here for callers
+    ConfigError,
+    Range,
+    check_config,
+    from_dict,
+    is_dataclass_type,
+    setting,
+    to_dict,
+)
 
-
-class ConfigError(ValueError):
-    """A config file or value is invalid; the message names the file and key."""
+#: Commands that take a features flag (fine-tuning reads the visual settings only).
+_BOTH = ("features", "finetune-frames")
+_VISUAL = "fiftyone_genre.features.backbones:VISUAL_BACKBONES"
+_AUDIO = "fiftyone_genre.features.backbones:AUDIO_BACKBONES"
+_SIZE = Range(1, 65536)
+_STEPS = Range(1, 100000)
+_COUNT = Range(0, 100000)
 
 
 @dataclass
 class FeaturesConfig:
     """Decoding and CNN feature extraction (paper: 4 fps, InceptionV3 pool)."""
 
-    #: Which features a model reads: "extractor" (this project's CNNs over the
-    #: video file, the settings below), "yt8m-video" (YouTube-8M video-level
-    #: features stored at import: one 1,152-d step per record) or "yt8m-frame"
-    #: (YouTube-8M frame-level features: one step per second). Recorded in the
-    #: checkpoint; a model refuses samples of another space.
-    space: str = "extractor"
-    fps: float = 4.0
-    backbone: str = "inception_v3"
-    #: "pool" (global-pool vector) or "softmax" (fine-tuned frame classifier probabilities)
-    mode: str = "pool"
-    #: "DEFAULT" (torchvision weights API), "none" (random init) or a state-dict path
-    weights: str = "DEFAULT"
-    #: Input side in pixels; None means the backbone's own (299 for InceptionV3).
-    image_size: int | None = None
-    #: Fine-tuned frame classifier checkpoint, required for mode="softmax".
-    softmax_checkpoint: str | None = None
-    audio_sample_rate: int = 16000
-    n_mels: int = 64
-    #: Length of the mel window centred on each sampled frame time (seconds).
-    audio_window_s: float = 1.0
-    #: Audio CNN: "small_cnn" or a torchvision backbone name (1->3 channels).
-    audio_backbone: str = "small_cnn"
-    audio_weights: str = "none"
-    #: Seed for randomly initialised backbones, so every run and shard agrees.
-    init_seed: int = 0
-    batch_size: int = 32
-    #: Background decode threads feeding the CNN; 0 decodes on the calling
-    #: thread between CNN batches. None picks by device (see
-    #: ``features.decode_plan_for``: 0 next to CPU CNNs, 1 in front of CUDA).
-    num_workers: int | None = None
-    #: Decoder threads inside PyAV for each video; None picks them by device
-    #: (``features.decode_plan_for``: 1 next to CPU CNNs, 2 in front of CUDA).
-    decode_threads: int | None = None
-    #: CNN calls running at once on the CPU, each with its share of the torch
-    #: threads; None picks by device (``features.cnn_lanes_for``: one lane per
-    #: torch thread on CPU, up to 8; 1 on CUDA). Lanes of one thread each keep
-    #: every core busy while a video decodes, instead of a multi-threaded CNN
-    #: waiting for the decoder or being preempted by it.
-    cnn_lanes: int | None = None
-    #: Where the per-sample feature files go; None -> <fo.config.default_dataset_dir>/genre_features
-    cache_dir: str | None = None
-    #: Cache key uses path+size+mtime ("stat") or a content hash ("hash").
-    cache_key: str = "stat"
-    #: How the CNNs run (``fiftyone_genre.features.engine``): "auto" (= channels_last),
-    #: "nchw" (plain eager), "channels_last", "compile" (torch.compile, for long runs).
-    engine: str = "auto"
-    #: "auto" (bf16 on CPUs with native bf16 and on CUDA, else fp32), "fp32", "bf16", "fp16" (CUDA).
-    precision: str = "auto"
+    # Recorded in the checkpoint: a model refuses samples of another space
+    # (fiftyone_genre.features.spaces). Not in the cache key: only the extractor
+    # space has a per-clip cache.
+    space: str = setting(
+        "extractor", "which features a model reads: extractor (this project's CNNs over the video "
+        "file, the keys below), yt8m-video (YouTube-8M video-level features stored by the import, one "
+        "step per record) or yt8m-frame (YouTube-8M frame-level features, one step per second)",
+        choices=("extractor", "yt8m-video", "yt8m-frame"))
+    fps: float = setting(4.0, "steps sampled per second of video", range=Range(0, 120, open_lo=True),
+                         cli=_BOTH, in_cache_key=True)
+    backbone: str = setting(
+        "inception_v3", "the visual CNN: inception_v3 is the paper's (299 px, 2048-d); "
+        "mobilenet_v3_small is ~20x faster on CPU", names_from=_VISUAL, cli=_BOTH, metavar="NAME",
+        form="Visual backbone", in_cache_key=True)
+    mode: str = setting(
+        "pool", "the visual feature: the CNN's global-pool vector, or the fine-tuned frame "
+        "classifier's genre probabilities (paper stage 1)", choices=("pool", "softmax"), cli=("features",),
+        in_cache_key=True)
+    weights: str = setting(
+        "DEFAULT", "the visual CNN's weights: DEFAULT (torchvision's pretrained, downloaded once "
+        "under TORCH_HOME), none (random, seeded by init_seed) or a state-dict file",
+        presets=(("DEFAULT", "Pretrained (torchvision DEFAULT; downloaded once, needs network the first time)"),
+                 ("none", "Random init (seeded: every run and shard computes the same features)")),
+        path="file", cli=_BOTH, form="Weights", in_cache_key=True)
+    image_size: int | None = setting(
+        None, "input side in pixels; unset: the backbone's own (299 for inception_v3)",
+        range=Range(32, 1024), cli=_BOTH, form="Image size", in_cache_key=True)
+    softmax_checkpoint: str | None = setting(
+        None, "the fine-tuned frame classifier (best.pt from finetune-frames), required for mode softmax",
+        path="file", cli=("features",), in_cache_key=True)
+    audio_sample_rate: int = setting(16000, "audio resampling rate in Hz", range=Range(8000, 96000),
+                                     in_cache_key=True)
+    n_mels: int = setting(64, "mel bands of the audio features", range=Range(8, 128), in_cache_key=True)
+    audio_window_s: float = setting(
+        1.0, "length in seconds of the mel window centred on each step", range=Range(0.1, 10.0),
+        in_cache_key=True)
+    audio_backbone: str = setting(
+        "small_cnn", "the audio CNN: small_cnn or a torchvision backbone (fed the mel image as 3 channels)",
+        names_from=_AUDIO, cli=("features",), metavar="NAME", in_cache_key=True)
+    audio_weights: str = setting(
+        "none", "the audio CNN's weights: none (random, seeded by init_seed), DEFAULT (torchvision "
+        "backbones only) or a state-dict file", in_cache_key=True)
+    init_seed: int = setting(
+        0, "seed of randomly initialised CNNs, so every run and shard computes the same features",
+        range=Range(0, 2**32 - 1), in_cache_key=True)
+    batch_size: int = setting(32, "frames per CNN batch", range=Range(1, 4096), cli=_BOTH)
+    num_workers: int | None = setting(
+        None, "background decode threads feeding the CNN (0: decode between CNN batches); "
+        "unset: 0 next to CPU CNNs, 1 in front of CUDA", range=Range(0, 32), cli=("features",),
+        flag="--workers")
+    decode_threads: int | None = setting(
+        None, "PyAV decoder threads per video; unset: 1 next to CPU CNNs, 2 in front of CUDA", range=Range(0, 64))
+    # Lanes of one thread each keep every core busy while a video decodes,
+    # instead of a multi-threaded CNN waiting for the decoder or being preempted by it.
+    cnn_lanes: int | None = setting(
+        None, "CNN calls running at once, each with its share of the torch threads; "
+        "unset: one per torch thread (up to 8) on CPU, 1 on CUDA", range=Range(1, 64))
+    cache_dir: str | None = setting(
+        None, "the feature cache folder; unset: the folder this dataset used before, "
+        "else <FiftyOne dataset dir>/genre_features", path="folder", cli=_BOTH, form="Cache folder")
+    cache_key: str = setting(
+        "stat", "what identifies a video in the cache: stat (path, size, mtime) or hash (its content)",
+        choices=("stat", "hash"))
+    engine: str = setting(
+        "auto", "how the CNNs run: auto (= channels_last), nchw (plain eager), channels_last, "
+        "or compile (torch.compile, for long runs)", choices=("auto", "nchw", "channels_last", "compile"),
+        cli=("features",), in_cache_key=True)
+    precision: str = setting(
+        "auto", "CNN arithmetic: auto (bf16 where the hardware has it, else fp16 on CUDA, else fp32), "
+        "fp32, bf16 or fp16 (CUDA only)", choices=("auto", "fp32", "bf16", "fp16"), cli=("features",),
+        in_cache_key=True)
 
 
 @dataclass
 class ModelConfig:
     """The audio-visual CNN-LSTM (paper: one wide LSTM of ~2048 units)."""
 
-    #: "fused" | "visual" | "audio"
-    modality: str = "fused"
-    #: "concat" is the only fusion the paper's design needs; kept as a named choice.
-    fusion: str = "concat"
-    visual_proj: int = 512
-    audio_proj: int = 128
-    hidden_size: int = 2048
-    num_layers: int = 1
-    dropout: float = 0.5
-    #: Training-time probability of hiding one modality from a fused model, so
-    #: its single-modality predictions (genre_pred_visual/audio) are meaningful.
-    modality_dropout: float = 0.2
+    modality: str = setting(
+        "fused", "the features the model reads: fused (both), visual or audio",
+        choices=("fused", "visual", "audio"), cli=("train",))
+    fusion: str = setting("concat", "how the two streams join (concat, the paper's, is the only one)",
+                          choices=("concat",))
+    visual_proj: int = setting(512, "width of the visual projection before the LSTM", range=_SIZE)
+    audio_proj: int = setting(128, "width of the audio projection before the LSTM", range=_SIZE)
+    hidden_size: int = setting(2048, "LSTM units (the paper's wide LSTM: 2048)", range=_SIZE)
+    num_layers: int = setting(1, "stacked LSTM layers", range=Range(1, 16))
+    dropout: float = setting(0.5, "dropout before the classifier", range=Range(0, 0.99))
+    modality_dropout: float = setting(
+        0.2, "training-time chance of hiding one modality from a fused model, so its visual-only "
+        "and audio-only predictions mean something", range=Range(0, 1))
 
 
 @dataclass
 class TrainConfig:
     """Windows, optimisation and stopping (paper: 40 steps = 10 s at 4 fps)."""
 
-    window: int = 40
-    #: Step between training windows; every window of every video is used.
-    stride: int = 20
-    #: Step between windows at evaluation/prediction time; None = window (no overlap).
-    eval_stride: int | None = None
-    batch_size: int = 32
-    epochs: int = 50
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    #: Clip the gradient norm (LSTMs spike early); 0 disables.
-    grad_clip: float = 5.0
-    #: "cosine" | "plateau" | "none"
-    scheduler: str = "cosine"
-    #: Early stopping patience in epochs on validation macro-F1 (0 disables).
-    patience: int = 8
-    seed: int = 0
-    #: Class imbalance: "class_weights" | "sampler" | "none"
-    balance: str = "class_weights"
-    #: Video-level aggregation of window probabilities: "mean" | "length_weighted"
-    aggregate: str = "mean"
-    num_workers: int = 0
-    #: "auto" picks cuda when available.
-    device: str = "auto"
-    #: Frame-classifier fine-tuning (paper stage 1, for softmax features).
-    finetune_epochs: int = 3
-    finetune_lr: float = 1e-4
+    window: int = setting(40, "steps per window (40 = 10 s at 4 fps)", range=_STEPS)
+    stride: int = setting(20, "step between training windows; every window of every video is used", range=_STEPS)
+    eval_stride: int | None = setting(
+        None, "step between windows for val, test and prediction; unset: window (no overlap)", range=_STEPS)
+    batch_size: int = setting(32, "windows per training batch", range=_SIZE)
+    epochs: int = setting(50, "training epochs", range=_COUNT, cli=("train", "ablate"))
+    lr: float = setting(1e-3, "AdamW learning rate", range=Range(0, 10, open_lo=True))
+    weight_decay: float = setting(1e-2, "AdamW weight decay", range=Range(0, 10))
+    grad_clip: float = setting(5.0, "gradient-norm clip (LSTMs spike early); 0 disables", range=Range(0, 1e6))
+    scheduler: str = setting("cosine", "learning-rate schedule: cosine, plateau (on val macro-F1) or none",
+                             choices=("cosine", "plateau", "none"))
+    patience: int = setting(
+        8, "early stopping after this many epochs without a better val macro-F1; 0 never stops early",
+        range=_COUNT)
+    seed: int = setting(0, "seed of initialisation, shuffling and dropout")
+    balance: str = setting(
+        "class_weights", "class imbalance: class_weights (inverse-frequency loss weights), "
+        "sampler (class-balanced draws) or none", choices=("class_weights", "sampler", "none"))
+    aggregate: str = setting("mean", "a video's score from its windows' probabilities: mean or length_weighted",
+                             choices=("mean", "length_weighted"))
+    num_workers: int = setting(0, "DataLoader worker processes", range=Range(0, 32))
+    device: str = setting("auto", "where training runs; auto picks cuda when available", device=True)
+    finetune_epochs: int = setting(
+        3, "epochs of frame-classifier fine-tuning (paper stage 1, for softmax features)", range=_COUNT)
+    finetune_lr: float = setting(1e-4, "learning rate of frame-classifier fine-tuning",
+                                 range=Range(0, 10, open_lo=True))
 
 
 @dataclass
 class PredictConfig:
     """Where predictions land on the samples."""
 
-    pred_field: str = g.PRED_FIELD
-    timeline_field: str = g.TIMELINE_FIELD
-    embedding_field: str = g.EMBEDDING_FIELD
-    visual_field: str = g.PRED_VISUAL_FIELD
-    audio_field: str = g.PRED_AUDIO_FIELD
-    batch_size: int = 64
-    device: str = "auto"
+    pred_field: str = setting(g.PRED_FIELD, "field for the video-level genre")
+    timeline_field: str = setting(g.TIMELINE_FIELD, "field for the per-window genre timeline")
+    embedding_field: str = setting(g.EMBEDDING_FIELD, "field for the clip embedding (maps, similarity)")
+    visual_field: str = setting(g.PRED_VISUAL_FIELD, "field for a fused model's visual-only prediction")
+    audio_field: str = setting(g.PRED_AUDIO_FIELD, "field for a fused model's audio-only prediction")
+    batch_size: int = setting(64, "windows per forward pass", range=_SIZE)
+    device: str = setting("auto", "where prediction runs; auto picks cuda when available", device=True)
 
 
 @dataclass
 class SplitConfig:
     """Group-aware, genre-stratified split (paper: 80/10/10)."""
 
-    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    seed: int = 0
-    #: Keep the source dataset's official test fold as our test split.
-    keep_official_test: bool = False
+    ratios: tuple[float, float, float] = setting(
+        (0.8, 0.1, 0.1), "train, val and test shares (>= 0, train > 0; scaled to sum to 1)",
+        cli=("split",), metavar=("TRAIN", "VAL", "TEST"))
+    seed: int = setting(0, "seed of the group shuffle", range=Range(0, 2**63 - 1), cli=("split",))
+    keep_official_test: bool = setting(
+        False, "keep the source dataset's official test fold as the test split", cli=("split",))
 
 
 @dataclass
@@ -177,186 +221,6 @@ class ExperimentConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, source: str = "<dict>") -> ExperimentConfig:
         return from_dict(cls, data or {}, source)
-
-
-_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("FeaturesConfig", "space"): ("extractor", "yt8m-video", "yt8m-frame"),
-    ("FeaturesConfig", "mode"): ("pool", "softmax"),
-    ("FeaturesConfig", "cache_key"): ("stat", "hash"),
-    ("FeaturesConfig", "engine"): ("auto", "nchw", "channels_last", "compile"),
-    ("FeaturesConfig", "precision"): ("auto", "fp32", "bf16", "fp16"),
-    ("ModelConfig", "modality"): ("fused", "visual", "audio"),
-    ("ModelConfig", "fusion"): ("concat",),
-    ("TrainConfig", "scheduler"): ("cosine", "plateau", "none"),
-    ("TrainConfig", "balance"): ("class_weights", "sampler", "none"),
-    ("TrainConfig", "aggregate"): ("mean", "length_weighted"),
-}
-
-
-@dataclass(frozen=True)
-class Range:
-    """Allowed numeric values of one key: ``lo <= v <= hi`` (``lo < v`` when ``open_lo``)."""
-
-    lo: float
-    hi: float
-    open_lo: bool = False
-
-    def __contains__(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        above = value > self.lo if self.open_lo else value >= self.lo
-        return above and value <= self.hi
-
-    def __str__(self) -> str:
-        lo = "(" if self.open_lo else "["
-        return f"{lo}{_num(self.lo)}, {_num(self.hi)}]"
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)
-
-
-#: Every numeric key's allowed values. Bounds are what the code can honour
-#: (the audio CNN needs >= 8 mel bands and >= 8 mel frames = 0.1 s windows; a
-#: mel band needs FFT bins: <= 128 bands at 16 kHz) or what keeps a typo from
-#: running for hours (fps 1e6, 1000 decode threads).
-RANGES: dict[tuple[str, str], Range] = {
-    ("FeaturesConfig", "fps"): Range(0, 120, open_lo=True),
-    ("FeaturesConfig", "image_size"): Range(32, 1024),
-    ("FeaturesConfig", "audio_sample_rate"): Range(8000, 96000),
-    ("FeaturesConfig", "n_mels"): Range(8, 128),
-    ("FeaturesConfig", "audio_window_s"): Range(0.1, 10.0),
-    ("FeaturesConfig", "init_seed"): Range(0, 2**32 - 1),
-    ("FeaturesConfig", "batch_size"): Range(1, 4096),
-    ("FeaturesConfig", "num_workers"): Range(0, 32),
-    ("FeaturesConfig", "decode_threads"): Range(0, 64),
-    ("FeaturesConfig", "cnn_lanes"): Range(1, 64),
-    ("ModelConfig", "visual_proj"): Range(1, 65536),
-    ("ModelConfig", "audio_proj"): Range(1, 65536),
-    ("ModelConfig", "hidden_size"): Range(1, 65536),
-    ("ModelConfig", "num_layers"): Range(1, 16),
-    ("ModelConfig", "dropout"): Range(0, 0.99),
-    ("ModelConfig", "modality_dropout"): Range(0, 1),
-    ("TrainConfig", "window"): Range(1, 100000),
-    ("TrainConfig", "stride"): Range(1, 100000),
-    ("TrainConfig", "eval_stride"): Range(1, 100000),
-    ("TrainConfig", "batch_size"): Range(1, 65536),
-    ("TrainConfig", "epochs"): Range(0, 100000),
-    ("TrainConfig", "lr"): Range(0, 10, open_lo=True),
-    ("TrainConfig", "weight_decay"): Range(0, 10),
-    ("TrainConfig", "grad_clip"): Range(0, 1e6),
-    ("TrainConfig", "patience"): Range(0, 100000),
-    ("TrainConfig", "num_workers"): Range(0, 32),
-    ("TrainConfig", "finetune_epochs"): Range(0, 100000),
-    ("TrainConfig", "finetune_lr"): Range(0, 10, open_lo=True),
-    ("PredictConfig", "batch_size"): Range(1, 65536),
-    ("SplitConfig", "seed"): Range(0, 2**63 - 1),
-}
-
-#: A device is spelled auto, cpu, cuda, cuda:N or mps. Whether it exists is
-#: checked when a stage starts (``utils.check_device``), before any model is
-#: loaded: a config file may name cuda and still be used for a CPU-only step.
-_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-_DEVICE_KEYS = {("TrainConfig", "device"), ("PredictConfig", "device")}
-
-
-def _check_range(cls: type, name: str, value: Any, where: str) -> None:
-    rng = RANGES.get((cls.__name__, name))
-    if rng is not None and value is not None and value not in rng:
-        raise ConfigError(f"{where}: must be in {rng}, got {value!r}")
-    if (cls.__name__, name) in _DEVICE_KEYS and not _DEVICE_RE.match(str(value).lower()):
-        raise ConfigError(f"{where}: must be auto, cpu, cuda, cuda:N or mps; got {value!r}")
-
-
-def check_config(obj: Any, source: str | None = None) -> Any:
-    """Range-check every key of a stage config (built in code, not from a file); returns it."""
-    cls = type(obj)
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if is_dataclass_type(type(value)):
-            check_config(value, source)
-        else:
-            _check_range(cls, f.name, value, f"{source or cls.__name__}: key '{f.name}'")
-    return obj
-
-
-def to_dict(obj: Any) -> dict[str, Any]:
-    """A plain, YAML/JSON-safe dict (tuples become lists)."""
-
-    def plain(v: Any) -> Any:
-        if isinstance(v, tuple | list):
-            return [plain(x) for x in v]
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        return v
-
-    return plain(dataclasses.asdict(obj))
-
-
-def _check_value(cls: type, name: str, hint: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _check_value(cls, name, inner[0], value, where)
-    if is_dataclass_type(hint):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
-        return from_dict(hint, value, where)
-    if origin is tuple:
-        if not isinstance(value, list | tuple) or (args and len(value) != len(args)):
-            raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
-        return tuple(_check_value(cls, name, a, v, where) for a, v in zip(args, value))
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if hint is str:
-        if value is None:
-            raise ConfigError(f"{where}: expected a string, got null")
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        value = str(value)
-        choices = _CHOICES.get((cls.__name__, name))
-        if choices and value not in choices:
-            raise ConfigError(f"{where}: must be one of {', '.join(choices)}; got {value!r}")
-        return value
-    return value
-
-
-def is_dataclass_type(obj: Any) -> bool:
-    return isinstance(obj, type) and dataclasses.is_dataclass(obj)
-
-
-def from_dict(cls: type, data: dict[str, Any], source: str = "<dict>") -> Any:
-    """Build dataclass ``cls`` from ``data``, naming ``source`` and the key on error."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(
-            f"{source}: unknown key(s) {', '.join(map(str, unknown))}; "
-            f"valid keys are {', '.join(sorted(names))}"
-        )
-    kwargs = {}
-    for k, v in data.items():
-        where = f"{source}: key '{k}'"
-        kwargs[k] = _check_value(cls, k, hints[k], v, where)
-        if not is_dataclass_type(hints[k]):
-            _check_range(cls, k, kwargs[k], where)
-    return cls(**kwargs)
 
 
 def load_yaml(path: str | Path) -> Any:

@@ -22,22 +22,11 @@ from .common import (
     expand_path,
     finish,
     long_run_config,
-    path_problem,
     progress_fn,
 )
+from .settings import add_setting_inputs, setting_overrides
 
-WEIGHT_CHOICES = (
-    ("DEFAULT", "Pretrained (torchvision DEFAULT; downloaded once, needs network the first time)"),
-    ("none", "Random init (seeded: every run and shard computes the same features)"),
-    ("path", "Local state dict file"),
-)
 DEVICES = ("cpu", "cuda", "auto")
-
-
-def _backbones() -> list[str]:
-    from fiftyone_genre.features.backbones import VISUAL_BACKBONES
-
-    return list(VISUAL_BACKBONES)
 
 
 def _recorded(ctx) -> dict:
@@ -55,31 +44,14 @@ def _recorded(ctx) -> dict:
     return {k: v for k, v in recorded.items() if k in known}
 
 
-def _overrides(params: dict) -> dict:
-    """The form's choices as a features section (empty fields keep the base's values)."""
-    overrides: dict = {}
-    if params.get("backbone"):
-        overrides["backbone"] = params["backbone"]
-    weights = params.get("weights")
-    if weights == "path":
-        overrides["weights"] = expand_path(params.get("weights_path"))
-    elif weights:
-        overrides["weights"] = weights
-    if params.get("image_size"):
-        overrides["image_size"] = int(params["image_size"])
-    if params.get("cache_dir"):
-        overrides["cache_dir"] = expand_path(params["cache_dir"])
-    return overrides
-
-
 def features_config(ctx):
     """The FeaturesConfig the form describes: the YAML (else the dataset's recorded one) + the form."""
-    from fiftyone_genre.config import load_experiment
+    from fiftyone_genre.config import FeaturesConfig, load_experiment
 
     params = ctx.params or {}
     config_path = expand_path(params.get("config_path"))
     base = {} if config_path else _recorded(ctx)
-    return load_experiment(config_path, features={**base, **_overrides(params)}).features
+    return load_experiment(config_path, features={**base, **setting_overrides(params, FeaturesConfig)}).features
 
 
 def _base_config(ctx, experiment):
@@ -93,39 +65,17 @@ def _base_config(ctx, experiment):
         return FeaturesConfig()
 
 
-def _model_fields(form: Form, base) -> None:
-    """Backbone, weights and image size, defaulting to ``base`` (config file or recorded run)."""
-    inputs = form.inputs
-    inputs.enum("backbone", _backbones(), default=base.backbone, label="Visual backbone", view=types.DropdownView(),
-                description="inception_v3 is the paper's (299 px, 2048-d); mobilenet_v3_small is ~20x faster on CPU.")
-    base_weights = base.weights if base.weights in ("DEFAULT", "none") else "path"
-    weights = types.RadioGroup()
-    for value, label in WEIGHT_CHOICES:
-        weights.add_choice(value, label=label)
-    inputs.enum("weights", weights.values(), default=base_weights, label="Weights",
-                description="Where the backbone's weights come from", view=types.RadioView(choices=weights.choices))
-    if form.params.get("weights", base_weights) == "path":
-        form.field("str", "weights_path", path_problem(form.params.get("weights_path"), must_be_file=True),
-                   required=True, default=None if base_weights != "path" else base.weights,
-                   label="State dict path", description="A .pth state dict on the server machine.")
-    inputs.int("image_size", default=base.image_size, label="Image size (optional)",
-               description="Input side in pixels; empty = the backbone's own.")
-
-
 def build_features_form(form: Form) -> None:
-    from fiftyone_genre.config import ConfigError
+    from fiftyone_genre.config import ConfigError, FeaturesConfig
     from fiftyone_genre.features.extract import parse_shard
 
     ctx, p = form.ctx, form.params
     add_view_target(ctx, form.inputs, action="Extract features for")
     experiment = config_field(form, "Experiment config (optional)",
                               "Its features section gives the defaults below (the same config training uses).")
-    base = _base_config(ctx, experiment)
-    _model_fields(form, base)
+    add_setting_inputs(form, FeaturesConfig, _base_config(ctx, experiment))  # backbone, weights, size, cache
     form.inputs.enum("device", list(DEVICES), default="auto", label="Device", view=types.DropdownView(),
                      description="auto uses a GPU when the server has one")
-    form.inputs.str("cache_dir", label="Cache folder (optional)",
-                    description="Default: the folder this dataset used before, else FiftyOne's dataset dir.")
     shard_problem = None
     try:
         parse_shard(p.get("shard") or None)

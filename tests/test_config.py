@@ -155,3 +155,88 @@ def test_binary_yaml_is_named(tmp_path):
     q.write_bytes(b"features:\n  fps: 4\x00\x00\n")
     with pytest.raises(ConfigError, match=r"nul.yaml: not a YAML text file"):
         load_experiment(q)
+
+
+# --- issue 25, part 1: each key declared once; checks, flags, form fields and docs derived --------
+def _declared_keys():
+    from fiftyone_genre.schema import declared, sections
+
+    return [(section, cls, d) for section, cls in sections(ExperimentConfig) for d in declared(cls)]
+
+
+def test_every_key_is_declared_once_with_help_and_a_default_it_allows():
+    import dataclasses
+
+    from fiftyone_genre.schema import check_config, sections
+
+    for section, cls in sections(ExperimentConfig):
+        declared = {d.name for s, c, d in _declared_keys() if c is cls}
+        assert declared == {f.name for f in dataclasses.fields(cls)}, f"{section}: a key without setting()"
+    for section, _, d in _declared_keys():
+        assert d.spec.help and "\n" not in d.spec.help, f"{section}.{d.name}: one line of help"
+        assert not d.spec.choices or d.default in d.spec.choices, f"{section}.{d.name}"
+    check_config(ExperimentConfig())  # every default is inside its own range
+
+
+def test_reference_tables_are_generated_from_the_declarations():
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "settings_table.py"
+    spec = importlib.util.spec_from_file_location("settings_table", script)
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    text = table.REFERENCE.read_text(encoding="utf-8")
+    assert table.render(text) == text, "docs/reference.md is out of date: run python scripts/settings_table.py"
+    for section, _, d in _declared_keys():
+        assert f"| `{d.name}` |" in text and d.spec.help in text, f"{section}.{d.name} missing from the docs"
+
+
+def test_cli_flags_are_made_from_the_declarations(capsys):
+    from fiftyone_genre.cli import build_parser
+    from fiftyone_genre.cli.flags import config_overrides
+
+    parser = build_parser()
+    args = parser.parse_args(["features", "--dataset", "d", "--workers", "2", "--fps", "2", "--engine", "nchw",
+                              "--weights", "none", "--backbone", "resnet18"])
+    assert config_overrides(args) == {"features": {"num_workers": 2, "fps": 2.0, "engine": "nchw",
+                                                   "weights": "none", "backbone": "resnet18"}}
+    assert config_overrides(parser.parse_args(["features", "--dataset", "d"])) == {}  # the file's values stay
+    args = parser.parse_args(["split", "--dataset", "d", "--seed", "4", "--ratios", "0.7", "0.2", "0.1",
+                              "--keep-official-test"])
+    assert config_overrides(args) == {"split": {"seed": 4, "ratios": [0.7, 0.2, 0.1], "keep_official_test": True}}
+    args = parser.parse_args(["train", "--dataset", "d", "--out", "o", "--epochs", "3", "--modality", "audio"])
+    assert config_overrides(args) == {"train": {"epochs": 3}, "model": {"modality": "audio"}}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["features", "--dataset", "d", "--backbone", "resnet1000"])  # names from backbones
+    with pytest.raises(SystemExit):
+        parser.parse_args(["features", "--dataset", "d", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for _, _, d in _declared_keys():
+        if "features" in d.spec.cli:
+            assert d.spec.help in shown, d.name
+
+
+def test_form_fields_are_made_from_the_declarations(tmp_path):
+    from types import SimpleNamespace
+
+    from operators.common import Form
+    from operators.settings import add_setting_inputs, setting_overrides
+
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"")
+    params = {"backbone": "resnet18", "weights": "path", "weights_path": str(weights), "image_size": 64.0,
+              "cache_dir": "", "fps": 1.0}
+    form = Form(SimpleNamespace(params=params))
+    add_setting_inputs(form, FeaturesConfig, FeaturesConfig(image_size=96))
+    fields = form.inputs.properties
+    on_form = {d.name for _, cls, d in _declared_keys() if cls is FeaturesConfig and d.spec.form}
+    assert {"backbone", "weights", "image_size", "cache_dir"} <= on_form
+    assert set(fields) == on_form | {"weights_path"}  # the file field of weights: "path"
+    assert fields["image_size"].default == 96 and fields["backbone"].default == "inception_v3"
+    assert fields["image_size"].view.label == "Image size (optional)"
+    assert fields["image_size"].view.description.startswith("input side in pixels")  # the key's help
+    assert form.valid
+    overrides = setting_overrides(params, FeaturesConfig)
+    assert overrides == {"backbone": "resnet18", "weights": str(weights), "image_size": 64}  # fps: not a form field
+    assert load_experiment(None, features=overrides).features.image_size == 64

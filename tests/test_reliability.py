@@ -499,7 +499,7 @@ def test_training_killed_then_resumed_matches_uninterrupted(pipeline, configs, w
 PREDICT_SLOWLY = """
 import sys, time
 import fiftyone_genre.inference.predict as P
-P.CHUNK_SIZE = 2  # write back every two clips ...
+P.SAMPLES_PER_WRITE = 2  # write back every two clips ...
 _score = P.ChunkScorer.score
 def slow(*a, **k):  # ... slowly, so the kill lands between chunks and fields
     time.sleep(0.25)

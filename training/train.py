@@ -21,8 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     from fiftyone_genre.cli.training import add_train_arguments, run_ablate, run_train
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_train_arguments(parser)
-    parser.add_argument("--modality", choices=("fused", "visual", "audio"), default=None)
+    add_train_arguments(parser, "train")  # the train command's flags, --modality included
     parser.add_argument("--ablate", action="store_true", help="train fused, visual and audio models")
     args = parser.parse_args(argv)
     # N processes share the cores: default to cores / processes threads each.

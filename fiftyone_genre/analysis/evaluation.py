@@ -211,24 +211,15 @@ def _check_eval_inputs(collection, pred_field: str, gt_field: str, eval_key: str
 def _scores(labels: list[str], ytrue: list[str], ypred: list[str]) -> tuple[np.ndarray, dict, float, float]:
     """Confusion matrix, per-genre precision/recall/F1/support, accuracy and macro-F1.
 
-    Macro-F1 averages over the genres that occur in the ground truth or the
-    predictions: a genre absent from both says nothing about the model.
+    Scored by training's own :func:`~fiftyone_genre.modeling.metrics.classification_metrics`
+    (genres as indices into ``labels``), so a model's test report and its
+    evaluation on the dataset compute the same numbers the same way.
     """
-    from sklearn.metrics import precision_recall_fscore_support
+    from fiftyone_genre.modeling.metrics import classification_metrics
 
     index = {x: i for i, x in enumerate(labels)}
-    confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
-    for t, p in zip(ytrue, ypred):
-        confusion[index[t], index[p]] += 1
-    prec, rec, f1, support = precision_recall_fscore_support(ytrue, ypred, labels=labels, zero_division=0)
-    per_genre = {
-        x: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]), "support": int(support[i])}
-        for i, x in enumerate(labels)
-    }
-    present = [i for i in range(len(labels)) if confusion[i].sum() + confusion[:, i].sum() > 0]
-    macro_f1 = float(np.mean([f1[i] for i in present])) if present else 0.0
-    accuracy = float(np.trace(confusion) / max(confusion.sum(), 1))
-    return confusion, per_genre, accuracy, macro_f1
+    m = classification_metrics([index[t] for t in ytrue], [index[p] for p in ypred], labels)
+    return np.asarray(m["confusion"], dtype=np.int64), m["per_genre"], m["accuracy"], m["macro_f1"]
 
 
 def _confusion_cells(labels: list[str], confusion: np.ndarray, eval_key: str, max_views: int) -> list[dict]:

@@ -12,45 +12,7 @@ import os
 import sys
 
 from fiftyone_genre.cli import load_dataset
-
-
-class _BackboneChoices:
-    """``choices`` that import :mod:`fiftyone_genre.features.backbones` (torch) only when a value
-    is checked or the help is shown, so building the parser stays fast. Pair it with
-    ``metavar``: argparse otherwise lists the choices while adding the argument."""
-
-    def __init__(self, attr: str) -> None:
-        self.attr = attr
-
-    def _names(self) -> list[str]:
-        from fiftyone_genre.features import backbones
-
-        return list(getattr(backbones, self.attr))
-
-    def __contains__(self, value: object) -> bool:
-        return value in self._names()
-
-    def __iter__(self):
-        return iter(self._names())
-
-
-def _overrides(args: argparse.Namespace) -> dict:
-    """Flags that were given, as a ``features`` section override (validated by from_dict)."""
-    mapping = {
-        "backbone": "backbone",
-        "weights": "weights",
-        "mode": "mode",
-        "image_size": "image_size",
-        "softmax_checkpoint": "softmax_checkpoint",
-        "cache_dir": "cache_dir",
-        "batch_size": "batch_size",
-        "workers": "num_workers",
-        "fps": "fps",
-        "audio_backbone": "audio_backbone",
-        "engine": "engine",
-        "precision": "precision",
-    }
-    return {key: getattr(args, flag) for flag, key in mapping.items() if getattr(args, flag, None) is not None}
+from fiftyone_genre.cli.flags import add_config_flags, config_overrides
 
 
 def _launch(args: argparse.Namespace):
@@ -72,7 +34,7 @@ def _features(args: argparse.Namespace) -> int:
     from fiftyone_genre.utils import check_device
 
     # every value checked before the dataset, a video or a model is touched
-    experiment = load_experiment(args.config, features=_overrides(args))
+    experiment = load_experiment(args.config, **config_overrides(args))
     check_device(args.device, "--device")
     dataset = load_dataset(args.dataset)
     ctx, shard, device = _launch(args)
@@ -104,7 +66,7 @@ def _finetune(args: argparse.Namespace) -> int:
     from fiftyone_genre.modeling.finetune import finetune_frame_classifier
     from fiftyone_genre.utils import check_device
 
-    experiment = load_experiment(args.config, features=_overrides(args))
+    experiment = load_experiment(args.config, **config_overrides(args))
     if args.device is not None:
         check_device(args.device, "--device")
     dataset = load_dataset(args.dataset)
@@ -114,20 +76,9 @@ def _finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, command: str) -> None:
     p.add_argument("--dataset", required=True, help="FiftyOne dataset name")
-    p.add_argument("--backbone", choices=_BackboneChoices("VISUAL_BACKBONES"), metavar="NAME",
-                   help="visual CNN: %(choices)s (default: inception_v3, the paper's)")
-    p.add_argument(
-        "--weights",
-        metavar="DEFAULT|PATH|none",
-        help="DEFAULT = torchvision ImageNet weights (downloaded once, cached under TORCH_HOME); "
-        "PATH = local state dict; none = random init seeded by init_seed",
-    )
-    p.add_argument("--image-size", type=int, help="input side in pixels (default: the backbone's own)")
-    p.add_argument("--fps", type=float, help="sampling rate (default 4, the paper's)")
-    p.add_argument("--cache-dir", help="feature cache folder (default: recorded on the dataset, else FiftyOne's dataset dir)")
-    p.add_argument("--batch-size", type=int, help="frames per CNN batch")
+    add_config_flags(p, command)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto (default cpu)")
 
 
@@ -140,19 +91,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and write one cache entry per video. Cached videos are skipped; failures are recorded in "
         "the genre_errors field and the run continues.",
     )
-    _common(p)
+    _common(p, "features")
     p.add_argument("--config", help="experiment YAML (its `features` section); flags override keys")
-    p.add_argument("--mode", choices=["pool", "softmax"], help="pool vector or fine-tuned softmax (paper stage 1)")
-    p.add_argument("--softmax-checkpoint", help="best.pt from `finetune-frames` (mode softmax)")
-    p.add_argument("--audio-backbone", choices=_BackboneChoices("AUDIO_BACKBONES"), metavar="NAME",
-                   help="audio CNN: %(choices)s (default small_cnn)")
-    p.add_argument("--workers", type=int, help="background decode threads (0: decode between CNN batches; default: 0 on CPU, 1 on CUDA)")
     p.add_argument("--shard", metavar="K/N", help="process only the K-th of N disjoint slices (1 <= K <= N); "
                    "under torchrun the shard comes from RANK/WORLD_SIZE and the GPU from LOCAL_RANK")
-    p.add_argument("--engine", choices=["auto", "nchw", "channels_last", "compile"],
-                   help="how the CNNs run (default auto = channels_last; compile for long runs)")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="default auto: bf16 on CPUs with native bf16 and on CUDA, else fp32")
     p.add_argument("--strict", action="store_true", help="fail (exit 2) if any video fails")
     p.set_defaults(func=_features)
 
@@ -163,8 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the train split; writes epoch_NNN.pt, last.pt and best.pt (use best.pt as "
         "features.softmax_checkpoint with mode softmax).",
     )
-    _common(q)
+    _common(q, "finetune-frames")
     q.add_argument("--config", required=True, help="experiment YAML (features + train sections)")
     q.add_argument("--out", required=True, help="output folder for the checkpoints")
-    q.set_defaults(func=_finetune, mode=None, softmax_checkpoint=None, audio_backbone=None, workers=None,
-                   engine=None, precision=None)
+    q.set_defaults(func=_finetune)

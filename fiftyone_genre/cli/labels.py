@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from fiftyone_genre.cli import load_dataset
+from fiftyone_genre.cli.flags import add_config_flags, config_overrides
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,11 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("split", help="train/val/test by group, stratified by genre")
     s.add_argument("--dataset", required=True, help="FiftyOne dataset name")
     s.add_argument("--config", default=None, help="experiment YAML whose split: section to use")
-    s.add_argument("--seed", type=int, default=None, help="random seed (default from config: 0)")
-    s.add_argument("--ratios", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"), default=None,
-                   help="split ratios (default 0.8 0.1 0.1)")
-    s.add_argument("--keep-official-test", action="store_true",
-                   help="keep the source's official test fold as the test split")
+    add_config_flags(s, "split")
     s.add_argument("--dry-run", action="store_true", help="show the counts, write nothing")
     s.set_defaults(func=run_split)
 
@@ -95,20 +92,10 @@ def run_relabel(args: argparse.Namespace) -> int:
 
 
 def run_split(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from fiftyone_genre.config import section_from
+    from fiftyone_genre.config import load_experiment
     from fiftyone_genre.labels.split import split_dataset
 
-    config = section_from(args.config, "split")
-    changes: dict = {}
-    if args.seed is not None:
-        changes["seed"] = args.seed
-    if args.ratios is not None:
-        changes["ratios"] = tuple(args.ratios)
-    if args.keep_official_test:
-        changes["keep_official_test"] = True
-    config = dataclasses.replace(config, **changes)
+    config = load_experiment(args.config, **config_overrides(args)).split
     print(split_dataset(load_dataset(args.dataset), config, dry_run=args.dry_run))
     return 0
 

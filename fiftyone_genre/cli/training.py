@@ -10,27 +10,26 @@ from __future__ import annotations
 import argparse
 
 from fiftyone_genre.cli import load_dataset
+from fiftyone_genre.cli.flags import add_config_flags, config_overrides
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train`` and ``ablate``."""
     t = sub.add_parser("train", help="train the audio-visual CNN-LSTM on cached features")
-    add_train_arguments(t)
-    t.add_argument("--modality", choices=("fused", "visual", "audio"), default=None,
-                   help="override the config's model.modality")
+    add_train_arguments(t, "train")
     t.set_defaults(func=run_train)
 
     a = sub.add_parser("ablate", help="train fused, visual-only and audio-only models on the same split")
-    add_train_arguments(a)
+    add_train_arguments(a, "ablate")
     a.set_defaults(func=run_ablate)
 
 
-def add_train_arguments(p: argparse.ArgumentParser) -> None:
+def add_train_arguments(p: argparse.ArgumentParser, command: str) -> None:
     p.add_argument("--dataset", required=True, help="FiftyOne dataset name")
     p.add_argument("--config", default=None, help="experiment config: a shipped name (cpu_fast, paper_pool, paper_softmax) or a YAML file; defaults if omitted")
     p.add_argument("--out", required=True, help="model directory (checkpoints, logs, reports)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt after an interruption")
-    p.add_argument("--epochs", type=int, default=None, help="override train.epochs")
+    add_config_flags(p, command)
     p.add_argument("--tag", default=None, help="train only on samples with this tag (e.g. a curated subset)")
     p.add_argument("--strict", action="store_true",
                    help="fail (exit 2) if any labelled sample cannot be used (default: skip it, record why)")
@@ -46,7 +45,7 @@ def _load(args: argparse.Namespace):
         import torch
 
         torch.set_num_threads(args.threads)
-    config = load_experiment(args.config, train={"epochs": args.epochs} if args.epochs else None)
+    config = load_experiment(args.config, **config_overrides(args))
     collection = load_dataset(args.dataset)
     if args.tag:
         collection = collection.match_tags(args.tag)
@@ -57,7 +56,7 @@ def run_train(args: argparse.Namespace) -> int:
     from fiftyone_genre.modeling.train import train
 
     collection, config = _load(args)
-    report = train(collection, config, args.out, modality=args.modality, resume=args.resume, strict=args.strict)
+    report = train(collection, config, args.out, resume=args.resume, strict=args.strict)
     if report is not None:  # None on torchrun ranks > 0
         print(report)
     return 0

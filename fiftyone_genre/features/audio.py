@@ -46,7 +46,7 @@ class MelWindows:
     runs in the decode worker thread next to a CNN that owns the intra-op
     thread pool: NumPy's single-threaded FFT plus a banded filterbank product
     keep the decode side off OpenMP/BLAS thread pools, whose spin-waiting on a
-    busy machine made the same small ops 10-100x slower.
+    busy machine slows such small ops by an order of magnitude or more.
     """
 
     def __init__(self, sample_rate: int = 16000, n_mels: int = 64, audio_window_s: float = 1.0):

@@ -19,25 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from fiftyone_genre.config import FeaturesConfig, to_dict
+from fiftyone_genre.schema import declared
 from fiftyone_genre.utils import atomic_path
 
-#: FeaturesConfig fields that change the numbers in a cache entry.
-FEATURE_KEY_FIELDS: tuple[str, ...] = (
-    "fps",
-    "backbone",
-    "mode",
-    "weights",
-    "image_size",
-    "softmax_checkpoint",
-    "audio_sample_rate",
-    "n_mels",
-    "audio_window_s",
-    "audio_backbone",
-    "audio_weights",
-    "init_seed",
-    "engine",
-    "precision",
-)
+#: FeaturesConfig keys that change the numbers in a cache entry (declared
+#: with ``in_cache_key=True`` in :mod:`fiftyone_genre.config`).
+FEATURE_KEY_FIELDS: tuple[str, ...] = tuple(d.name for d in declared(FeaturesConfig) if d.spec.in_cache_key)
 
 CACHE_FORMAT_VERSION = 1
 #: A temp file untouched this long belongs to a killed run (a live writer

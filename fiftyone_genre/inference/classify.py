@@ -29,7 +29,7 @@ from fiftyone_genre.report import Report
 from fiftyone_genre.utils import ProgressFn, track
 
 #: Files scored per forward chunk (bounds memory for long file lists).
-CHUNK_SIZE = 256
+FILES_PER_CHUNK = 256
 
 
 @dataclass
@@ -120,8 +120,8 @@ def classify_files(
         report.files = [FileGenre(path=p, error=f"{p}: {refused}") for p in paths]
         return report
     feats = _features(paths, scorer, cache_dir, progress)
-    for start in range(0, len(paths), CHUNK_SIZE):
-        chunk = paths[start : start + CHUNK_SIZE]
+    for start in range(0, len(paths), FILES_PER_CHUNK):
+        chunk = paths[start : start + FILES_PER_CHUNK]
         good = [p for p in chunk if isinstance(feats[p], ClipFeatures)]
         scored = dict(zip(good, scorer.score([feats[p] for p in good])))
         for p in chunk:

@@ -42,8 +42,10 @@ from fiftyone_genre.inference.scoring import (
     model_cache,
 )
 
-#: A frame time and a step time closer than this are the same moment.
-TIME_EPS = 1e-6
+#: Rounding slack, in frames, when a step time is turned into a frame number
+#: (a step exactly on a frame's start must not land on the next frame). Not the
+#: seconds tolerance of decoding (:data:`fiftyone_genre.features.sampling.TIME_EPS`).
+FRAME_EPS = 1e-6
 
 
 @dataclass
@@ -65,9 +67,9 @@ class GenreModelConfig:
     extract_missing: bool = True
     #: torch threads on CPU while FiftyOne drives the model (``with model:``, as
     #: apply_model does). FiftyOne starts an ffmpeg process for each video right
-    #: before calling the model; intra-op threads waiting for the core it holds
-    #: made the LSTM ~10x slower on 2 cores (benchmarks/bench_model.py). None
-    #: keeps torch's setting.
+    #: before calling the model, and intra-op threads would wait at every
+    #: operator for the core that process holds; one thread does not wait
+    #: (``benchmarks/bench_model.py`` measures both). None keeps torch's setting.
     cpu_threads: int | None = 1
 
 
@@ -191,7 +193,7 @@ class GenreModel(fom.Model, fom.SamplesMixin, fom.LogitsMixin, fom.EmbeddingsMix
             return feats
         if not rate:
             raise ValueError(f"{path}: no frame rate known, cannot locate clip frames {support[0]}-{support[1]}")
-        return clip_steps(feats, support[0], support[1], rate)
+        return support_steps(feats, support[0], support[1], rate)
 
     def _stored_features(self, sample, dataset) -> ClipFeatures:
         """A sample read through :class:`SampleFeatures` (YouTube-8M spaces, features-only samples)."""
@@ -282,10 +284,10 @@ def step_frame(timestamp: float, frame_rate: float) -> int:
     window's support starts at the frame of its first step, so the clip made
     from it selects exactly that window's steps again.
     """
-    return int(math.ceil(timestamp * frame_rate - TIME_EPS)) + 1
+    return int(math.ceil(timestamp * frame_rate - FRAME_EPS)) + 1
 
 
-def clip_steps(feats: ClipFeatures, first: int, last: int, frame_rate: float) -> ClipFeatures:
+def support_steps(feats: ClipFeatures, first: int, last: int, frame_rate: float) -> ClipFeatures:
     """The steps whose frames lie in ``[first, last]`` (a clip's support); at least the nearest one."""
     frames = np.array([step_frame(t, frame_rate) for t in feats.timestamps])
     keep = np.nonzero((frames >= first) & (frames <= last))[0]

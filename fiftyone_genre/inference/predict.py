@@ -77,7 +77,7 @@ PROTECTED_FIELDS: frozenset[str] = frozenset(
 
 #: Samples processed (features read, scored, written) per bulk write. Bounds
 #: memory on big datasets and keeps finished chunks if a run is killed.
-CHUNK_SIZE = 256
+SAMPLES_PER_WRITE = 256
 
 
 class PredictError(ValueError):
@@ -287,7 +287,7 @@ def _predict_samples(
         else:
             geometry = None if only[i] else video_geometry(metas[i], feats)
             pending.append(_Clip(ids[i], paths[i], feats, geometry, bool(only[i])))
-        if len(pending) >= CHUNK_SIZE:
+        if len(pending) >= SAMPLES_PER_WRITE:
             ok_ids += _write_chunk(dataset, scorer, pending, report)
             pending = []
     if pending:

@@ -3,24 +3,24 @@
 :func:`classification_metrics` is the one metrics function (training's
 validation and test scores and :mod:`fiftyone_genre.analysis` both report
 with it); :func:`evaluate_windows` runs a model over a split's windows and
-aggregates them per video.
+aggregates them per video. torch is imported inside :func:`evaluate_windows`
+only, so ``fiftyone-genre evaluate`` scores predictions without loading it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
-from torch.utils.data import DataLoader
 
-from fiftyone_genre.modeling.dataset import (
-    WindowDataset,
-    collate_labeled,
-)
 from fiftyone_genre.utils import track
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from fiftyone_genre.modeling.dataset import WindowDataset
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, genres: list[str]) -> dict[str, Any]:
@@ -50,7 +50,6 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, genres: list[
     }
 
 
-@torch.no_grad()
 def evaluate_windows(
     model: nn.Module,
     dataset: WindowDataset,
@@ -67,18 +66,25 @@ def evaluate_windows(
     :func:`fiftyone_genre.analysis.evaluate`, which scores predictions already
     written on a dataset, this runs the model over a :class:`WindowDataset`.
     """
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader
+
+    from fiftyone_genre.modeling.dataset import collate_labeled
+
     model.eval()
     if len(dataset) == 0:
         return {**classification_metrics(np.array([]), np.array([]), genres), "loss": None, "window_accuracy": None}
     criterion = criterion or nn.CrossEntropyLoss()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_labeled)
     probs, loss_sum, correct = [], 0.0, 0
-    for batch in track(loader, desc=desc):
-        out = model(batch["visual"].to(device), batch["audio"].to(device), batch["mask"].to(device))
-        label = batch["label"].to(device)
-        loss_sum += float(criterion(out.logits, label)) * len(label)
-        correct += int((out.logits.argmax(1) == label).sum())
-        probs.append(torch.softmax(out.logits.float(), dim=1).cpu().numpy())
+    with torch.no_grad():
+        for batch in track(loader, desc=desc):
+            out = model(batch["visual"].to(device), batch["audio"].to(device), batch["mask"].to(device))
+            label = batch["label"].to(device)
+            loss_sum += float(criterion(out.logits, label)) * len(label)
+            correct += int((out.logits.argmax(1) == label).sum())
+            probs.append(torch.softmax(out.logits.float(), dim=1).cpu().numpy())
     window_probs = np.concatenate(probs)
     video_probs = dataset.video_probabilities(window_probs, aggregate)
     metrics = classification_metrics(dataset.video_labels, video_probs.argmax(1), genres)

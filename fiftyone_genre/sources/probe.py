@@ -120,7 +120,7 @@ def probe_problem(path: str | Path) -> str | None:
 
 
 def default_workers() -> int:
-    """Threads for probing: one per core (measured: more threads only contend on 2 cores)."""
+    """Threads for probing: one per core, up to 8 (opening a file is CPU work; more threads than cores contend)."""
     return max(1, min(8, os.cpu_count() or 1))
 
 
