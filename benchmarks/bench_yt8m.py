@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -399,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: the real YouTube-8M shards are not at {REAL} (validate/*.tfrecord + vocabulary.csv)")
         return 0
     os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed run still stops its mongod
     _private_database()
     print(f"YouTube-8M benchmark: 60 shards, seeds 0..{args.seeds - 1}, {os.cpu_count()} CPUs", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-yt8m-") as tmp:
