@@ -32,6 +32,7 @@ from fiftyone_genre.features.extractor import (
     FeatureExtractor,
     VideoDecoding,
 )
+from fiftyone_genre.features.spaces import DESCRIPTIONS, is_yt8m
 from fiftyone_genre.report import Report
 from fiftyone_genre.storage import (
     StorageError,
@@ -66,6 +67,9 @@ class FeatureReport(Report):
     audio_dim: int = 0
     #: temp files of killed earlier runs removed from the cache folder
     stale_temp_files: int = 0
+    #: features-only samples (YouTube-8M records without a video): nothing to extract from
+    features_only: int = 0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def steps_per_s(self) -> float:
@@ -90,6 +94,8 @@ class FeatureReport(Report):
             "cache_dir": self.cache_dir,
             "shard": list(self.shard) if self.shard else None,
             "stale_temp_files": self.stale_temp_files,
+            "features_only": self.features_only,
+            "notes": list(self.notes),
         }
 
     def __str__(self) -> str:
@@ -103,6 +109,13 @@ class FeatureReport(Report):
         ]
         if self.stale_temp_files:
             lines.append(f"  removed {self.stale_temp_files} temp file(s) left by an interrupted earlier run")
+        if self.features_only:
+            lines.append(
+                f"  skipped {self.features_only} features-only sample(s): YouTube-8M records without a video "
+                "have nothing to extract from (their features were stored by the import; train them with "
+                "--config yt8m)"
+            )
+        lines += [f"  {n}" for n in self.notes]
         for path, reason in list(self.failed.items())[:20]:
             lines.append(f"  FAILED {shown(path)}: {reason}")
         if len(self.failed) > 20:
@@ -159,6 +172,8 @@ def extract_features(
 
     # every value and the device are checked before a video is opened or a model built
     config = check_config(config or FeaturesConfig())
+    if is_yt8m(config.space):
+        return _nothing_to_extract(config.space)
     torch_device = resolve_device(device)
     shard_t = parse_shard(shard)
     # "auto" engine/precision are recorded as they ran: part of the cache key
@@ -169,8 +184,8 @@ def extract_features(
     cache = FeatureCache(root, config)
     started = time.perf_counter()
 
-    pairs = _shard_pairs(collection, shard_t)
-    report = FeatureReport(total=len(pairs), cache_dir=str(root), shard=shard_t)
+    pairs, features_only = _shard_pairs(collection, shard_t)
+    report = FeatureReport(total=len(pairs), cache_dir=str(root), shard=shard_t, features_only=features_only)
     report.stale_temp_files = cache.remove_stale_temp_files()
     run = _RunOutcome()
     todo = _lookup_cached(cache, pairs, report, run)
@@ -328,12 +343,24 @@ def _found(cache: FeatureCache, sid: str, path: str, report: FeatureReport, run:
     return True
 
 
-def _shard_pairs(collection, shard_t: tuple[int, int] | None) -> list[tuple[str, str]]:
+def _shard_pairs(collection, shard_t: tuple[int, int] | None) -> tuple[list[tuple[str, str]], int]:
+    """``(id, path)`` of this shard's videos, and how many features-only samples it skips."""
     ids, paths = collection.values(["id", "filepath"])
-    pairs = list(zip(ids, paths))
+    only = samples.field_values(collection, g.FEATURES_ONLY_FIELD, len(ids))
+    pairs = list(zip(ids, paths, only))
     if shard_t is not None:
-        pairs = [(i, p) for i, p in pairs if shard_of(i, shard_t[1]) == shard_t[0]]
-    return pairs
+        pairs = [row for row in pairs if shard_of(row[0], shard_t[1]) == shard_t[0]]
+    return [(i, p) for i, p, o in pairs if not o], sum(1 for *_, o in pairs if o)
+
+
+def _nothing_to_extract(space: str) -> FeatureReport:
+    """A YouTube-8M feature space is filled by the import: this stage has nothing to do."""
+    report = FeatureReport()
+    report.notes.append(
+        f"nothing to extract: {DESCRIPTIONS[space]} are stored by `fiftyone-genre import yt8m`, "
+        "not computed here"
+    )
+    return report
 
 
 def _lookup_cached(cache: FeatureCache, pairs, report: FeatureReport, run: _RunOutcome) -> list[tuple[str, str]]:

@@ -90,6 +90,8 @@ def frames_of_split(collection, split: str, fc, classes: list[str], out: Path, m
 
     size = image_size_for(fc.backbone, fc.image_size)
     view = collection.match(F(g.SPLIT_FIELD) == split).exists(g.GENRE_FIELD)
+    if collection.has_field(g.FEATURES_ONLY_FIELD):  # no video to take frames from
+        view = view.match(F(g.FEATURES_ONLY_FIELD) != True)  # noqa: E712 - a database expression
     paths, labels = view.values(["filepath", f"{g.GENRE_FIELD}.label"])
     items = [(p, lab) for p, lab in zip(paths, labels) if lab in classes]
     store = np.lib.format.open_memmap(

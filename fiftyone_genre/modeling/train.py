@@ -47,6 +47,7 @@ from torch.utils.data import DataLoader
 from fiftyone_genre import genres as g
 from fiftyone_genre.config import ExperimentConfig, to_dict
 from fiftyone_genre.features.cache import cache_for
+from fiftyone_genre.features.spaces import EXTRACTOR, space_of
 from fiftyone_genre.modeling.dataset import (
     WindowData,
     class_weights,
@@ -350,12 +351,17 @@ def _load_data(
     its progress is passed on as "before epoch 1" (fraction 0) with its own label.
     """
     _check_leakage(collection)
-    cache = cache_for(collection)
-    config.features = copy.deepcopy(cache.config)
+    space = space_of(config.features)
+    cache = None
+    if space == EXTRACTOR:  # the features actually used are the dataset's extraction settings
+        cache = _extraction_cache(collection)
+        config.features = copy.deepcopy(cache.config)
     if not ctx.is_main:
         ctx.barrier()  # rank 0 is (re)building the packed store
     packing = partial(_packing_progress, progress) if progress is not None and ctx.is_main else None
-    data = load_window_data(collection, config.train, cache, record_errors=ctx.is_main, progress=packing)
+    data = load_window_data(
+        collection, config.train, cache, record_errors=ctx.is_main, progress=packing, space=space
+    )
     if ctx.is_main:
         ctx.barrier()
     if strict and data.skipped:
@@ -368,6 +374,19 @@ def _load_data(
     if len(data.splits["train"]) == 0:
         raise ValueError("no training windows: no sample in the 'train' split has cached features")
     return data
+
+
+def _extraction_cache(collection):
+    """The dataset's extracted features; a dataset of YouTube-8M records is pointed at the yt8m config."""
+    try:
+        return cache_for(collection)
+    except ValueError as e:
+        if collection.has_field(g.FEATURES_ONLY_FIELD) and collection.match_tags(g.FEATURES_ONLY_TAG).count():
+            raise ValueError(
+                f"{e}; its features-only YouTube-8M records have no video to extract from: "
+                "train them with `--config yt8m` (their stored YouTube-8M features)"
+            ) from None
+        raise
 
 
 def _packing_progress(progress: ProgressFn, fraction: float, label: str) -> None:

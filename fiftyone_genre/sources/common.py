@@ -86,6 +86,9 @@ class Entry:
     tags: list[str] = field(default_factory=list)
     #: class name -> extra attributes of its Classification (YouTube-8M verticals)
     label_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: what identifies the entry across imports when its file does not (``yt8m:<id>``:
+    #: features-only samples all share one placeholder file)
+    identity: str | None = None
 
 
 @dataclass
@@ -101,6 +104,7 @@ class ImportReport(Report):
     flagged: int = 0  # imported but unreadable (genre_errors set)
     reencoded: int = 0
     vanished: int = 0  # samples of this source under this root whose file is gone
+    features_only: int = 0  # new samples without a video (YouTube-8M records: features only)
     skipped: Counter = field(default_factory=Counter)  # reason -> count of skipped entries
     problems: list[ImportProblem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -137,6 +141,12 @@ class ImportReport(Report):
             + (f" ({self.updated} updated)" if self.updated else "")
             + (f", {self.reencoded} re-encoded to MP4" if self.reencoded else ""),
         ]
+        if self.features_only:
+            lines.append(
+                f"  of the new: {self.imported - self.features_only} with a local video, "
+                f"{self.features_only} features-only (no video; field {g.FEATURES_ONLY_FIELD}, "
+                f"tag {g.FEATURES_ONLY_TAG})"
+            )
         if self.flagged:
             lines.append(
                 f"  {self.flagged} unreadable video(s) imported and flagged ({g.ERROR_TAG})"
@@ -367,9 +377,12 @@ def default_reencode_dir() -> Path:
 
 
 def label_names(value) -> list[str]:
-    """Class names of a stored ``source_label`` (either type)."""
+    """Class names of a stored ``source_label`` (either type, as objects or raw documents)."""
     if value is None:
         return []
+    if isinstance(value, dict):
+        items = value.get("classifications")
+        return [c.get("label") for c in items] if items is not None else [value.get("label")]
     if hasattr(value, "classifications"):
         return [c.label for c in value.classifications]
     return [value.label]
