@@ -1,6 +1,6 @@
 """Feature extraction against its physical limits, as ONE table of ratios from ONE run.
 
-    .venv/bin/python benchmarks/bench_features.py            # ~3-5 min on 2 cores
+    .venv/bin/python benchmarks/bench_features.py            # ~5-8 min on 2 cores
     .venv/bin/python benchmarks/bench_features.py --quick    # smaller clips, for a smoke run
 
 Rows (each ratio compares two measurements taken in this run, on the same file):
@@ -18,8 +18,8 @@ Rows (each ratio compares two measurements taken in this run, on the same file):
    write, arranged as this device's defaults arrange them) vs the same CNNs,
    batches and lanes (``FeatureExtractor.infer``) on pre-decoded tensors of
    the same steps: how little decoding adds to the CNN (target >= 0.85). On
-   CPU the calling thread decodes while the CNN batches run on one-thread
-   lanes; row 2b reports a background decode worker instead;
+   CPU decoding runs as jobs on the one-thread CNN lanes; row 2b reports a
+   decode worker thread instead;
 3. peak RSS extracting a 10-minute vs a 1-minute video, each in a fresh
    subprocess (target <= 1.1x: memory must not grow with length);
 4. end-to-end vs the paper's pipeline (OpenCV decode, one JPEG per sampled
@@ -29,7 +29,12 @@ Rows (each ratio compares two measurements taken in this run, on the same file):
    against the machine's own peak: an fp32 and a bf16 GEMM and 3x3
    convolution measured in the same run (rows 0). Engines are measured in
    interleaved rounds and the median kept, because a shared machine's load
-   changes between rounds. Row 2 runs with the fastest engine of row 5.
+   changes between rounds. Row 2 runs with the fastest engine of row 5;
+6. a small run as a user starts it: ``fiftyone-genre features`` in a
+   subprocess on 4 clips of 10 s (default engine), timed from process start,
+   its reported steps/s vs row 2's rate with the same engine, measured
+   alternately (target >= 0.80; ``bench_small_run.py`` says how, and prints
+   where the process's time went).
 
 FLOPs are counted by ``torch.utils.flop_counter`` (2 per multiply-add, as the
 GEMM peak counts them).
@@ -37,7 +42,7 @@ GEMM peak counts them).
 The videos are generated here with PyAV (H.264 + stereo 44.1 kHz AAC, muxed in
 time order like real files). Timings on a shared machine are noisy, so the
 two sides of a ratio are measured alternately and the best of each kept
-(rows 1-4), or the median of interleaved rounds (rows 0 and 5).
+(rows 1-4 and 6), or the median of interleaved rounds (rows 0 and 5).
 """
 
 from __future__ import annotations
@@ -385,23 +390,23 @@ def overlap_times(ex, cache, clips: list[Path], cfg, repeats: int) -> dict[str, 
     import torch
 
     from fiftyone_genre.features.decode import decode_all
-    from fiftyone_genre.features.extractor import NUM_WORKERS, decode_plan_for
+    from fiftyone_genre.features.extractor import NUM_WORKERS, VideoDecoding
 
     pre = [decode_all(c, fps=cfg.fps, image_size=ex.image_size) for c in clips]
     frames, mels = torch.cat([d.frames for d in pre]), torch.cat([d.mels for d in pre])
     cnn_only(ex, frames, mels)  # warm-up (a compiled engine builds its batch shapes here)
     end_to_end(ex, cache, clips)
-    plan = ex.decode_plan
-    worker_plan = decode_plan_for(replace(cfg, num_workers=NUM_WORKERS), ex.device) if plan.num_workers == 0 else None
+    decoding = ex.decoding
+    workers = VideoDecoding(replace(cfg, num_workers=NUM_WORKERS), ex.device) if decoding.plan.num_workers == 0 else None
     t: dict[str, list[float]] = {"cnn_only_s": [], "end_to_end_s": [], "end_to_end_worker_s": []}
     for _ in range(repeats):
         t["cnn_only_s"].append(cnn_only(ex, frames, mels))
         t["end_to_end_s"].append(end_to_end(ex, cache, clips))
-        if worker_plan is not None:
-            ex.decode_plan = worker_plan
+        if workers is not None:
+            ex.decoding = workers
             t["end_to_end_worker_s"].append(end_to_end(ex, cache, clips))
-            ex.decode_plan = plan
-    t["worker_plan"] = worker_plan
+            ex.decoding = decoding
+    t["worker_plan"] = workers.plan if workers is not None else None
     t["steps"] = int(frames.shape[0])
     return t
 
@@ -486,12 +491,33 @@ def measure(args) -> dict:
     shutil.rmtree(cache_dir, ignore_errors=True)
     print("row 2: end-to-end vs CNN alone ...", file=sys.stderr)
     m["row2"] = overlap_times(ex, FeatureCache(cache_dir, cfg), clips, cfg, args.repeats)
+    print("row 6: small runs through the CLI ...", file=sys.stderr)
+    m["small"] = small_run(args, ex, cfg, clips, FeatureCache(cache_dir, cfg))
     print("row 4: paper pipeline ...", file=sys.stderr)
     m["paper_s"] = paper_pipeline(ex, clip, cfg.fps, args.image_size, Path(args.workdir))
     print("row 3: peak RSS (subprocesses) ...", file=sys.stderr)
     m["rss_short"] = measure_rss(short, args.rss_backbone, args.rss_image_size)
     m["rss_long"] = measure_rss(long_, args.rss_backbone, args.rss_image_size)
     m["cfg"], m["ex"], m["clips"] = cfg, ex, clips
+    return m
+
+
+def small_run(args, ex, cfg, clips: list[Path], cache) -> dict:
+    """Row 6 against row 2's rate with the default engine (row 2's own extractor when it runs that engine)."""
+    from bench_small_run import CLIP_S, CLIPS, measure_small
+
+    from fiftyone_genre.features.engine import resolve_engine
+    from fiftyone_genre.features.extractor import FeatureExtractor
+
+    default = resolve_engine("auto", "auto", ex.device)
+    if ex.engine != default:
+        ex = FeatureExtractor(replace(cfg, engine="auto", precision="auto"))
+        end_to_end(ex, cache, clips)  # warm-up, as row 2 has
+    size = tuple(int(v) for v in args.size.lower().split("x"))
+    small = [write_long_video(Path(args.workdir) / f"small{i}_{CLIP_S:g}s_{args.size}.mp4", CLIP_S, size=size, seed=10 + i)
+             for i in range(CLIPS)]
+    m = measure_small(Path(args.workdir), small, args.backbone, lambda: end_to_end(ex, cache, clips), args.repeats)
+    m["engine"] = str(default)
     return m
 
 
@@ -512,6 +538,8 @@ def _machine_rows(m: dict) -> list[tuple]:
 
 
 def _pipeline_rows(m: dict, args) -> list[tuple]:
+    from bench_small_run import small_rows
+
     t, steps, ex = m["row2"], m["row2"]["steps"], m["ex"]
     cnn, e2e = min(t["cnn_only_s"]), min(t["end_to_end_s"])
     rows = []
@@ -532,6 +560,7 @@ def _pipeline_rows(m: dict, args) -> list[tuple]:
     rows.append((f"3 peak RSS {_duration(args.long_s)} / {_duration(args.short_s)} video",
                  f"{rl['peak_mib']:.0f} vs {rs['peak_mib']:.0f} MiB (+{rl['peak_mib'] - rl['baseline_mib']:.0f} "
                  f"vs +{rs['peak_mib'] - rs['baseline_mib']:.0f} over the loaded model)", f"{r3:.2f}x", "<= 1.10x", r3 <= 1.1))
+    rows += small_rows(m["small"], steps, m["engines"][0]["img_s"], m["small"]["engine"])
     one = e2e / len(m["clips"])  # row 2 ran several clips of the same length
     rows.append(("4 end-to-end vs paper (cv2+JPEG+CNN), one clip", f"{one:.1f}s vs {m['paper_s']:.1f}s",
                  f"{m['paper_s'] / one:.2f}x faster", "(report)", None))
@@ -577,7 +606,8 @@ def _json_of(m: dict) -> dict:
     row2 = {k: v for k, v in m["row2"].items() if k != "worker_plan"}
     engines = [{k: v for k, v in r.items() if k != "choice"} for r in m["engines"]]
     return {**m["timings"], **row2, "decode_mpix_s": m["rates"], "paper_s": m["paper_s"], "rss_short": m["rss_short"],
-            "rss_long": m["rss_long"], "peaks_gflops": m["peaks"], "flops_per_image": m["flops"], "engines": engines}
+            "rss_long": m["rss_long"], "peaks_gflops": m["peaks"], "flops_per_image": m["flops"], "engines": engines,
+            "small_run": {k: v for k, v in m["small"].items() if k != "best"}}
 
 
 def main() -> int:
@@ -588,6 +618,9 @@ def main() -> int:
     m = measure(args)
     rows = _machine_rows(m) + _pipeline_rows(m, args)
     print_table(m, args, rows)
+    from bench_small_run import breakdown_text
+
+    print("\n" + breakdown_text(m["small"]))
     if args.json:
         Path(args.json).write_text(json.dumps(_json_of(m), indent=2, default=str))
     return 0 if all(r[4] is not False for r in rows) else 1

@@ -56,6 +56,14 @@ _COUNT = Range(0, 100000)
 class FeaturesConfig:
     """Decoding and CNN feature extraction (paper: 4 fps, InceptionV3 pool)."""
 
+    # Recorded in the checkpoint: a model refuses samples of another space
+    # (fiftyone_genre.features.spaces). Not in the cache key: only the extractor
+    # space has a per-clip cache.
+    space: str = setting(
+        "extractor", "which features a model reads: extractor (this project's CNNs over the video "
+        "file, the keys below), yt8m-video (YouTube-8M video-level features stored by the import, one "
+        "step per record) or yt8m-frame (YouTube-8M frame-level features, one step per second)",
+        choices=("extractor", "yt8m-video", "yt8m-frame"))
     fps: float = setting(4.0, "steps sampled per second of video", range=Range(0, 120, open_lo=True),
                          cli=_BOTH, in_cache_key=True)
     backbone: str = setting(

@@ -23,6 +23,8 @@ SOURCE_LABEL_FIELD = "source_label"  # fo.Classification or fo.Classifications
 SOURCE_SPLIT_FIELD = "source_split"  # str: "train" | "test" | "unused"
 GROUP_FIELD = "group"  # str: unit that must never straddle splits
 ORIGINAL_PATH_FIELD = "original_filepath"  # str: set when media was re-encoded
+YT8M_ID_FIELD = "yt8m_id"  # str: the YouTube-8M record id (its features are keyed "yt8m:<id>")
+FEATURES_ONLY_FIELD = "features_only"  # bool: True when no video exists (a YouTube-8M record only)
 
 # --- fields written by later stages ---
 GENRE_FIELD = "genre"  # fo.Classification: the ground-truth genre (remap / relabel)
@@ -41,6 +43,8 @@ UNMAPPED_TAG = "genre:unmapped"
 CONFLICT_TAG = "genre:conflict"
 RELABELED_TAG = "genre:relabeled"
 ERROR_TAG = "genre:error"
+#: Samples with features but no video (YouTube-8M records); their filepath is a shared placeholder.
+FEATURES_ONLY_TAG = "features-only"
 
 # --- dataset.info keys ---
 FEATURES_INFO_KEY = "genre_features"  # {cache_dir, config}
@@ -49,6 +53,7 @@ REMAP_INFO_KEY = "genre_remap"  # {mappings, time}: what the last remap used
 SPLIT_INFO_KEY = "genre_split"  # {seed, ratios, keep_official_test, time}
 YT8M_VOCABULARY_INFO_KEY = "yt8m_vocabulary"  # absolute path of the imported vocabulary.csv
 APP_INFO_KEY = "genre_app"  # the App settings app_config.show_genre_fields wrote (to never overwrite the user's)
+YT8M_FEATURES_INFO_KEY = "yt8m_features"  # absolute path of the folder holding the YouTube-8M packs
 
 #: Attributes of each YouTube-8M ``source_label`` Classification holding the
 #: entity's Vertical1..3 from vocabulary.csv (set only when non-empty); remap's

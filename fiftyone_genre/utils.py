@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import stat
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,19 +51,29 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     Whatever writes the temp file (numpy, torch.save, PyAV, ffmpeg), a reader
     sees either the old file or the complete new one, never a partial file;
     a failure or a kill leaves at most a ``*<suffix>`` file that is never read.
+    The file is created as any new file is (mode 0666 less the umask, and a
+    folder's default ACLs), so a team's shared cache or model folder stays
+    readable to the team; ``tempfile.mkstemp`` would make it 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=suffix)
-    os.close(fd)
+    tmp = path.parent / f"{path.name}.{uuid.uuid4().hex[:8]}{suffix}"
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
     try:
-        yield Path(tmp)
+        yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Replace a small text file in one rename (a full disk leaves the old file, never half a new one)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
 
 
 #: Demuxers that read still images or text: a PNG renamed ``.mp4`` opens with
@@ -81,6 +92,30 @@ def not_a_video(container) -> str | None:
         what = container.format.long_name or container.format.name
         return f"not a video (the content is {what})"
     return None
+
+
+#: What ``os.stat`` says a path is, for files that are not regular files.
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def not_a_file(st: os.stat_result) -> str | None:
+    """Why a path with this ``stat`` cannot be a video file (None for a regular file).
+
+    A FIFO or a device reports size 0 (it is not "a zero-byte file"), and
+    opening a FIFO blocks until something writes to it: checked before any
+    open.
+    """
+    if stat.S_ISREG(st.st_mode):
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory, not a video file"
+    kind = next((name for test, name in _SPECIAL_KINDS if test(st.st_mode)), "a special file")
+    return f"not a regular file ({kind}), not a video file"
 
 
 def shown(path: object) -> str:

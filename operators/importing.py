@@ -31,7 +31,7 @@ SOURCE_CHOICES = (
     ("ucf101", "UCF101", "Folder holding UCF-101/ and ucfTrainTestlist/"),
     ("hmdb51", "HMDB51", "Action folders + *_test_splitN.txt files"),
     ("hollywood2", "Hollywood2", "Folder holding AVIClips/ and ClipSets/"),
-    ("yt8m", "YouTube-8M", "vocabulary.csv + *.tfrecord; videos named <id>.mp4 in a media folder"),
+    ("yt8m", "YouTube-8M", "vocabulary.csv + *.tfrecord; records without a local <id>.mp4 become features-only samples"),
 )
 FOLD_SOURCES = ("ucf101", "hmdb51")
 
@@ -46,6 +46,9 @@ def _source_fields(form: Form, source: str) -> None:
     if source == "yt8m":
         form.field("str", "media_dir", path_problem(form.params.get("media_dir"), must_be_dir=True), label="Media folder",
                    description="Folder of downloaded videos named <id>.mp4 (default: <path>/videos)")
+        inputs.bool("require_video", default=False, label="Only records with a local video",
+                    description="Off: records without a video are imported features-only (trained with the yt8m config)",
+                    view=types.CheckboxView())
     if source == "hollywood2":
         inputs.bool("autotrain", default=False, label="Include the automatic (noisy) train set",
                     description="Hollywood2's automatically labelled clips (more, noisier)", view=types.CheckboxView())
@@ -76,7 +79,8 @@ def build_import_form(form: Form) -> None:
     form.inputs.bool("reencode", default=False, label="Re-encode to MP4",
                      description="AVI and other containers do not play in the browser; keeps original_filepath",
                      view=types.CheckboxView())
-    if n == 0 and source != "folder":
+    features_only = source == "yt8m" and not form.params.get("require_video", False)
+    if n == 0 and source != "folder" and not features_only:
         form.warn("no_videos", f"No video files found under {root}.", "The annotation files may name them elsewhere.")
     elif n and form.valid and form.ctx.dataset is not None:
         form.notice("found", f"{n} video file(s) under {root}; they are added to dataset "
@@ -90,6 +94,8 @@ def _kwargs(params: dict) -> dict:
         kw["fold"] = int(params.get("fold") or 1)
     if source == "yt8m" and params.get("media_dir"):
         kw["media_dir"] = expand_path(params["media_dir"])
+    if source == "yt8m":
+        kw["require_video"] = bool(params.get("require_video", False))
     if source == "hollywood2":
         kw["autotrain"] = bool(params.get("autotrain", False))
     return kw
@@ -131,6 +137,7 @@ class ImportVideos(FormOperator):
                 "ok": report.ok,
                 "imported": report.imported,
                 "existing": report.existing,
+                "features_only": report.features_only,
                 "flagged": report.flagged,
                 "skipped": sum(report.skipped.values()),
                 "problems": len(report.problems),
@@ -143,6 +150,7 @@ class ImportVideos(FormOperator):
         outputs = types.Object()
         outputs.int("imported", label="New samples")
         outputs.int("existing", label="Already in the dataset")
+        outputs.int("features_only", label="New features-only samples (no video)")
         outputs.int("flagged", label="Unreadable (flagged with genre:error)")
         outputs.int("skipped", label="Skipped entries")
         outputs.str("summary", label="Report", view=report_view())

@@ -21,6 +21,7 @@ from fiftyone_genre.features.extract import extract_features, parse_shard, shard
 from fiftyone_genre.features.extractor import (
     FeatureExtractionError,
     FeatureExtractor,
+    cnn_batch_for,
     cnn_lanes_for,
     decode_plan_for,
 )
@@ -205,15 +206,22 @@ def test_cnn_lanes_default_to_one_per_cpu_thread_and_one_on_cuda(monkeypatch):
     assert cnn_lanes_for(FeaturesConfig(), "cpu") == (1, None)
 
 
+def test_cpu_batches_hold_at_most_eight_steps_and_gpus_the_configured_batch():
+    assert cnn_batch_for(FeaturesConfig(), "cpu") == 8  # batch_size 32: a CPU lane's caches hold 8 frames
+    assert cnn_batch_for(FeaturesConfig(batch_size=5), "cpu") == 5
+    assert cnn_batch_for(FeaturesConfig(), "cuda") == 32
+    assert FeatureExtractor(FeaturesConfig(backbone="mobilenet_v3_small", weights="none", image_size=IMG)).batch_size == 8
+
+
 def _batch_sizes(ex: FeatureExtractor) -> list[tuple[str, int]]:
     """Record (net, batch size) of every CNN call the extractor makes."""
-    seen, infer = [], ex._infer
+    seen, infer = [], ex.infer_batch
 
     def recording(net, parts):
         seen.append(("visual" if net is ex.visual else "audio", sum(p.shape[0] for p in parts)))
         return infer(net, parts)
 
-    ex._infer = recording
+    ex.infer_batch = recording
     return seen
 
 
@@ -239,7 +247,7 @@ def test_cnn_lanes_give_the_same_features_in_full_batches(clips, tmp_path):
 
 def test_a_failing_cnn_lane_stops_the_run_with_its_error(clips, tmp_path):
     ex = FeatureExtractor(tiny_config(tmp_path, cnn_lanes=2, batch_size=4))
-    infer, calls = ex._infer, []
+    infer, calls = ex.infer_batch, []
 
     def third_fails(net, parts):
         calls.append(1)
@@ -247,7 +255,7 @@ def test_a_failing_cnn_lane_stops_the_run_with_its_error(clips, tmp_path):
             raise RuntimeError("CNN lane broke")
         return infer(net, parts)
 
-    ex._infer = third_fails
+    ex.infer_batch = third_fails
     error = ends_within(60, lambda: list(ex.run([(str(c), str(c)) for c in clips])))
     assert isinstance(error, RuntimeError) and "CNN lane broke" in str(error), error
     time.sleep(0.2)
@@ -538,17 +546,19 @@ def test_decode_worker_failing_at_start_up_stops_the_run(clips, tmp_path, monkey
 
 
 def test_decode_worker_failing_mid_run_stops_the_run(clips, tmp_path, monkeypatch):
+    from fiftyone_genre.features.extractor import VideoDecoding
+
     ex = FeatureExtractor(tiny_config(tmp_path, num_workers=1), device="cpu")
-    real = FeatureExtractor._decode_one
+    real = VideoDecoding.video_messages
     seen = []
 
-    def second_fails(self, vid, path, mel, stop):
+    def second_fails(self, vid, path, mel):  # fails outside a video's own error handling
         seen.append(path)
         if len(seen) == 2:
             raise RuntimeError("worker broke between videos")
-        yield from real(self, vid, path, mel, stop)
+        yield from real(self, vid, path, mel)
 
-    monkeypatch.setattr(FeatureExtractor, "_decode_one", second_fails)
+    monkeypatch.setattr(VideoDecoding, "video_messages", second_fails)
     error = ends_within(60, lambda: list(ex.run([(str(c), str(c)) for c in clips])))
     assert isinstance(error, FeatureExtractionError) and "worker broke between videos" in str(error), error
 

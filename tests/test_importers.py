@@ -133,19 +133,17 @@ def test_hollywood2_without_autotrain(dataset, trees):
     assert not dataset.match_tags("hollywood2:autotrain")
 
 
-def test_yt8m_pairs_records_and_keeps_features(dataset, trees, tmp_path):
+def test_yt8m_pairs_records_with_their_videos(dataset, trees, tmp_path):
+    """--require-video: only records with a local video, as before features-only samples."""
     m = trees["yt8m"]
-    report = import_yt8m(dataset, m.root, features_dir=tmp_path / "feats")
+    report = import_yt8m(dataset, m.root, features_dir=tmp_path / "feats", require_video=True)
     _check_against_manifest(dataset, m, report)
     unpaired = [c for c in m.clips if c.path is None]
     assert report.skipped["unpaired (no local video)"] == len(unpaired)
     for s in dataset:
-        assert np.asarray(s["yt8m_mean_rgb"]).shape == (1024,)
-        assert np.asarray(s["yt8m_mean_audio"]).shape == (128,)
-        with np.load(s["yt8m_frame_features"]) as z:
-            assert z["rgb"].dtype == np.uint8 and z["rgb"].shape[1] == 1024
-        assert s["yt8m_id"] == Path(s.filepath).stem
-    assert any("unknown label index" in p.reason for p in report.problems)
+        assert s["yt8m_id"] == Path(s.filepath).stem and s[g.FEATURES_ONLY_FIELD] is False
+    assert not dataset.match_tags(g.FEATURES_ONLY_TAG)
+    assert any("label indices the vocabulary lacks" in p.reason for p in report.problems)
     assert any(p.file.endswith("vocabulary.csv") and p.line for p in report.problems)
 
 
@@ -155,8 +153,8 @@ def test_yt8m_video_level_only_and_corrupt_record(dataset, tmp_path):
     data = rec.read_bytes()
     rec.write_bytes(data + data[:20])  # a truncated record at the end
     report = import_yt8m(dataset, tmp_path / "y", features_dir=tmp_path / "f")
-    assert report.imported == sum(c.path is not None for c in m.clips)
-    assert not dataset.has_field("yt8m_frame_features") or dataset.count("yt8m_frame_features") == 0
+    assert report.imported == len(m.clips)  # with their video or features-only
+    assert report.features_only == sum(c.path is None for c in m.clips)
     assert any("truncated" in p.reason for p in report.problems)
 
 
@@ -305,9 +303,10 @@ def test_cli_nothing_importable_exits_1(dataset_name, tmp_path):
     assert main(["import", "folder", str(tmp_path / "empty"), "--dataset", dataset_name]) == 1
 
 
-def test_operator_imports(dataset, trees):
+def test_operator_imports(dataset, trees, tmp_path, monkeypatch):
     import fiftyone.operators as foo
 
+    monkeypatch.setattr(fo.config, "default_dataset_dir", str(tmp_path))  # the feature packs go there
     m = trees["yt8m"]
     uri = "@fiftyone-genre/genre/import_videos"
     result = foo.execute_operator(
@@ -316,8 +315,8 @@ def test_operator_imports(dataset, trees):
         params={"source": "yt8m", "path": m.root, "media_dir": m.extra["media_dir"]},
     )
     assert result.error is None, result.error_message
-    assert result.result["imported"] == len([c for c in m.clips if c.path])
-    assert "yt8m import" in result.result["summary"]
+    assert result.result["imported"] == len(m.clips)  # the records without a video: features-only
+    assert "yt8m import" in result.result["summary"] and "features-only" in result.result["summary"]
     # the SDK __call__ goes through the same operator; re-import adds nothing
     op = foo.get_operator(uri)
     again = op(dataset, "yt8m", m.root, media_dir=m.extra["media_dir"])

@@ -142,6 +142,33 @@ def test_yt8m_rules_names_then_rules_then_default():
     assert m.uses_verticals
 
 
+def test_yt8m_vetoes_gameplay_toys_and_covers_but_not_listed_entities():
+    m = load_mapping("yt8m")
+    games, sports, ae, shop = "Games", "Sports", "Arts & Entertainment", "Shopping"
+    assert m.vetoes("Video game", (games,)) and m.vetoes("Video game")  # by name, no verticals needed
+    assert m.vetoes("FIFA 15", (games, sports)) and m.vetoes("Minecraft", (games,))  # the Games rule
+    assert m.vetoes("Toy", (shop,)) and m.vetoes("Drawing") and m.vetoes("Piano")
+    assert not m.vetoes("Game", (games,))  # listed under unmapped: exempt from the rule
+    assert not m.vetoes("Table tennis", (games,)) and m.resolve("Table tennis", (games,)) == g.SPORTS
+    assert not m.vetoes("Football", (sports,)) and not m.vetoes("Cartoon", (ae,))
+    assert m.resolve("The Twilight Saga (film series)", (ae,)) == g.ROMANCE
+    assert m.resolve("Call of Duty: Black Ops – Zombies", (ae,)) is None  # a game, not Horror
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("map: {Cartoon: Animation}\nveto: Video game\n", "key 'veto': expected a list"),
+        ("map: {Cartoon: Animation}\nveto: [Cartoon]\n", "'Cartoon' is both mapped to a genre and listed under 'veto'"),
+        ("rules:\n  - {vertical1: Games, genre: Sports, veto: true}\n", "its genre must be null"),
+        ("rules:\n  - {vertical1: Games, genre: null, veto: yes please}\n", "veto: expected true or false"),
+    ],
+)
+def test_veto_errors_name_the_key(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_mapping_text(text, "m.yaml")
+
+
 def test_folder_identity_mapping():
     m = load_mapping("folder")
     assert m.resolve("Animation") == g.ANIMATION

@@ -312,19 +312,19 @@ def test_audio_feed_resamples_across_a_format_change():
 def test_helper_thread_failure_ends_the_decode_within_seconds(tmp_path, monkeypatch, fail_at):
     import threading
 
-    from fiftyone_genre.features import decode
+    from fiftyone_genre.features import pipeline
 
     p = write_video(tmp_path / "clip.mp4", duration=4.0, fps=25, tone_hz=440)
     calls = {"n": 0}
-    real = decode.Helper._next_job
+    real = pipeline.SerialWorker._run
 
-    def failing(self):
+    def failing(self, job):  # the helper's own machinery breaks on its thread, not a job
         calls["n"] += 1
         if calls["n"] == fail_at:
             raise RuntimeError("helper broke")
-        return real(self)
+        return real(self, job)
 
-    monkeypatch.setattr(decode.Helper, "_next_job", failing)
+    monkeypatch.setattr(pipeline.SerialWorker, "_run", failing)
     before = threading.active_count()
     error = ends_within(20, lambda: decode_all(p, fps=8, image_size=SIZE, helper_thread=True, chunk_size=2))
     assert isinstance(error, RuntimeError) and "helper broke" in str(error)

@@ -170,7 +170,10 @@ def test_yt8m_verticals_from_label_attributes_or_vocabulary(dataset, tmp_path):
     ]
     dataset.add_samples(samples)
     report = remap(dataset, dry_run=True)
-    assert report.counts == {g.SPORTS: 1, g.ANIMATION: 1}
+    # FIFA 15 (vertical1 Games) vetoes its record: football gameplay is not sport footage
+    assert report.counts == {g.ANIMATION: 1}
+    assert report.vetoed_clips == 1 and report.vetoed_by == {"FIFA 15": 1}
+    assert "vetoed: 1 clips left unmapped by a veto class: FIFA 15 (1)" in str(report)
     assert any("no verticals" in w for w in report.warnings)
     vocab = tmp_path / "vocabulary.csv"
     vocab.write_text(
@@ -180,8 +183,26 @@ def test_yt8m_verticals_from_label_attributes_or_vocabulary(dataset, tmp_path):
     dataset.info["yt8m_vocabulary"] = str(vocab)
     dataset.save()
     remap(dataset)
-    assert dataset.values(f"{g.GENRE_FIELD}.label") == [g.SPORTS, g.SPORTS, g.ANIMATION]
+    assert dataset.values(f"{g.GENRE_FIELD}.label") == [None, g.SPORTS, g.ANIMATION]
+    assert dataset.match_tags(g.UNMAPPED_TAG).count() == 1
     assert dataset.match_tags(g.CONFLICT_TAG).count() == 1  # Animation beats Sports
+
+
+def test_a_veto_entity_leaves_the_record_without_a_genre(dataset, tmp_path):
+    """Video-game footage is not a film genre: "Video game" beside "Cartoon" vetoes the record."""
+    add(dataset, tmp_path, [
+        ("yt8m", ("Cartoon", "Video game"), "yt8m:a"),
+        ("yt8m", ("Cartoon",), "yt8m:b"),
+        ("yt8m", ("Game", "Cartoon"), "yt8m:c"),  # "Game" alone is exempt: thousands of real sports records
+    ])  # fmt: skip
+    report = remap(dataset)
+    assert by_class(dataset) == {
+        "Cartoon+Video game": (None, [g.UNMAPPED_TAG]),
+        "Cartoon": (g.ANIMATION, []),
+        "Game+Cartoon": (g.ANIMATION, []),
+    }
+    assert report.vetoed_clips == 1 and report.vetoed_by == {"Video game": 1}
+    assert report.counts == {g.ANIMATION: 2} and report.unmapped_clips == 1
 
 
 def test_relabel_audit_trail_undo_and_rerun(ucf):

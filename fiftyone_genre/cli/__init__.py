@@ -16,9 +16,16 @@ COMMAND_MODULES = ("synth", "importing", "labels", "features", "training", "anal
 
 
 def load_dataset(name: str, hint: str = "see `fiftyone datasets list`"):
-    """The named FiftyOne dataset, or a ValueError that names it and the database."""
+    """The named FiftyOne dataset, or a ValueError that names it and the database.
+
+    Connects first (:func:`fiftyone_genre.database.connect`): a short
+    timeout for the whole command, and one sentence if nothing answers.
+    """
     import fiftyone as fo
 
+    from fiftyone_genre.database import connect
+
+    connect()
     if not fo.dataset_exists(name):
         raise ValueError(f"no dataset '{name}' in database '{fo.config.database_name}' ({hint})")
     return fo.load_dataset(name)
@@ -45,22 +52,43 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError) as e:
-        # Library errors name the file/key; show them without a traceback.
-        print(f"fiftyone-genre {args.command}: error: {e}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - sorted by _refusal; anything else is unexpected
+        return _report_error(args.command, e)
+
+
+def _refusal(error: Exception) -> str | None:
+    """The sentence for an error the user can act on (exit 2), or None for an unexpected one."""
+    from fiftyone_genre.storage import LockHeld
+
+    if isinstance(error, (FileNotFoundError, ValueError, LockHeld)):
+        return str(error)  # library errors name the file, key, folder or dataset
+    if isinstance(error, OSError):  # disk full, permission denied: the OS (or storage) names the file
+        return str(error)
+    if "fiftyone_genre.database" in sys.modules or "pymongo" in sys.modules:
+        from fiftyone_genre import database
+
+        if isinstance(error, database.DatabaseUnreachable):
+            return str(error)
+        if database.is_connection_error(error):  # the database went away mid-run
+            database.forget_connection()
+            return database.unreachable_message()
+    return None
+
+
+def _report_error(command: str, e: Exception) -> int:
+    """One line on stderr and the exit status: 2 for a refusal, 1 for anything unexpected."""
+    sentence = _refusal(e)
+    if sentence is not None:
+        print(f"fiftyone-genre {command}: error: {sentence}", file=sys.stderr)
         return 2
-    except OSError as e:  # disk full, permission denied: the OS names the file
-        print(f"fiftyone-genre {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:  # noqa: BLE001 - a bug or an unforeseen input: one line, exit 1
-        if os.environ.get("FIFTYONE_GENRE_DEBUG"):
-            raise
-        print(
-            f"fiftyone-genre {args.command}: unexpected error: {type(e).__name__}: {e} "
-            "(set FIFTYONE_GENRE_DEBUG=1 to see the traceback)",
-            file=sys.stderr,
-        )
-        return 1
+    if os.environ.get("FIFTYONE_GENRE_DEBUG"):
+        raise e
+    print(
+        f"fiftyone-genre {command}: unexpected error: {type(e).__name__}: {e} "
+        "(set FIFTYONE_GENRE_DEBUG=1 to see the traceback)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":

@@ -29,7 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _demo(args: argparse.Namespace) -> int:
     import inspect
 
+    from fiftyone_genre.database import connect
     from fiftyone_genre.demo.pipeline import run_demo
+
+    connect()
 
     # the options are named as run_demo's parameters (argparse dest=...)
     params = inspect.signature(run_demo).parameters

@@ -22,8 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "import",
         help="import a video dataset in its official layout into a FiftyOne dataset",
         description=(
-            "Import UCF101, HMDB51, Hollywood2, YouTube-8M (records paired with local "
-            "videos) or a <label>/<video> folder tree. Re-importing adds nothing; problems "
+            "Import UCF101, HMDB51, Hollywood2, YouTube-8M (every record: with its local "
+            "video, else features-only) or a <label>/<video> folder tree. Re-importing adds nothing; problems "
             "in the files are reported with file and line, never fatal. Exits 1 only when "
             "nothing could be imported (or with --strict, when anything was reported)."
         ),
@@ -49,9 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--splits-dir", default=None, help="UCF101/HMDB51: folder of split lists (auto-detected)"
     )
-    p.add_argument(
-        "--features-dir", default=None, help="YouTube-8M: where per-second feature .npz files go"
-    )
+    _yt8m_arguments(p)
     p.add_argument(
         "--autotrain", action="store_true", help="Hollywood2: also import the automatic train set"
     )
@@ -66,6 +64,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--strict", action="store_true", help="exit 1 when any problem was reported")
     p.set_defaults(func=run)
+
+
+def _yt8m_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--features-dir",
+        default=None,
+        help="YouTube-8M: where the feature packs go (default: the feature cache folder)",
+    )
+    p.add_argument(
+        "--require-video",
+        action="store_true",
+        help="YouTube-8M: import only records with a local video (the others are counted, not "
+        "imported); by default they become features-only samples",
+    )
+    p.add_argument(
+        "--vocabulary", default=None, help="YouTube-8M: vocabulary.csv (default: PATH/vocabulary.csv)"
+    )
 
 
 def build_kwargs(args: argparse.Namespace) -> dict:
@@ -87,8 +102,13 @@ def build_kwargs(args: argparse.Namespace) -> dict:
     if args.source == "yt8m":
         kw["media_dir"] = args.media_dir
         kw["features_dir"] = args.features_dir
-    elif args.features_dir is not None:
-        raise ValueError("--features-dir applies to yt8m only")
+        kw["vocabulary"] = args.vocabulary
+        kw["require_video"] = args.require_video
+    else:
+        for flag, value in (("--features-dir", args.features_dir), ("--vocabulary", args.vocabulary),
+                            ("--require-video", args.require_video or None)):  # fmt: skip
+            if value is not None:
+                raise ValueError(f"{flag} applies to yt8m only")
     if args.source == "hollywood2":
         kw["autotrain"] = args.autotrain
         if args.media_dir:

@@ -435,13 +435,20 @@ def quantize(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round((np.asarray(x) + 2.0) * 255.0 / 4.0), 0, 255).astype(np.uint8)
 
 
+#: Dimensions each cue lights in the YouTube-8M features: a genre shows in
+#: many of the real PCA'd dimensions, not in one (one lit dimension among
+#: 1,024 noisy ones is a needle no small model learns from a few records).
+YT8M_CUE_WIDTH: tuple[int, int] = (16, 8)
+
+
 def yt8m_features(genre: str, seconds: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Per-second (rgb, audio) features with the genre's cues lit, as the TFRecords carry them."""
     vis_cue, aud_cue = cues_for(genre)
+    wv, wa = YT8M_CUE_WIDTH
     rgb = rng.normal(0, 0.5, size=(seconds, YT8M_RGB_DIM)).astype(np.float32)
-    rgb[:, vis_cue] += 1.0
+    rgb[:, vis_cue * wv : (vis_cue + 1) * wv] += 1.0
     aud = rng.normal(0, 0.5, size=(seconds, YT8M_AUDIO_DIM)).astype(np.float32)
-    aud[:, aud_cue] += 1.0
+    aud[:, aud_cue * wa : (aud_cue + 1) * wa] += 1.0
     return rgb, aud
 
 
@@ -463,9 +470,12 @@ class Yt8mRecordFiles:
 
     def write(self, level: str, split: str, vid: str, label_ids: list[int], rgb: np.ndarray, aud: np.ndarray) -> None:
         """One record: video level keeps the means, frame level the quantised seconds."""
+        from fiftyone_genre.sources.yt8m import dequantize
+
         context = {"id": (vid.encode(), "byte"), "labels": (label_ids, "int")}
-        if level == "video":
-            context.update(mean_rgb=(rgb.mean(0).tolist(), "float"), mean_audio=(aud.mean(0).tolist(), "float"))
+        if level == "video":  # the mean of what the frame level stores, as in the real release
+            mean_rgb, mean_audio = (dequantize(quantize(x)).mean(0).tolist() for x in (rgb, aud))
+            context.update(mean_rgb=(mean_rgb, "float"), mean_audio=(mean_audio, "float"))
             self._writer(level, split).write(context)
         else:
             frames = {
@@ -511,7 +521,8 @@ def _yt8m_plan(tree: _Tree) -> list[_Yt8mRecord]:
             if len(names) > 1 and tree.rng.random() < tree.layout.multilabel:
                 labels.append(names[(index[cls] + 1) % len(names)])
             split = "train" if i % 4 != 3 else "validate"
-            paired = bool(tree.rng.random() < tree.layout.paired_fraction) or i == 0
+            # at least one record per class has a video unless none should
+            paired = bool(tree.rng.random() < tree.layout.paired_fraction) or (i == 0 and tree.layout.paired_fraction > 0)
             records.append(_Yt8mRecord(split, vid, labels, tree.classes[cls], paired))
     return records
 

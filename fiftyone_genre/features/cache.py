@@ -4,10 +4,13 @@ Training and prediction read features from here, so a video is decoded and run
 through the CNN once. An entry is valid only for the exact file it came from
 (path + size + mtime, or a content hash) and the exact feature settings; a
 killed writer leaves at most a ``*.tmp`` file that is never read as an entry.
+A run claims an entry (:meth:`FeatureCache.claim`) while it extracts it, so
+two runs on one cache split the work instead of both doing all of it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -195,7 +198,8 @@ class FeatureCache:
 
         Only files untouched for ``older_than_s`` go: a live writer (another
         shard, a concurrent run) finishes an entry in seconds, so its temp
-        file is never taken from under it.
+        file is never taken from under it. Claim files of killed runs go too
+        (never one that a live run holds).
         """
         if not self.dir.is_dir():
             return 0
@@ -208,7 +212,17 @@ class FeatureCache:
                     removed += 1
             except FileNotFoundError:  # its writer finished or another sweep got it
                 continue
+        for lock in self.dir.glob("*/*.npz.lock"):
+            try:
+                if lock.stat().st_mtime < cutoff and (claim := EntryClaim.take(lock.with_suffix(""))) is not None:
+                    claim.release()  # unlinks it
+            except OSError:
+                continue
         return removed
+
+    def claim(self, filepath: str | Path, block: bool = False) -> EntryClaim | None:
+        """Claim this video's entry while extracting it; None when another run holds it (``block``: wait)."""
+        return EntryClaim.take(self.path_for(filepath), block)
 
     def put(self, filepath: str | Path, feats: ClipFeatures) -> Path:
         """Write atomically: a temp file in the same folder, then ``os.replace``."""
@@ -228,6 +242,47 @@ class FeatureCache:
                 identity=np.str_(identity),
             )
         return path
+
+
+class EntryClaim:
+    """An ``flock`` on ``<entry>.lock`` held while one run extracts that entry.
+
+    The kernel drops it when its holder dies, so a killed run's videos are
+    free at once. Releasing unlinks the file while still holding it; a run
+    that opened the old file meanwhile sees that its lock is on an unlinked
+    file and takes a fresh one.
+    """
+
+    def __init__(self, path: Path, fd: int):
+        self.path, self.fd = path, fd
+
+    @classmethod
+    def take(cls, entry: Path, block: bool = False) -> EntryClaim | None:
+        path = entry.with_name(entry.name + ".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            try:
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    return cls(path, fd)
+            except FileNotFoundError:
+                pass
+            os.close(fd)  # the holder before us released (unlinked) it: claim the new file
+
+    def release(self) -> None:
+        if self.fd < 0:
+            return
+        try:
+            os.unlink(self.path)  # while holding: nobody can lock this file after we close it
+        except FileNotFoundError:
+            pass
+        os.close(self.fd)
+        self.fd = -1
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:

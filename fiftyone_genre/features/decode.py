@@ -32,8 +32,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import queue
-import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,8 +41,9 @@ import numpy as np
 import torch
 
 from fiftyone_genre.features.audio import AudioFeed, MelGrid, MelWindows
+from fiftyone_genre.features.pipeline import SerialWorker
 from fiftyone_genre.features.sampling import FrameScaler, StepSampler
-from fiftyone_genre.utils import not_a_video, shown
+from fiftyone_genre.utils import not_a_file, not_a_video, shown
 
 #: Bumped whenever decoding changes the pixels or samples handed to the CNNs
 #: (it enters the feature-cache key, so old cache entries stop matching).
@@ -117,73 +116,6 @@ def _seconds(value, time_base) -> float | None:
     if value is None or time_base is None:
         return None
     return float(value * time_base)
-
-
-class Helper:
-    """Runs jobs in order on one background thread (or inline); every failure reaches the caller.
-
-    A job's exception, or a failure of the thread itself, is re-raised in the
-    submitting thread at its next :meth:`submit` or at :meth:`join`. A
-    submit never blocks on a dead helper: the bounded queue is polled
-    together with the thread's liveness, so a failed helper cannot hang the
-    decoder (a full queue with nobody reading it).
-    """
-
-    def __init__(self, name: str, threaded: bool = True, max_jobs: int = 8):
-        self.error: BaseException | None = None
-        self.jobs: queue.Queue = queue.Queue(maxsize=max_jobs)  # bounded: a slow helper blocks the decoder
-        self.thread = threading.Thread(target=self._run, name=name, daemon=True) if threaded else None
-        if self.thread is not None:
-            self.thread.start()
-
-    def _next_job(self):
-        return self.jobs.get()
-
-    def _run(self) -> None:
-        try:
-            while (job := self._next_job()) is not None:
-                if self.error is None:
-                    try:
-                        job()
-                    except BaseException as e:  # noqa: BLE001 - re-raised in the decoding thread
-                        self.error = e
-        except BaseException as e:  # noqa: BLE001 - the thread itself failed
-            self.error = self.error or e
-
-    def check(self) -> None:
-        """Raise the helper's failure, if any, in the calling thread."""
-        if self.error is not None:
-            raise self.error
-        if self.thread is not None and not self.thread.is_alive():
-            raise RuntimeError(f"helper thread {self.thread.name} stopped unexpectedly")
-
-    def _put(self, item) -> None:
-        while True:
-            self.check()
-            try:
-                self.jobs.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def submit(self, job) -> None:
-        if self.thread is None:
-            job()
-        else:
-            self._put(job)
-
-    def join(self) -> None:
-        """Wait for every submitted job (the rest are skipped after a failure); raise the first failure."""
-        if self.thread is not None:
-            while self.thread.is_alive():
-                try:
-                    self.jobs.put(None, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            self.thread.join()
-        if self.error is not None:
-            raise self.error
 
 
 class ChunkBuilder:
@@ -295,12 +227,15 @@ class ClipStream:
     def _open(self) -> MediaInfo:
         import av
 
-        p = Path(self.path)
-        if not p.exists():
-            raise MediaError(f"{shown(self.path)}: file not found")
-        if p.is_dir():
-            raise MediaError(f"{shown(self.path)}: is a directory, not a video file")
-        if p.stat().st_size == 0:
+        try:
+            st = Path(self.path).stat()
+        except FileNotFoundError:
+            raise MediaError(f"{shown(self.path)}: file not found") from None
+        except OSError as e:  # a symlink loop, a folder we may not enter
+            raise MediaError(f"{shown(self.path)}: cannot open: {e.strerror or e}") from None
+        if (why := not_a_file(st)) is not None:  # before av.open: a FIFO would block it
+            raise MediaError(f"{shown(self.path)}: {why}")
+        if st.st_size == 0:
             raise MediaError(f"{shown(self.path)}: zero-byte file")
         try:
             container = av.open(self.path, metadata_errors="ignore")
@@ -384,7 +319,8 @@ class _Decoding:
 
     The calling thread demuxes and decodes; with ``helper_thread`` the pixel
     work of the sampled frames and all audio work (resampling, log-mel,
-    cutting windows) run on a :class:`Helper`, handed over a few times a
+    cutting windows) run on a :class:`~fiftyone_genre.features.pipeline.SerialWorker`
+    (in order, every failure re-raised here), handed over a few times a
     second (4 frames and 2 audio batches per second of video). swscale,
     swresample and NumPy's FFT release the GIL, so the helper overlaps with
     decoding. Everything the audio parts touch belongs to the helper until it
@@ -403,7 +339,7 @@ class _Decoding:
         self.sampler = StepSampler(clip.fps)
         self.scaler = FrameScaler(*clip.size)
         self.out = ChunkBuilder(clip.chunk_size, *clip.size, clip.mel)
-        self.helper = Helper(f"sampler:{shown(os.path.basename(clip.path))}", threaded=clip.helper_thread)
+        self.helper = SerialWorker(f"sampler:{shown(os.path.basename(clip.path))}", threaded=clip.helper_thread)
         self.grid = self.feed = None
         if audio is not None:
             declared = clip.info.declared_duration

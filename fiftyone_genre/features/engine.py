@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,37 +136,34 @@ def _buckets(max_batch: int) -> list[int]:
     return [*sizes, max_batch]
 
 
-class _CompileGate:
-    """No compiled module runs while another one compiles, in any thread.
+class CompileGate:
+    """Graphs compile alone: no compiled module runs while one is being compiled.
 
-    Compiling traces the module with process-wide patches (FX replaces
-    ``nn.Module.__call__`` while it traces), so a CNN lane calling a compiled
-    module during another lane's compile fails. Calls share the gate; a
-    compile waits for running calls to end and holds new ones back. While
-    calls run, dynamo's stance is ``eager_on_recompile``: an input that
-    misses every compiled graph runs eagerly instead of compiling beside the
-    other lanes (new batch shapes compile through :meth:`compile`).
+    Shared by every compiled engine of the process, because that is the
+    scope of what it guards: dynamo traces with process-wide patches (FX
+    replaces ``nn.Module.__call__`` while it traces), so a CNN lane calling
+    a compiled module during another lane's compile fails. Calls hold the
+    gate shared; a compile waits for running calls to end and holds new ones
+    back. It only orders threads: which graph a call runs is left to the
+    call itself (:meth:`InferenceEngine._compiled_call`).
     """
 
     def __init__(self):
         self._cond = threading.Condition()
         self._running = 0
         self._compiling = 0  # compiles waiting or in progress
+        self._one_compile = threading.Lock()
 
     @contextmanager
     def call(self) -> Iterator[None]:
         with self._cond:
             self._cond.wait_for(lambda: not self._compiling)
-            if not self._running:
-                torch.compiler.set_stance("eager_on_recompile")
             self._running += 1
         try:
             yield
         finally:
             with self._cond:
                 self._running -= 1
-                if not self._running:
-                    torch.compiler.set_stance("default")
                 self._cond.notify_all()
 
     @contextmanager
@@ -175,7 +172,7 @@ class _CompileGate:
             self._compiling += 1
             self._cond.wait_for(lambda: not self._running)
         try:
-            with _COMPILING:  # one compile at a time
+            with self._one_compile:
                 yield
         finally:
             with self._cond:
@@ -183,8 +180,8 @@ class _CompileGate:
                 self._cond.notify_all()
 
 
-_GATE = _CompileGate()
-_COMPILING = threading.Lock()
+#: The one gate of the process (see :class:`CompileGate` for why it is process-wide).
+COMPILE_GATE = CompileGate()
 
 
 class InferenceEngine:
@@ -195,7 +192,7 @@ class InferenceEngine:
     a handful of graphs instead of recompiling for every length.
     ``compile_seconds`` is the time spent compiling so far (first call of each
     batch shape). Calls may come from several threads at once (CNN lanes):
-    the first call of each shape compiles alone (:class:`_CompileGate`), and a compiled
+    the first call of each shape compiles alone (:class:`CompileGate`), and a compiled
     module's kernels use ``threads`` OpenMP threads (inductor writes the count
     into the generated code), so every lane must run with that many.
     """
@@ -217,11 +214,16 @@ class InferenceEngine:
             if threads:
                 options["cpp.threads"] = int(threads)  # also part of inductor's cache key
             self._run = torch.compile(module, dynamic=False, options=options)
+            # Calls after a shape's first run only what is compiled: an input
+            # that misses every graph runs eagerly instead of compiling beside
+            # the other lanes. dynamo's run-only mode is set per call, on the
+            # calling thread; the process-wide compile stance stays untouched.
+            self._compiled_only = torch._dynamo.run(self._run)
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, run: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         dtype = self.choice.autocast_dtype
         with torch.inference_mode(), torch.autocast(self.choice.device_type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            return self._run(x).float()
+            return (run or self._run)(x).float()
 
     def _compiled_call(self, x: torch.Tensor) -> torch.Tensor:
         """One compiled call on a bucket-sized batch (padded by repeating the last row).
@@ -238,7 +240,7 @@ class InferenceEngine:
             elif not x.is_inference():
                 x = x.clone()
         if size not in self._compiled_sizes:
-            with _GATE.compile():
+            with COMPILE_GATE.compile():
                 if size not in self._compiled_sizes:  # another lane may have compiled it meanwhile
                     t = time.perf_counter()
                     out = self._forward(x)
@@ -246,8 +248,8 @@ class InferenceEngine:
                     log.info("compiled %s for batch %d in %.1f s", type(self.module).__name__, size, time.perf_counter() - t)
                     self._compiled_sizes.add(size)
                     return out[:n]
-        with _GATE.call():
-            return self._forward(x)[:n]
+        with COMPILE_GATE.call():
+            return self._forward(x, self._compiled_only)[:n]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.choice.engine != "compile":

@@ -2,17 +2,23 @@
 
 :func:`extract_features` runs :class:`~fiftyone_genre.features.extractor.FeatureExtractor`
 over a FiftyOne collection: cached videos are skipped, new entries are
-written atomically (so a killed run resumes where it stopped and two
-concurrent runs at worst compute an entry twice), ``has_audio`` is set in one
-bulk write, per-sample failures land in ``genre_errors`` and
-``dataset.info["genre_features"]`` records where the features live.
+written atomically (so a killed run resumes where it stopped), each video is
+claimed while it is extracted (so two concurrent runs split the work),
+``has_audio`` is set in one bulk write, per-sample failures land in
+``genre_errors`` and ``dataset.info["genre_features"]`` records where the
+features live. The cache folder is checked for writability before a model
+is built or a video decoded, and for room as soon as the CNNs are built
+(the first videos decode meanwhile, nothing is written yet); a full disk
+stops the run with one sentence instead of failing every video that follows.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from fiftyone_genre import genres as g
@@ -24,11 +30,22 @@ from fiftyone_genre.features.extractor import (
     ExtractResult,
     FeatureExtractionError,
     FeatureExtractor,
+    VideoDecoding,
 )
+from fiftyone_genre.features.spaces import DESCRIPTIONS, is_yt8m
 from fiftyone_genre.report import Report
+from fiftyone_genre.storage import (
+    StorageError,
+    cache_entry_bytes,
+    check_free,
+    check_writable,
+    disk_error,
+)
 from fiftyone_genre.utils import ProgressFn, shown, track
 
 STAGE = "features"
+#: Videos claimed at a time: a claim holds an open file, so a run never claims its whole list.
+CLAIM_BATCH = 64
 
 
 # --- over a FiftyOne collection ----------------------------------------------------
@@ -50,6 +67,9 @@ class FeatureReport(Report):
     audio_dim: int = 0
     #: temp files of killed earlier runs removed from the cache folder
     stale_temp_files: int = 0
+    #: features-only samples (YouTube-8M records without a video): nothing to extract from
+    features_only: int = 0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def steps_per_s(self) -> float:
@@ -74,6 +94,8 @@ class FeatureReport(Report):
             "cache_dir": self.cache_dir,
             "shard": list(self.shard) if self.shard else None,
             "stale_temp_files": self.stale_temp_files,
+            "features_only": self.features_only,
+            "notes": list(self.notes),
         }
 
     def __str__(self) -> str:
@@ -87,6 +109,13 @@ class FeatureReport(Report):
         ]
         if self.stale_temp_files:
             lines.append(f"  removed {self.stale_temp_files} temp file(s) left by an interrupted earlier run")
+        if self.features_only:
+            lines.append(
+                f"  skipped {self.features_only} features-only sample(s): YouTube-8M records without a video "
+                "have nothing to extract from (their features were stored by the import; train them with "
+                "--config yt8m)"
+            )
+        lines += [f"  {n}" for n in self.notes]
         for path, reason in list(self.failed.items())[:20]:
             lines.append(f"  FAILED {shown(path)}: {reason}")
         if len(self.failed) > 20:
@@ -143,6 +172,8 @@ def extract_features(
 
     # every value and the device are checked before a video is opened or a model built
     config = check_config(config or FeaturesConfig())
+    if is_yt8m(config.space):
+        return _nothing_to_extract(config.space)
     torch_device = resolve_device(device)
     shard_t = parse_shard(shard)
     # "auto" engine/precision are recorded as they ran: part of the cache key
@@ -153,17 +184,19 @@ def extract_features(
     cache = FeatureCache(root, config)
     started = time.perf_counter()
 
-    pairs = _shard_pairs(collection, shard_t)
-    report = FeatureReport(total=len(pairs), cache_dir=str(root), shard=shard_t)
+    pairs, features_only = _shard_pairs(collection, shard_t)
+    report = FeatureReport(total=len(pairs), cache_dir=str(root), shard=shard_t, features_only=features_only)
     report.stale_temp_files = cache.remove_stale_temp_files()
     run = _RunOutcome()
     todo = _lookup_cached(cache, pairs, report, run)
     if todo:
-        extractor = FeatureExtractor(config, device=torch_device)
-        report.visual_dim, report.audio_dim = extractor.visual_dim, extractor.audio_dim
-        results = extractor.run(todo)
-        for r in track(results, total=len(todo), desc="features", progress=progress):
-            _record_result(cache, r, report, run)
+        try:
+            _extract(collection, cache, todo, torch_device, report, run, progress)
+        except StorageError as e:  # a full or unwritable cache: keep and record what was written
+            _save_outcome(collection._dataset, run, report, root, config)
+            n = report.extracted
+            kept = f"; the {n} entr{'y' if n == 1 else 'ies'} written before {'is' if n == 1 else 'are'} kept" if n else ""
+            raise StorageError(f"{e}{kept}", e.folder, e.free, e.needed) from None
     elif progress is not None:
         progress(1.0, f"features: all {report.cached} cached")
     report.with_audio = sum(run.has_audio.values())
@@ -185,28 +218,154 @@ class _RunOutcome:
     failed: dict[str, str] = field(default_factory=dict)
     #: sample id -> duration (s) of the features just extracted (metadata check)
     extracted: dict[str, float] = field(default_factory=dict)
+    #: estimated bytes of the entries still to write (named when the disk fills up)
+    bytes_left: int = 0
 
 
-def _shard_pairs(collection, shard_t: tuple[int, int] | None) -> list[tuple[str, str]]:
+def _extract(
+    collection, cache: FeatureCache, todo: list[tuple[str, str]], device, report: FeatureReport, run: _RunOutcome,
+    progress: ProgressFn | None,
+) -> None:
+    """Check the cache folder, then extract ``todo`` under claims (the CNNs are built while the first videos decode)."""
+    check_writable(cache.root, "feature cache")  # before a model is built or a video decoded
+    engines = _Engines(collection, cache, todo, device, report, run)
+    work = _claimed_work(engines, todo)
+    for _ in track(work, total=len(todo), desc="features", progress=progress):
+        pass
+
+
+@dataclass
+class _Engines:
+    """One run's decoding and CNNs; the CNNs are built, and the room checked, once decoding has started."""
+
+    collection: object
+    cache: FeatureCache
+    todo: list[tuple[str, str]]
+    device: object
+    report: FeatureReport
+    run: _RunOutcome
+    extractor: FeatureExtractor | None = None
+
+    def __post_init__(self) -> None:
+        self.decoding = VideoDecoding(self.cache.config, self.device)
+
+    def cnns(self) -> FeatureExtractor:
+        """The extractor, built on first use; the cache's free space is checked against the run's size then."""
+        if self.extractor is None:
+            extractor = FeatureExtractor(self.cache.config, device=self.device)
+            self.report.visual_dim, self.report.audio_dim = extractor.visual_dim, extractor.audio_dim
+            dims = (self.cache.config.fps, extractor.visual_dim, extractor.audio_dim)
+            self.run.bytes_left = needed_bytes(self.collection, self.todo, *dims)
+            check_free(self.cache.root, self.run.bytes_left, "feature cache", f" for {len(self.todo)} video(s)")
+            self.extractor = extractor
+        return self.extractor
+
+
+def needed_bytes(collection, todo: list[tuple[str, str]], fps: float, visual_dim: int, audio_dim: int) -> int:
+    """About what the cache entries of ``todo`` take on disk, from each sample's ``metadata.duration``.
+
+    A sample without a duration counts as the mean of those with one.
+    """
+    durations = dict(zip(*collection.values(["id", "metadata.duration"])))
+    known = [float(d) for d in (durations.get(sid) for sid, _ in todo) if d]
+    mean = sum(known) / len(known) if known else 0.0
+    total = 0
+    for sid, _ in todo:
+        steps = math.ceil(float(durations.get(sid) or mean) * fps) + 1
+        total += cache_entry_bytes(steps, visual_dim, audio_dim)
+    return total
+
+
+def _claimed_work(engines: _Engines, todo: list[tuple[str, str]]) -> Iterator[None]:
+    """Extract ``todo`` in claimed batches; yields once per video settled.
+
+    A video another run is extracting is passed over; at the end this run
+    waits for that run's entry, one video at a time (a killed run's claim is
+    free at once), and extracts only what is still missing.
+    """
+    deferred: list[tuple[str, str]] = []
+    for start in range(0, len(todo), CLAIM_BATCH):
+        yield from _extract_batch(engines, todo[start : start + CLAIM_BATCH], deferred)
+    for item in deferred:
+        yield from _extract_batch(engines, [item], [], block=True)
+
+
+def _extract_batch(
+    engines: _Engines, batch: list[tuple[str, str]], deferred: list[tuple[str, str]], block: bool = False
+) -> Iterator[None]:
+    """Claim what nobody else holds (``block``: wait for it), skip what another run finished
+    meanwhile, extract the rest; a video claimed elsewhere goes to ``deferred``."""
+    cache, report, run = engines.cache, engines.report, engines.run
+    claims, mine = {}, []
+    try:
+        for sid, path in batch:
+            try:
+                claim = cache.claim(path, block=block)
+            except OSError as e:
+                raise disk_error(e, cache.root, "feature cache", run.bytes_left) or e from None
+            if claim is None:
+                deferred.append((sid, path))
+                continue
+            if _found(cache, sid, path, report, run):  # another run wrote it while we were busy
+                claim.release()
+                yield
+                continue
+            claims[sid] = claim
+            mine.append((sid, path))
+        if mine:
+            yield from _extract_claimed(engines, mine, claims)
+    finally:
+        for claim in claims.values():
+            claim.release()
+
+
+def _extract_claimed(engines: _Engines, mine: list[tuple[str, str]], claims: dict) -> Iterator[None]:
+    """Decode ``mine`` while the CNNs are built (first batch only), then record each result and free its claim."""
+    with engines.decoding.start(mine) as extraction:
+        results = engines.cnns().run(mine, extraction)
+        try:
+            for r in results:
+                _record_result(engines.cache, r, engines.report, engines.run)
+                claims.pop(r.key).release()
+                yield
+        finally:
+            results.close()
+
+
+def _found(cache: FeatureCache, sid: str, path: str, report: FeatureReport, run: _RunOutcome) -> bool:
+    """Whether the video's entry is in the cache (then it is counted as cached)."""
+    hit = cache.lookup(path)
+    if hit is None:
+        return False
+    report.cached += 1
+    run.has_audio[sid] = hit
+    run.ok_ids.append(sid)
+    return True
+
+
+def _shard_pairs(collection, shard_t: tuple[int, int] | None) -> tuple[list[tuple[str, str]], int]:
+    """``(id, path)`` of this shard's videos, and how many features-only samples it skips."""
     ids, paths = collection.values(["id", "filepath"])
-    pairs = list(zip(ids, paths))
+    only = samples.field_values(collection, g.FEATURES_ONLY_FIELD, len(ids))
+    pairs = list(zip(ids, paths, only))
     if shard_t is not None:
-        pairs = [(i, p) for i, p in pairs if shard_of(i, shard_t[1]) == shard_t[0]]
-    return pairs
+        pairs = [row for row in pairs if shard_of(row[0], shard_t[1]) == shard_t[0]]
+    return [(i, p) for i, p, o in pairs if not o], sum(1 for *_, o in pairs if o)
+
+
+def _nothing_to_extract(space: str) -> FeatureReport:
+    """A YouTube-8M feature space is filled by the import: this stage has nothing to do."""
+    report = FeatureReport()
+    report.notes.append(
+        f"nothing to extract: {DESCRIPTIONS[space]} are stored by `fiftyone-genre import yt8m`, "
+        "not computed here"
+    )
+    return report
 
 
 def _lookup_cached(cache: FeatureCache, pairs, report: FeatureReport, run: _RunOutcome) -> list[tuple[str, str]]:
     """Count cache hits; returns the ``(id, path)`` pairs still to extract."""
-    todo: list[tuple[str, str]] = []
-    for sid, path in pairs:
-        hit = cache.lookup(path)
-        if hit is None:
-            todo.append((sid, path))
-        else:
-            report.cached += 1
-            run.has_audio[sid] = hit
-            run.ok_ids.append(sid)
-    return todo
+    return [(sid, path) for sid, path in pairs if not _found(cache, sid, path, report, run)]
 
 
 def _record_result(cache: FeatureCache, r: ExtractResult, report: FeatureReport, run: _RunOutcome) -> None:
@@ -216,10 +375,17 @@ def _record_result(cache: FeatureCache, r: ExtractResult, report: FeatureReport,
         run.failed[r.key] = report.failed[r.path] = reason
         return
     try:
-        cache.put(r.path, r.features)
+        written = cache.put(r.path, r.features)
     except OSError as e:
+        problem = disk_error(e, cache.root, "feature cache", run.bytes_left)
+        if problem is not None:  # the disk's fault, not the video's: stop, tag nothing
+            raise problem from None
         run.failed[r.key] = report.failed[r.path] = f"cannot write cache entry: {e}"
         return
+    try:
+        run.bytes_left = max(0, run.bytes_left - written.stat().st_size)
+    except OSError:
+        pass
     report.extracted += 1
     report.steps += r.features.num_steps
     report.video_seconds += r.features.duration

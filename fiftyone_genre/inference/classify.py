@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from fiftyone_genre.features.cache import ClipFeatures, FeatureCache
+from fiftyone_genre.features.spaces import file_refusal
 from fiftyone_genre.inference.scoring import ChunkScorer, ScoredClip, step_bounds
 from fiftyone_genre.inference.timeline import GenreSpan, merge_runs, spans
 from fiftyone_genre.report import Report
@@ -112,8 +113,12 @@ def classify_files(
     """
     scorer = ChunkScorer.load(model_dir, device, batch_size, slot_s)
     paths = [str(p) for p in paths]
-    feats = _features(paths, scorer, cache_dir, progress)
     report = ClassifyReport(model_path=str(scorer.checkpoint.path), modality=scorer.model.modality)
+    refused = file_refusal(scorer.space)
+    if refused is not None:  # YouTube-8M features cannot be computed from a file
+        report.files = [FileGenre(path=p, error=f"{p}: {refused}") for p in paths]
+        return report
+    feats = _features(paths, scorer, cache_dir, progress)
     for start in range(0, len(paths), FILES_PER_CHUNK):
         chunk = paths[start : start + FILES_PER_CHUNK]
         good = [p for p in chunk if isinstance(feats[p], ClipFeatures)]

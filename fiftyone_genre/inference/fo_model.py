@@ -34,9 +34,12 @@ import fiftyone.core.labels as fol
 import fiftyone.core.models as fom
 import numpy as np
 
+from fiftyone_genre import genres as g
 from fiftyone_genre.features.cache import ClipFeatures, FeatureCache
+from fiftyone_genre.features.spaces import EXTRACTOR, file_refusal
 from fiftyone_genre.inference.scoring import (
     ChunkScorer,
+    SampleFeatures,
     ScoredClip,
     classification_logits,
     model_cache,
@@ -86,6 +89,7 @@ class GenreModel(fom.Model, fom.SamplesMixin, fom.LogitsMixin, fom.EmbeddingsMix
         self.config = config
         self.scorer = ChunkScorer.load(config.model_path, config.device, config.batch_size)
         self._caches: dict[str | None, tuple[FeatureCache, str | None]] = {}
+        self._readers: dict[str, SampleFeatures] = {}
         self._extractor = None
         self._embeddings: np.ndarray | None = None
         self._saved_threads: list[int] = []
@@ -184,6 +188,8 @@ class GenreModel(fom.Model, fom.SamplesMixin, fom.LogitsMixin, fom.EmbeddingsMix
         """The steps of ``arg``'s video this call scores (a clip's support selects them)."""
         path = sample.filepath if sample is not None else str(getattr(arg, "inpath", arg))
         dataset = getattr(sample, "_dataset", None) if sample is not None else None
+        if sample is not None and (self.scorer.space != EXTRACTOR or _field(sample, g.FEATURES_ONLY_FIELD)):
+            return self._stored_features(sample, dataset)
         feats = self.features(path, dataset)
         support, rate = _support(arg, sample)
         if support is None:
@@ -192,8 +198,24 @@ class GenreModel(fom.Model, fom.SamplesMixin, fom.LogitsMixin, fom.EmbeddingsMix
             raise ValueError(f"{path}: no frame rate known, cannot locate clip frames {support[0]}-{support[1]}")
         return support_steps(feats, support[0], support[1], rate)
 
+    def _stored_features(self, sample, dataset) -> ClipFeatures:
+        """A sample read through :class:`SampleFeatures` (YouTube-8M spaces, features-only samples)."""
+        if dataset is None:
+            raise ValueError(f"{sample.filepath}: stored YouTube-8M features are read through the sample's dataset")
+        key = dataset.name
+        if key not in self._readers:
+            self._readers[key] = SampleFeatures(dataset, self.scorer)
+        yt8m_id = _field(sample, g.YT8M_ID_FIELD)
+        feats, reason = self._readers[key].read(sample.filepath, yt8m_id, _field(sample, g.FEATURES_ONLY_FIELD))
+        if reason is not None:
+            raise ValueError(f"{f'yt8m:{yt8m_id}' if yt8m_id else sample.filepath}: {reason}")
+        return feats
+
     def features(self, path: str, dataset=None) -> ClipFeatures:
         """Cached features of ``path`` (extracted and cached on a miss); ValueError names the file."""
+        refused = file_refusal(self.scorer.space)
+        if refused is not None:
+            raise ValueError(f"{path}: {refused}")
         cache, missing = self._cache(dataset)
         feats = cache.get(path)
         if feats is None and self.config.extract_missing:
@@ -232,6 +254,11 @@ class GenreModel(fom.Model, fom.SamplesMixin, fom.LogitsMixin, fom.EmbeddingsMix
         except OSError:
             pass  # a read-only cache still gives predictions, just not faster next time
         return feats
+
+
+def _field(sample, name: str):
+    """An optional sample field (None when the dataset has no such field)."""
+    return sample[name] if name in getattr(sample, "field_names", ()) else None
 
 
 def _support(arg, sample) -> tuple[tuple[int, int] | None, float | None]:

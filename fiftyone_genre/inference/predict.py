@@ -41,13 +41,13 @@ import numpy as np
 from fiftyone_genre import genres as g
 from fiftyone_genre import samples
 from fiftyone_genre.app_config import show_genre_fields
-from fiftyone_genre.config import PredictConfig, to_dict
-from fiftyone_genre.features.cache import ClipFeatures, FeatureCache
+from fiftyone_genre.config import PredictConfig
+from fiftyone_genre.features.cache import ClipFeatures
 from fiftyone_genre.inference.scoring import (
     ChunkScorer,
+    SampleFeatures,
     ScoredClip,
     classification_logits,
-    model_cache,
     step_bounds,
     window_support,
 )
@@ -95,7 +95,7 @@ class PredictReport(Report):
     model_path: str
     num_samples: int
     num_predicted: int
-    failures: dict[str, str] = field(default_factory=dict)  # filepath -> reason
+    failures: dict[str, str] = field(default_factory=dict)  # filepath (features-only: yt8m:<id>) -> reason
     fields: dict[str, str] = field(default_factory=dict)
     label_counts: dict[str, int] = field(default_factory=dict)
     modality: str = "fused"
@@ -105,6 +105,8 @@ class PredictReport(Report):
     slot_s: float = 0.0
     #: Clips predicted without a timeline: their video metadata could not be read.
     no_timeline: list[str] = field(default_factory=list)
+    #: Features-only samples predicted (YouTube-8M records): no video to lay a timeline on.
+    features_only: int = 0
 
     @property
     def num_failed(self) -> int:
@@ -125,6 +127,8 @@ class PredictReport(Report):
                 "predicted genres: "
                 + ", ".join(f"{k} {v}" for k, v in sorted(self.label_counts.items()))
             )
+        if self.features_only:
+            lines.append(f"{self.features_only} features-only sample(s) predicted without a timeline (no video)")
         if self.no_timeline:
             lines.append(
                 f"{len(self.no_timeline)} clip(s) have no timeline (no readable video metadata), "
@@ -223,7 +227,7 @@ def predict(
     config = config or PredictConfig()
     validate_config(config)
     scorer = ChunkScorer.load(model_dir, config.device, config.batch_size, config.timeline_slot_s)
-    cache, missing_reason = model_cache(collection, scorer.experiment.features)
+    features = SampleFeatures(collection, scorer)
     n = len(collection)
     if n == 0:
         raise PredictError("predict: the collection is empty")
@@ -243,7 +247,7 @@ def predict(
         modality=scorer.model.modality,
         slot_s=scorer.slot_s,
     )
-    ok_ids, failed = _predict_samples(collection, scorer, cache, missing_reason, report, progress, strict)
+    ok_ids, failed = _predict_samples(collection, scorer, features, report, progress, strict)
     _clean_up(collection, scorer, fields, report, ok_ids, failed)
     report.num_predicted = len(ok_ids)
     if report.num_predicted == 0:
@@ -251,7 +255,7 @@ def predict(
             f"predict: none of the {n} samples could be predicted; first failure: "
             + next(iter(f"{p}: {r}" for p, r in report.failures.items()))
         )
-    _record_run(collection._dataset, model_dir, scorer, cache, report)
+    _record_run(collection._dataset, model_dir, scorer, features, report)
     if progress is not None:
         progress(1.0, f"Predicted {report.num_predicted}/{n}")
     return report
@@ -263,13 +267,13 @@ class _Clip:
     filepath: str
     feats: ClipFeatures
     geometry: tuple[float, int, float] | None
+    features_only: bool = False
 
 
 def _predict_samples(
     collection,
     scorer: ChunkScorer,
-    cache: FeatureCache,
-    missing_reason: str,
+    features: SampleFeatures,
     report: PredictReport,
     progress: ProgressFn | None,
     strict: bool,
@@ -277,19 +281,21 @@ def _predict_samples(
     """Read, check and score the samples chunk by chunk; returns the ids written and ``{id: reason}`` failed."""
     dataset = collection._dataset
     ids, paths, metas = collection.values(["id", "filepath", "metadata"])
+    yt8m_ids, only = (samples.field_values(collection, f, len(ids)) for f in (g.YT8M_ID_FIELD, g.FEATURES_ONLY_FIELD))
     ok_ids: list[str] = []
     failed: dict[str, str] = {}
     pending: list[_Clip] = []
     for i in track(range(len(ids)), total=len(ids), desc="Predicting genres", progress=progress):
-        feats = cache.get(paths[i])
-        reason = scorer.unpredictable(feats, missing_reason)
+        feats, reason = features.read(paths[i], yt8m_ids[i], only[i])
         if reason is not None:
+            name = f"yt8m:{yt8m_ids[i]}" if only[i] else paths[i]  # they all share one placeholder file
             if strict:
-                raise PredictError(f"predict: {paths[i]}: {reason}")
-            report.failures[paths[i]] = reason
+                raise PredictError(f"predict: {name}: {reason}")
+            report.failures[name] = reason
             failed[ids[i]] = reason
         else:
-            pending.append(_Clip(ids[i], paths[i], feats, video_geometry(metas[i], feats)))
+            geometry = None if only[i] else video_geometry(metas[i], feats)
+            pending.append(_Clip(ids[i], paths[i], feats, geometry, bool(only[i])))
         if len(pending) >= SAMPLES_PER_WRITE:
             ok_ids += _write_chunk(dataset, scorer, pending, report)
             pending = []
@@ -312,13 +318,17 @@ def _write_chunk(dataset, scorer: ChunkScorer, clips: list[_Clip], report: Predi
         for use, probs in scored.modal_probs.items():
             values[fields[use]][clip.sample_id] = _classification(fo, probs, scorer.labels)
         timeline = _timeline(fo, clip, scored, scorer.labels)
-        if timeline is None:
+        if clip.features_only:
+            report.features_only += 1
+        elif timeline is None:
             report.no_timeline.append(clip.filepath)
         else:
             report.num_slots += len(timeline.detections)
         values[fields["timeline"]][clip.sample_id] = timeline
         report.num_windows += len(scored.windows)
     for name, vals in values.items():
+        if not dataset.has_field(name) and all(v is None for v in vals.values()):
+            continue  # no timeline at all (features-only samples): FiftyOne cannot type an all-None field
         dataset.set_values(name, vals, key_field="id")
     return [c.sample_id for c in clips]
 
@@ -338,7 +348,7 @@ def _clean_up(
     _update_errors(dataset, ok_ids, failed)
 
 
-def _record_run(dataset, model_dir: str | Path, scorer: ChunkScorer, cache: FeatureCache, report: PredictReport) -> None:
+def _record_run(dataset, model_dir: str | Path, scorer: ChunkScorer, features: SampleFeatures, report: PredictReport) -> None:
     """``dataset.info["genre_run"]``: what made the predictions now on the samples; the App's default fields."""
     ckpt, exp = scorer.checkpoint, scorer.experiment
     dataset.info[g.RUN_INFO_KEY] = _json_safe(
@@ -347,8 +357,7 @@ def _record_run(dataset, model_dir: str | Path, scorer: ChunkScorer, cache: Feat
             "model_dir": str(Path(model_dir).resolve()),
             "experiment": exp.to_dict(),
             "genres": scorer.labels,
-            "features": to_dict(cache.config),
-            "feature_cache": str(cache.dir),
+            **features.describe(),
             "modality": scorer.model.modality,
             "window": scorer.window,
             "stride": scorer.stride,

@@ -21,6 +21,13 @@ import torch
 from fiftyone_genre import genres as g
 from fiftyone_genre.config import FeaturesConfig
 from fiftyone_genre.features.cache import ClipFeatures, FeatureCache, cache_for
+from fiftyone_genre.features.spaces import (
+    feature_key,
+    is_yt8m,
+    missing_reason,
+    refusal,
+    space_of,
+)
 from fiftyone_genre.inference import timeline as tl
 from fiftyone_genre.modeling.model import Checkpoint, load_model
 from fiftyone_genre.modeling.windows import (
@@ -164,6 +171,15 @@ class ChunkScorer:
         return self.model.modality == "fused"
 
     @property
+    def space(self) -> str:
+        """The feature space the model was trained on (``extractor`` for checkpoints that predate spaces)."""
+        return space_of(self.experiment.features)
+
+    def refusal(self, yt8m_id: str | None, features_only: bool | None) -> str | None:
+        """The one sentence this model says to a sample of another feature space, or None."""
+        return refusal(self.space, yt8m_id, features_only)
+
+    @property
     def embedding_dim(self) -> int:
         return int(self.model.classifier.in_features)
 
@@ -279,3 +295,49 @@ def model_cache(collection, features: FeaturesConfig) -> tuple[FeatureCache, str
                 "with the model's experiment file"
             )
     return cache, reason
+
+
+class SampleFeatures:
+    """Where a model's features are for a collection's samples, in the model's feature space.
+
+    The extractor space reads the per-clip cache (:func:`model_cache`); a
+    YouTube-8M space reads the pack the import wrote (``yt8m:<id>`` rows).
+    ``predict`` and the FiftyOne model read through this one object, so both
+    refuse the same samples with the same sentence.
+    """
+
+    def __init__(self, collection, scorer: ChunkScorer):
+        self.scorer = scorer
+        self.space = scorer.space
+        self.cache: FeatureCache | None = None
+        self.store = None
+        if is_yt8m(self.space):
+            from fiftyone_genre.modeling.yt8m_store import require_store
+
+            self.store = require_store(collection, self.space)
+            self.missing = missing_reason(self.space)
+        else:
+            self.cache, self.missing = model_cache(collection, scorer.experiment.features)
+
+    def read(self, filepath: str, yt8m_id: str | None, features_only: bool | None) -> tuple[ClipFeatures | None, str | None]:
+        """``(features, None)`` for a sample the model can score, else ``(None, one-sentence reason)``."""
+        refused = self.scorer.refusal(yt8m_id, features_only)
+        if refused is not None:
+            return None, refused
+        key = feature_key(self.space, filepath, yt8m_id, features_only)
+        if self.store is not None:
+            from fiftyone_genre.modeling.yt8m_store import clip_features
+
+            feats = clip_features(self.store, key, self.space)
+        else:
+            feats = self.cache.get(filepath)  # type: ignore[union-attr]
+        reason = self.scorer.unpredictable(feats, self.missing)
+        return (feats, None) if reason is None else (None, reason)
+
+    def describe(self) -> dict[str, str | dict]:
+        """What ``dataset.info["genre_run"]`` records about the features read."""
+        from fiftyone_genre.config import to_dict
+
+        if self.cache is not None:
+            return {"features": to_dict(self.cache.config), "feature_cache": str(self.cache.dir)}
+        return {"features": to_dict(self.scorer.experiment.features), "feature_cache": str(self.store.folder)}  # type: ignore[union-attr]

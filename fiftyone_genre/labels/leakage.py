@@ -174,9 +174,11 @@ def _leakage_input(collection) -> _LeakageInput:
     paths = collection.values("filepath")
     originals = field_values(collection, g.ORIGINAL_PATH_FIELD, n)
     labels = field_values(collection, f"{g.GENRE_FIELD}.label", n)
+    only = field_values(collection, g.FEATURES_ONLY_FIELD, n)
     out = _LeakageInput()
     for i in range(n):
-        files = {paths[i], originals[i]} - {None, ""}
+        # features-only samples share one placeholder file: their group is their identity
+        files = set() if only[i] else {paths[i], originals[i]} - {None, ""}
         if labels[i]:
             for p in files:
                 out.labels_of[p].add(str(labels[i]))

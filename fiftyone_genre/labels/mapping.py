@@ -47,8 +47,8 @@ DEFAULT_PRIORITY: tuple[str, ...] = (
 
 #: Label attributes read as an entity's verticals (set by the YouTube-8M importer).
 VERTICAL_ATTRS: tuple[str, ...] = g.YT8M_VERTICAL_ATTRS
-_TOP_KEYS = ("source", "description", "genres", "map", "unmapped", "rules", "priority", "default")
-_RULE_KEYS = ("genre", "name_regex", "vertical", "vertical1", "note")
+_TOP_KEYS = ("source", "description", "genres", "map", "unmapped", "veto", "rules", "priority", "default")
+_RULE_KEYS = ("genre", "name_regex", "vertical", "vertical1", "veto", "note")
 _MISSING = object()
 
 
@@ -61,6 +61,8 @@ class Rule:
     vertical: str | None = None
     vertical1: str | None = None
     index: int = 0
+    #: an entity this rule decides vetoes its whole record (no genre at all)
+    veto: bool = False
 
     def matches(self, name: str, verticals: tuple[str, ...] | None) -> bool:
         if self.name_regex is not None and not self.name_regex.search(name):
@@ -90,6 +92,9 @@ class GenreMapping:
     genres: tuple[str, ...] = g.GENRES
     #: folder trees: a class that already is a genre name maps to itself
     identity: bool = False
+    #: classes whose presence leaves a multi-label clip without a genre, whatever
+    #: its other labels say (YouTube-8M: video-game footage is not a film genre)
+    veto: frozenset[str] = frozenset()
 
     def resolve(self, name: str, verticals: tuple[str, ...] | None = None) -> str | None:
         """The genre of one source class (None = unmapped), by the documented order."""
@@ -101,6 +106,19 @@ class GenreMapping:
             if rule.matches(name, verticals):
                 return rule.genre
         return self.default
+
+    def vetoes(self, name: str, verticals: tuple[str, ...] | None = None) -> bool:
+        """Whether this class takes its clip's genre away: listed under ``veto``, or decided by a veto rule.
+
+        A class listed under ``map`` or ``unmapped`` is decided by name and
+        never by a rule, so listing it there exempts it from a veto rule.
+        """
+        if name in self.veto:
+            return True
+        if name in self.classes or self.identity:
+            return False
+        rule = next((r for r in self.rules if r.matches(name, verticals)), None)
+        return rule is not None and rule.veto
 
     def choose(self, candidates: Iterable[str]) -> str:
         """The conflict rule: first in ``priority``; genres not listed come after, A-Z."""
@@ -278,10 +296,14 @@ def parse_mapping(data: Any, where: str = "<dict>", allow_new_genres: bool = Fal
         source=source,
         classes=_parse_classes(data, where, genre),
         rules=_parse_rules(data.get("rules") or [], where, genre),
+        veto=frozenset(_str_list(data.get("veto"), f"{where}: key 'veto'")),
         default=genre(data.get("default"), f"{where}: key 'default'"),
         priority=_parse_priority(data.get("priority"), where, genre),
         genres=allowed,
     )
+    clash = sorted(n for n in mapping.veto if mapping.classes.get(n))
+    if clash:
+        raise ConfigError(f"{where}: key {clash[0]!r} is both mapped to a genre and listed under 'veto'")
     if allow_new_genres:
         mapping.genres = tuple(dict.fromkeys([*allowed, *sorted(mapping.mapped_genres)]))
     return mapping
@@ -348,6 +370,11 @@ def _parse_rule(raw: Any, index: int, at: str, genre: Callable[[Any, str], str |
     for k, v in conds.items():
         if not isinstance(v, str):
             raise ConfigError(f"{at}.{k}: expected a string, got {v!r}")
+    veto = raw.get("veto", False)
+    if not isinstance(veto, bool):
+        raise ConfigError(f"{at}.veto: expected true or false, got {veto!r}")
+    if veto and raw["genre"] is not None:
+        raise ConfigError(f"{at}: a veto rule takes the clip's genre away, so its genre must be null")
     pattern = None
     if "name_regex" in conds:
         try:
@@ -360,6 +387,7 @@ def _parse_rule(raw: Any, index: int, at: str, genre: Callable[[Any, str], str |
         vertical=conds.get("vertical"),
         vertical1=conds.get("vertical1"),
         index=index,
+        veto=veto,
     )
 
 

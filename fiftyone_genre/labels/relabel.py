@@ -12,6 +12,7 @@ import getpass
 from typing import Any
 
 from fiftyone_genre import genres as g
+from fiftyone_genre.database import dataset_writer
 from fiftyone_genre.labels.remap import (
     GenreWrites,
     candidates,
@@ -54,6 +55,11 @@ def relabel(
     unmapped/conflict tags go: a person has decided. A genre outside the six
     and those already in the dataset needs ``allow_new_genre=True`` (typos).
     """
+    with dataset_writer(collection, "relabelling"):  # read-modify-write of genre_history
+        return _relabel(collection, genre, user, reason, allow_new_genre)
+
+
+def _relabel(collection, genre: str, user: str | None, reason: str | None, allow_new_genre: bool) -> int:
     import fiftyone as fo
 
     genre = _check_relabel_genre(collection, genre, allow_new_genre)
@@ -101,6 +107,11 @@ def undo_relabel(collection) -> int:
     The previous genre (or None) and the tags the relabel removed come back;
     ``genre:relabeled`` goes once a sample's history is empty.
     """
+    with dataset_writer(collection, "undoing relabels in"):
+        return _undo_relabel(collection)
+
+
+def _undo_relabel(collection) -> int:
     import fiftyone as fo
 
     if g.GENRE_HISTORY_FIELD not in collection.get_field_schema():

@@ -20,6 +20,7 @@ are split three ways as usual.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from typing import Any
 
 from fiftyone_genre import genres as g
 from fiftyone_genre.config import ConfigError, SplitConfig
+from fiftyone_genre.database import dataset_writer
 from fiftyone_genre.labels.leakage import content_hashes
 from fiftyone_genre.report import Report
 from fiftyone_genre.samples import field_values
@@ -177,9 +179,11 @@ def _merge_duplicate_groups(collection, key_of, hash_cache, progress) -> dict[st
     n = len(key_of)
     paths = collection.values("filepath")
     originals = field_values(collection, g.ORIGINAL_PATH_FIELD, n)
+    # features-only samples all show one placeholder file: it is no shared content
+    only = field_values(collection, g.FEATURES_ONLY_FIELD, n)
     keys_of_path: dict[str, set[str]] = defaultdict(set)
     for i, key in enumerate(key_of):
-        if key is not None:
+        if key is not None and not only[i]:
             for p in {paths[i], originals[i]} - {None, ""}:
                 keys_of_path[p].add(key)
     by_hash, _, _ = content_hashes(keys_of_path, hash_cache, progress)
@@ -229,6 +233,15 @@ def split_dataset(
     """
     config = config or SplitConfig()
     ratios = _normalized_ratios(config.ratios)
+    with dataset_writer(collection, "splitting") if not dry_run else contextlib.nullcontext():
+        return _split(collection, config, ratios, progress, dry_run, merge_duplicates, hash_cache)
+
+
+def _split(
+    collection, config: SplitConfig, ratios, progress: ProgressFn | None, dry_run: bool, merge_duplicates: bool,
+    hash_cache: str | Path | None,
+) -> SplitReport:
+    """:func:`split_dataset`'s work, under the dataset's writer lease unless ``dry_run``."""
     report = SplitReport(
         seed=config.seed, ratios=ratios, keep_official_test=config.keep_official_test, dry_run=dry_run
     )
@@ -330,6 +343,8 @@ class BalanceReport(Report):
     #: genre -> split -> minutes (clips without metadata.duration add nothing)
     minutes: dict[str, dict[str, float]] = field(default_factory=dict)
     no_duration: int = 0
+    #: features-only clips (YouTube-8M records without a video): counted, no minutes
+    features_only: int = 0
 
     def splits(self) -> list[str]:
         present = {s for per in self.clips.values() for s in per}
@@ -360,6 +375,8 @@ class BalanceReport(Report):
                 f"note: {self.no_duration} clips have no metadata.duration "
                 "(run dataset.compute_metadata())"
             )
+        if self.features_only:
+            lines.append(f"note: {self.features_only} features-only clips (no video) add no minutes")
         return "\n".join(lines)
 
 
@@ -369,14 +386,17 @@ def balance_report(collection) -> BalanceReport:
     genres = field_values(collection, f"{g.GENRE_FIELD}.label", n)
     splits = field_values(collection, g.SPLIT_FIELD, n)
     durations = field_values(collection, "metadata.duration", n)
+    only = field_values(collection, g.FEATURES_ONLY_FIELD, n)
     report = BalanceReport()
     clips: dict[str, Counter] = defaultdict(Counter)
     minutes: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for genre, split, dur in zip(genres, splits, durations):
+    for genre, split, dur, no_video in zip(genres, splits, durations, only):
         genre = genre or "(no genre)"
         split = split or UNSPLIT
         clips[genre][split] += 1
-        if dur is None:
+        if no_video:  # the placeholder's 1 s is not the record's length
+            report.features_only += 1
+        elif dur is None:
             report.no_duration += 1
         else:
             minutes[genre][split] += float(dur) / 60.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -12,10 +13,13 @@ from fiftyone_genre.config import ExperimentConfig
 from fiftyone_genre.modeling.metrics import fmt_metric
 from fiftyone_genre.modeling.model import (
     MODALITIES,
+    claim_model_folder,
 )
 from fiftyone_genre.modeling.train import train
 from fiftyone_genre.report import Report
-from fiftyone_genre.utils import ProgressFn
+from fiftyone_genre.utils import ProgressFn, write_text_atomic
+
+ABLATION_NAMES = ("ablation.json", "ablation.txt", *MODALITIES)
 
 
 @dataclass
@@ -54,6 +58,20 @@ def ablate(
     Returns None on ranks > 0 under torchrun.
     """
     out_dir = Path(out_dir)
+    is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 owns the folder
+    lock = claim_model_folder(out_dir, "running an ablation in", ABLATION_NAMES) if is_main else None
+    try:
+        return _ablate(collection, config, out_dir, modalities, resume, progress, strict)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _ablate(
+    collection, config: ExperimentConfig, out_dir: Path, modalities: tuple[str, ...], resume: bool,
+    progress: ProgressFn | None, strict: bool,
+) -> AblationTable | None:
+    """The runs themselves, each into its own locked ``out_dir/<modality>``."""
     rows = []
     for i, modality in enumerate(modalities):
         sub_progress = partial(_ablation_progress, progress, i, len(modalities), modality)
@@ -74,6 +92,6 @@ def ablate(
     if not rows:
         return None
     table = AblationTable(rows, out_dir)
-    (out_dir / "ablation.json").write_text(json.dumps(table.to_dict(), indent=2))
-    (out_dir / "ablation.txt").write_text(str(table) + "\n")
+    write_text_atomic(out_dir / "ablation.json", json.dumps(table.to_dict(), indent=2))
+    write_text_atomic(out_dir / "ablation.txt", str(table) + "\n")
     return table

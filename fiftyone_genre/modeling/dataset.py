@@ -21,6 +21,7 @@ from fiftyone_genre import genres as g
 from fiftyone_genre import samples
 from fiftyone_genre.config import TrainConfig
 from fiftyone_genre.features.cache import ClipFeatures, FeatureCache, cache_for
+from fiftyone_genre.features.spaces import EXTRACTOR, feature_key, is_yt8m, refusal
 from fiftyone_genre.modeling.packed import OK, PackedClip, PackedFeatures, PackRow
 from fiftyone_genre.modeling.windows import (
     VideoItem,
@@ -152,9 +153,30 @@ class LabelledRows:
     splits: list[str]
     groups: list[str | None]
     errors: list[list[str] | None]
+    #: YouTube-8M record ids and the features-only marker (None where a sample has none)
+    yt8m_ids: list[str | None] = field(default_factory=list)
+    features_only: list[bool | None] = field(default_factory=list)
 
     def __iter__(self):
         return iter(zip(self.ids, self.paths, self.labels, self.splits, self.groups, self.errors))
+
+    def keys(self, space: str) -> list[str | None]:
+        """Each sample's feature key in ``space`` (None: it has no features there)."""
+        ys = self.yt8m_ids or [None] * len(self)
+        fo_ = self.features_only or [None] * len(self)
+        return [feature_key(space, p, y, f) for p, y, f in zip(self.paths, ys, fo_)]
+
+    def names(self) -> list[str]:
+        """How reports name each sample: its file, or ``yt8m:<id>`` when it has none (features only)."""
+        ys = self.yt8m_ids or [None] * len(self)
+        fo_ = self.features_only or [None] * len(self)
+        return [f"yt8m:{y}" if f and y else p for p, y, f in zip(self.paths, ys, fo_)]
+
+    def refusals(self, space: str) -> list[str | None]:
+        """Each sample's one-sentence refusal by a model of ``space`` (None: of its space)."""
+        ys = self.yt8m_ids or [None] * len(self)
+        fo_ = self.features_only or [None] * len(self)
+        return [refusal(space, y, f) for y, f in zip(ys, fo_)]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -172,9 +194,12 @@ def labelled_rows(collection) -> LabelledRows:
     ids, paths, labels, splits = view.values(["id", "filepath", f"{g.GENRE_FIELD}.label", g.SPLIT_FIELD])
     if not ids:
         raise ValueError("no samples have both a genre label and a train/val/test split")
-    groups = view.values(g.GROUP_FIELD) if collection.has_sample_field(g.GROUP_FIELD) else [None] * len(ids)
-    errors = view.values(g.ERRORS_FIELD) if collection.has_sample_field(g.ERRORS_FIELD) else [None] * len(ids)
-    return LabelledRows(ids, paths, labels, splits, groups, errors)
+    n = len(ids)
+    groups, errors, yt8m_ids, only = (
+        samples.field_values(view, name, n)
+        for name in (g.GROUP_FIELD, g.ERRORS_FIELD, g.YT8M_ID_FIELD, g.FEATURES_ONLY_FIELD)
+    )
+    return LabelledRows(ids, paths, labels, splits, groups, errors, yt8m_ids, only)
 
 
 def _skip_reason(row: PackRow | None, dims: tuple[int, int] | None) -> str | None:
@@ -198,14 +223,26 @@ class _Sorted:
     dims: tuple[int, int] | None
 
 
-def sort_rows(rows: LabelledRows, store: PackedFeatures, genres: list[str]) -> _Sorted:
-    """Usable videos per split (as pack references), skipped samples with reasons, recovered ids."""
+def sort_rows(
+    rows: LabelledRows,
+    store: PackedFeatures,
+    genres: list[str],
+    keys: list[str | None] | None = None,
+    refusals: list[str | None] | None = None,
+) -> _Sorted:
+    """Usable videos per split (as pack references), skipped samples with reasons, recovered ids.
+
+    ``keys`` are the samples' pack keys (default: their file paths); a
+    ``refusals`` entry is the sentence a sample of another feature space gets.
+    """
     index = {genre: i for i, genre in enumerate(genres)}
+    keys = keys if keys is not None else list(rows.paths)
+    refusals = refusals if refusals is not None else [None] * len(rows)
     out = _Sorted({s: [] for s in g.SPLITS}, [], [], None)
-    for sid, path, label, split, group, errs in rows:
-        row = store.rows.get(path)
-        reason = _skip_reason(row, out.dims)
-        clip = store.clip(path) if reason is None else None
+    for (sid, _, label, split, group, errs), path, key, refused in zip(rows, rows.names(), keys, refusals):
+        row = store.rows.get(key) if key is not None else None
+        reason = refused or _skip_reason(row, out.dims)
+        clip = store.clip(key) if reason is None else None
         if reason is None and clip is None:  # sizes differ from the pack's (so not stored)
             reason = f"feature sizes {row.visual_dim}/{row.audio_dim} differ from {store.visual_dim}/{store.audio_dim}"
         if reason is not None:
@@ -218,12 +255,24 @@ def sort_rows(rows: LabelledRows, store: PackedFeatures, genres: list[str]) -> _
     return out
 
 
+def _store_for(collection, rows: LabelledRows, space: str, cache: FeatureCache | None, progress) -> PackedFeatures:
+    """The pack a run in ``space`` reads: the import's (YouTube-8M) or one packed from the cache."""
+    if is_yt8m(space):
+        from fiftyone_genre.modeling.yt8m_store import require_store
+
+        return require_store(collection, space)
+    cache = cache if cache is not None else cache_for(collection)
+    keys = [k for k in rows.keys(space) if k is not None]
+    return PackedFeatures.for_paths(cache, list(dict.fromkeys(keys)), progress=progress)
+
+
 def load_window_data(
     collection,
     config: TrainConfig,
     cache: FeatureCache | None = None,
     record_errors: bool = True,
     progress: ProgressFn | None = None,
+    space: str = EXTRACTOR,
 ) -> WindowData:
     """Every labelled, split sample's cached features as window datasets over the packed store.
 
@@ -237,16 +286,22 @@ def load_window_data(
     Features are read from the pack (:mod:`fiftyone_genre.modeling.packed`), built
     from the per-clip cache the first time and after any entry changes, so
     memory does not grow with the number of clips and an epoch opens no
-    per-clip file.
+    per-clip file. In a YouTube-8M ``space`` the pack is the one the import
+    wrote (rows keyed ``yt8m:<id>``); samples of another space are skipped
+    with the sentence :func:`~fiftyone_genre.features.spaces.refusal` gives.
     """
     rows = labelled_rows(collection)
-    cache = cache if cache is not None else cache_for(collection)
-    store = PackedFeatures.for_paths(cache, list(dict.fromkeys(rows.paths)), progress=progress)
+    store = _store_for(collection, rows, space, cache, progress)
     genres = run_genres(rows.labels)
-    found = sort_rows(rows, store, genres)
+    found = sort_rows(rows, store, genres, rows.keys(space), rows.refusals(space))
     if record_errors:
         _record_skips(collection, found.skipped, found.recovered)
     if found.dims is None:
+        if is_yt8m(space) or any(rows.refusals(space)):
+            raise ValueError(
+                f"none of the {len(rows)} labelled samples can be used in the '{space}' feature space "
+                f"(first: {found.skipped[0].reason})"
+            )
         raise ValueError(
             f"none of the {len(rows)} labelled samples has cached features; run feature extraction first"
         )

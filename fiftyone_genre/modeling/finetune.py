@@ -27,6 +27,7 @@ from fiftyone_genre.features.backbones import (
     spec_for,
 )
 from fiftyone_genre.report import Report
+from fiftyone_genre.storage import FolderLock, check_writable
 from fiftyone_genre.utils import ProgressFn, atomic_path, track
 
 
@@ -89,6 +90,8 @@ def frames_of_split(collection, split: str, fc, classes: list[str], out: Path, m
 
     size = image_size_for(fc.backbone, fc.image_size)
     view = collection.match(F(g.SPLIT_FIELD) == split).exists(g.GENRE_FIELD)
+    if collection.has_field(g.FEATURES_ONLY_FIELD):  # no video to take frames from
+        view = view.match(F(g.FEATURES_ONLY_FIELD) != True)  # noqa: E712 - a database expression
     paths, labels = view.values(["filepath", f"{g.GENRE_FIELD}.label"])
     items = [(p, lab) for p, lab in zip(paths, labels) if lab in classes]
     store = np.lib.format.open_memmap(
@@ -222,30 +225,30 @@ def finetune_frame_classifier(
     if isinstance(config, FeaturesConfig):
         config = ExperimentConfig(features=config)
     fc, tc = config.features, config.train
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    classes = list(g.GENRES)
-    train = frames_of_split(collection, "train", fc, classes, out, max_frames_per_video, progress)
-    if len(train.frames) == 0:
-        raise ValueError("no decodable training frames: the collection needs samples with split 'train' and a genre label")
-    val = frames_of_split(collection, "val", fc, classes, out, max_frames_per_video)
-    trainer = make_trainer(fc, tc, len(classes), torch.device(resolve_device(device or tc.device)))
-    meta = _checkpoint_meta(fc, classes)
-    history: list[dict[str, float]] = []
-    best_acc = -1.0
-    for epoch in range(1, tc.finetune_epochs + 1):
-        row = {"epoch": float(epoch), **train_epoch(trainer, train)}
-        if len(val.frames):
-            row["val_acc"] = accuracy(trainer, val)
-        acc = row.get("val_acc", row["train_acc"])
-        history.append(row)
-        save_epoch(trainer.model, meta, row, epoch, out, best=acc >= best_acc)
-        best_acc = max(best_acc, acc)
-        if progress is not None:
-            progress(epoch / tc.finetune_epochs, f"fine-tune epoch {epoch}/{tc.finetune_epochs}")
-    for split in ("train", "val"):  # the frame stores were scratch space
-        (out / f"frames_{split}.npy").unlink(missing_ok=True)
-    return FinetuneReport(
-        checkpoint=str(out / "best.pt"), epochs=tc.finetune_epochs, train_frames=len(train.frames),
-        val_frames=len(val.frames), history=history, skipped={**train.skipped, **val.skipped},
-    )
+    out = check_writable(Path(out_dir), "model folder")
+    with FolderLock(out, "fine-tuning into"):  # one run per folder: epoch files would mix
+        classes = list(g.GENRES)
+        train = frames_of_split(collection, "train", fc, classes, out, max_frames_per_video, progress)
+        if len(train.frames) == 0:
+            raise ValueError("no decodable training frames: the collection needs samples with split 'train' and a genre label")
+        val = frames_of_split(collection, "val", fc, classes, out, max_frames_per_video)
+        trainer = make_trainer(fc, tc, len(classes), torch.device(resolve_device(device or tc.device)))
+        meta = _checkpoint_meta(fc, classes)
+        history: list[dict[str, float]] = []
+        best_acc = -1.0
+        for epoch in range(1, tc.finetune_epochs + 1):
+            row = {"epoch": float(epoch), **train_epoch(trainer, train)}
+            if len(val.frames):
+                row["val_acc"] = accuracy(trainer, val)
+            acc = row.get("val_acc", row["train_acc"])
+            history.append(row)
+            save_epoch(trainer.model, meta, row, epoch, out, best=acc >= best_acc)
+            best_acc = max(best_acc, acc)
+            if progress is not None:
+                progress(epoch / tc.finetune_epochs, f"fine-tune epoch {epoch}/{tc.finetune_epochs}")
+        for split in ("train", "val"):  # the frame stores were scratch space
+            (out / f"frames_{split}.npy").unlink(missing_ok=True)
+        return FinetuneReport(
+            checkpoint=str(out / "best.pt"), epochs=tc.finetune_epochs, train_frames=len(train.frames),
+            val_frames=len(val.frames), history=history, skipped={**train.skipped, **val.skipped},
+        )

@@ -8,6 +8,9 @@ the sequence, and a linear layer scores the genres from the last valid state.
 
 from __future__ import annotations
 
+import warnings
+import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,12 +20,24 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from fiftyone_genre.config import ExperimentConfig, ModelConfig
+from fiftyone_genre.storage import (
+    FolderLock,
+    check_own_folder,
+    check_writable,
+    describe_holder,
+    disk_error,
+)
 from fiftyone_genre.utils import atomic_path, shown
 
 CHECKPOINT_VERSION = 1
 BEST_NAME = "best.pt"
 LAST_NAME = "last.pt"
 MODALITIES = ("fused", "visual", "audio")
+#: What a training run writes into its model folder: an existing ``--out`` may hold only these.
+MODEL_FOLDER_NAMES = frozenset({
+    BEST_NAME, LAST_NAME, "experiment.yaml", "genres.json", "history.json", "report.json", "report.txt",
+    "curves.png", "tb",
+})
 
 
 @dataclass
@@ -224,9 +239,47 @@ def save_checkpoint(
         "metrics": dict(metrics or {}),
         **extra,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+    except (OSError, RuntimeError) as e:  # torch reports a full disk as RuntimeError("... unexpected pos ...")
+        problem = disk_error(e, path.parent, "model folder", needed=_payload_bytes(payload))
+        if problem is None:
+            raise
+        raise problem from None
     return path
+
+
+def _payload_bytes(value: Any) -> int:
+    """About what ``torch.save`` writes for ``value``: its tensors' bytes, +10 % and 64 KB of framing."""
+    def tensor_bytes(v: Any) -> int:
+        if isinstance(v, torch.Tensor):
+            return v.numel() * v.element_size()
+        if isinstance(v, dict):
+            return sum(tensor_bytes(x) for x in v.values())
+        if isinstance(v, (list, tuple)):
+            return sum(tensor_bytes(x) for x in v)
+        return 0
+
+    return int(tensor_bytes(value) * 1.1) + 65536
+
+
+def claim_model_folder(out_dir: str | Path, doing: str = "training into", extra_names: Iterable[str] = ()) -> FolderLock:
+    """Check and lock a model folder before a run writes into it; release the returned lock at the end.
+
+    A folder holding anything a run would not write there (a user's files,
+    ``/``, the home folder) is refused, so nothing of theirs sits beside or
+    under our checkpoints. A second run into the same folder is refused,
+    naming the first (:class:`~fiftyone_genre.storage.FolderLock`); a lock
+    left by a killed run is taken over.
+    """
+    out_dir = Path(out_dir)
+    check_own_folder(out_dir, MODEL_FOLDER_NAMES | set(extra_names))
+    check_writable(out_dir, "model folder")
+    lock = FolderLock(out_dir, doing).acquire()
+    if lock.took_over:
+        print(f"{shown(out_dir)}: taking over from a run that stopped ({describe_holder(lock.took_over)})", flush=True)
+    return lock
 
 
 def find_checkpoint(model_dir: str | Path) -> Path:
@@ -266,8 +319,18 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     the checkpoint. ``map_location`` is kept for callers; only "cpu" is used.
     """
     path = find_checkpoint(path)
+    # Every checkpoint torch >= 1.6 writes is a zip: anything else (a plain
+    # pickle, a legacy file, junk) is refused before torch reads it, so
+    # torch's warnings about it never reach the user.
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{shown(path)}: not a readable checkpoint (not a PyTorch checkpoint: corrupt, truncated, "
+            "a plain pickle or another kind of file)"
+        )
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
         raise ValueError(f"{shown(path)}: not a readable checkpoint ({_unreadable_reason(e)})") from None
     if not isinstance(raw, dict):

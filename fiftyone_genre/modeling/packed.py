@@ -10,8 +10,9 @@ the cache entries it needs into::
         pack.json             the current pack's token (replaced atomically)
         <token>.visual.f32    every clip's visual steps, one after another [sum T, Dv]
         <token>.audio.f32     the same for audio [sum T, Da]
-        <token>.index.npz     per clip: path, offset, steps, sizes, and the stat
-                              signature of its cache entry and media file
+        <token>.index.npz     per clip: path, offset, steps, sizes, the CRC-32 of
+                              its rows, and the stat signature of its cache
+                              entry and media file
 
 A window is two ``os.pread`` calls into those files (no memory map: mapped
 pages would count as the process's resident memory and grow with every clip
@@ -19,6 +20,14 @@ an epoch touches). The pack is reused while every clip's cache entry and media
 file keep the size/mtime recorded in the index, and rebuilt (under a new
 token, then ``pack.json`` swapped in one rename) when any of them changes, so
 a reader sees the old pack or the complete new one, never a partial one.
+
+The raw ``.f32`` files carry no check of their own, so the pack does: its
+files must have the sizes ``pack.json`` records, and before a pack is reused
+every requested clip's rows must match the CRC-32 taken when they were
+written. A pack that fails (truncated, overwritten, an unreadable index) is
+rebuilt from the cache entries, so training never reads damaged features.
+Builds take ``packed/.fiftyone-genre.lock``: a second run waits and reuses
+the first one's pack instead of writing another.
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ import json
 import os
 import time
 import uuid
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +45,14 @@ from pathlib import Path
 import numpy as np
 
 from fiftyone_genre.features.cache import ClipFeatures, FeatureCache, file_identity
-from fiftyone_genre.utils import ProgressFn, atomic_path, track
+from fiftyone_genre.storage import FolderLock, check_free, disk_error
+from fiftyone_genre.utils import ProgressFn, atomic_path, shown, track
 
 POINTER = "pack.json"
-PACK_FORMAT_VERSION = 1
+#: 2: per-clip CRC-32 columns and the total step count (file sizes) in pack.json
+PACK_FORMAT_VERSION = 2
+#: A second run waits this long for another's build of the same pack before giving up.
+BUILD_WAIT_S = 3600.0
 #: Pack files of a killed build are removed once this old (a live build
 #: writes continuously, so its files are never this stale).
 STALE_PACK_S = 3600.0
@@ -92,12 +107,17 @@ def signature(cache: FeatureCache, filepath: str) -> tuple[int, int, int, str]:
 class PackedFeatures:
     """One pack, opened for reading. Build or reuse one with :meth:`for_paths`."""
 
-    def __init__(self, folder: Path, token: str, visual_dim: int, audio_dim: int, rows: dict[str, PackRow]):
+    def __init__(
+        self, folder: Path, token: str, visual_dim: int, audio_dim: int, rows: dict[str, PackRow],
+        crcs: dict[str, tuple[int, int]] | None = None,
+    ):
         self.folder = folder
         self.token = token
         self.visual_dim = visual_dim
         self.audio_dim = audio_dim
         self.rows = rows
+        #: path -> CRC-32 of its visual and audio rows as written
+        self.crcs = crcs or {}
         self._fds: dict[str, int] = {}
 
     # -- reading ----------------------------------------------------------------
@@ -111,16 +131,42 @@ class PackedFeatures:
             self._fds[key] = os.open(self.file(kind), os.O_RDONLY)
         return self._fds[key]
 
-    def read_rows(self, first: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """``count`` consecutive steps from step ``first``: ``(visual [n, Dv], audio [n, Da])``."""
+    def read_bytes(self, first: int, count: int) -> tuple[bytes, bytes]:
+        """The raw visual and audio bytes of ``count`` steps from step ``first``."""
         out = []
         for kind, dim in (("visual.f32", self.visual_dim), ("audio.f32", self.audio_dim)):
             nbytes = count * dim * 4
             buf = os.pread(self._fd(kind), nbytes, first * dim * 4)
             if len(buf) != nbytes:
                 raise OSError(f"{self.file(kind)}: truncated pack (wanted {nbytes} bytes, got {len(buf)})")
-            out.append(np.frombuffer(buf, dtype=np.float32).reshape(count, dim))
+            out.append(buf)
         return out[0], out[1]
+
+    def read_rows(self, first: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """``count`` consecutive steps from step ``first``: ``(visual [n, Dv], audio [n, Da])``."""
+        visual, audio = self.read_bytes(first, count)
+        return (
+            np.frombuffer(visual, dtype=np.float32).reshape(count, self.visual_dim),
+            np.frombuffer(audio, dtype=np.float32).reshape(count, self.audio_dim),
+        )
+
+    def intact(self, path: str) -> bool:
+        """Whether a stored clip's rows still match the CRC-32 taken when they were written."""
+        row = self.rows[path]
+        try:
+            visual, audio = self.read_bytes(row.offset, row.num_steps)
+        except OSError:
+            return False
+        return (zlib.crc32(visual), zlib.crc32(audio)) == self.crcs.get(path)
+
+    def verify(self, paths: list[str], progress: ProgressFn | None = None) -> list[str]:
+        """The clips among ``paths`` whose rows no longer match their CRC-32 (damaged on disk)."""
+        bad = []
+        for path in track(paths, desc="checking packed features", progress=progress):
+            row = self.rows.get(path)
+            if row is not None and row.status == OK and row.offset >= 0 and not self.intact(path):
+                bad.append(path)
+        return bad
 
     def clip(self, filepath: str) -> PackedClip | None:
         row = self.rows.get(filepath)
@@ -149,19 +195,56 @@ class PackedFeatures:
     def for_paths(
         cls, cache: FeatureCache, paths: list[str], progress: ProgressFn | None = None
     ) -> PackedFeatures:
-        """The current pack if it covers ``paths`` unchanged, else a freshly built one."""
+        """The current pack if it covers ``paths`` unchanged and passes its checks, else a freshly built one."""
         folder = cache.dir / "packed"
-        current = _open_current(folder)
-        if current is not None:
-            sigs = {p: signature(cache, p) for p in paths}
-            if all(current[1].get(p) == sigs[p] for p in paths):
-                return current[0]
-        else:
-            sigs = {p: signature(cache, p) for p in paths}
-        return _build(cache, folder, paths, sigs, current, progress)
+        # without the lock first: a read-only shared cache with a good pack needs no lock file
+        store, current, sigs = _reusable(cache, folder, paths, progress, say=False)
+        if store is not None:
+            return store
+        folder.mkdir(parents=True, exist_ok=True)
+        with FolderLock(folder, "packing features in", wait_s=BUILD_WAIT_S):
+            store, current, sigs = _reusable(cache, folder, paths, progress)  # another run may have just built it
+            if store is not None:
+                return store
+            return _build(cache, folder, paths, sigs, current, progress)
 
 
-def _open_current(folder: Path, attempts: int = 3) -> tuple[PackedFeatures, dict[str, tuple]] | None:
+def _reusable(cache: FeatureCache, folder: Path, paths: list[str], progress, say: bool = True) -> tuple:
+    """``(store, current, signatures)``: the current pack when it serves ``paths`` as it is.
+
+    ``current`` is what a rebuild may carry rows over from: None when the
+    pack is missing or damaged (a damaged pack lends nothing to the next
+    one). With ``say``, a damaged pack is reported in one line.
+    """
+    sigs = {p: signature(cache, p) for p in paths}
+    current = _open_current(folder, say=say)
+    if current is None:
+        return None, None, sigs
+    if any(current[1].get(p) != sigs[p] for p in paths):
+        return None, current, sigs
+    bad = current[0].verify(paths, progress)
+    if bad:
+        if say:
+            _say_damaged(folder, f"{len(bad)} clip(s) failed their checksum, e.g. {shown(bad[0])}")
+        current[0].close()
+        return None, None, sigs
+    return current[0], current, sigs
+
+
+def _say_damaged(folder: Path, why: str) -> None:
+    print(f"packed feature store {shown(folder)} is damaged ({why}); rebuilding it from the feature cache", flush=True)
+
+
+def _pointer_token(folder: Path) -> str | None:
+    """The token ``pack.json`` names, even when that pack cannot be opened (so a rebuild removes it)."""
+    try:
+        token = json.loads((folder / POINTER).read_text()).get("token")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return token if isinstance(token, str) and token and "/" not in token else None
+
+
+def _open_current(folder: Path, attempts: int = 3, say: bool = True) -> tuple[PackedFeatures, dict[str, tuple]] | None:
     """The pack ``pack.json`` names and each row's signature; None if there is none (or it is unreadable)."""
     for _ in range(attempts):
         try:
@@ -173,7 +256,9 @@ def _open_current(folder: Path, attempts: int = 3) -> tuple[PackedFeatures, dict
             if not (folder / POINTER).exists():
                 return None
             continue  # a concurrent build swapped the pack between our two reads: read the new one
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as e:
+            if say:
+                _say_damaged(folder, str(e) or type(e).__name__)
             return None
     return None
 
@@ -182,7 +267,7 @@ def _load_index(folder: Path, meta: dict) -> tuple[PackedFeatures, dict[str, tup
     token = meta["token"]
     with np.load(folder / f"{token}.index.npz", allow_pickle=False) as z:
         cols = {k: z[k] for k in z.files}
-    rows, sigs = {}, {}
+    rows, sigs, crcs = {}, {}, {}
     for i, path in enumerate(cols["paths"].tolist()):
         rows[path] = PackRow(
             int(cols["status"][i]), int(cols["offset"][i]), int(cols["steps"][i]),
@@ -191,10 +276,12 @@ def _load_index(folder: Path, meta: dict) -> tuple[PackedFeatures, dict[str, tup
         sigs[path] = (
             int(cols["entry_size"][i]), int(cols["entry_mtime"][i]), int(cols["entry_ino"][i]), str(cols["media"][i])
         )
-    store = PackedFeatures(folder, token, int(meta["visual_dim"]), int(meta["audio_dim"]), rows)
-    for kind in ("visual.f32", "audio.f32"):
-        if not store.file(kind).is_file():
-            raise FileNotFoundError(store.file(kind))
+        crcs[path] = (int(cols["vcrc"][i]), int(cols["acrc"][i]))
+    store = PackedFeatures(folder, token, int(meta["visual_dim"]), int(meta["audio_dim"]), rows, crcs)
+    for kind, dim in (("visual.f32", store.visual_dim), ("audio.f32", store.audio_dim)):
+        size, want = store.file(kind).stat().st_size, int(meta["total_steps"]) * dim * 4
+        if size != want:  # truncated or grown: caught here, before a window is read
+            raise ValueError(f"{store.file(kind).name} has {size} bytes, the index says {want}")
     return store, sigs
 
 
@@ -208,19 +295,23 @@ class _PackWriter:
         self.dims: tuple[int, int] | None = None
         self.steps_written = 0
         self.cols: dict[str, list] = {k: [] for k in (
-            "paths", "status", "offset", "steps", "vdim", "adim", "entry_size", "entry_mtime", "entry_ino", "media")}
+            "paths", "status", "offset", "steps", "vdim", "adim", "vcrc", "acrc",
+            "entry_size", "entry_mtime", "entry_ino", "media")}
 
     def add(self, path: str, sig: tuple, visual: np.ndarray | None, audio: np.ndarray | None) -> None:
-        status, offset, steps, vdim, adim = MISSING, -1, 0, 0, 0
+        status, offset, steps, vdim, adim, vcrc, acrc = MISSING, -1, 0, 0, 0, 0, 0
         if visual is not None and audio is not None:
             status, steps, vdim, adim = OK, len(visual), visual.shape[1], audio.shape[1]
             self.dims = self.dims or (vdim, adim)
             if (vdim, adim) == self.dims and steps:
                 offset = self.steps_written
-                self.visual.write(np.ascontiguousarray(visual, dtype=np.float32).tobytes())
-                self.audio.write(np.ascontiguousarray(audio, dtype=np.float32).tobytes())
+                vbytes = np.ascontiguousarray(visual, dtype=np.float32).tobytes()
+                abytes = np.ascontiguousarray(audio, dtype=np.float32).tobytes()
+                self.visual.write(vbytes)
+                self.audio.write(abytes)
+                vcrc, acrc = zlib.crc32(vbytes), zlib.crc32(abytes)
                 self.steps_written += steps
-        for key, value in zip(self.cols, (path, status, offset, steps, vdim, adim, *sig)):
+        for key, value in zip(self.cols, (path, status, offset, steps, vdim, adim, vcrc, acrc, *sig)):
             self.cols[key].append(value)
 
     def finish(self) -> PackedFeatures:
@@ -232,7 +323,8 @@ class _PackWriter:
         index = self.folder / f"{self.token}.index.npz"
         with atomic_path(index) as tmp, open(tmp, "wb") as f:
             np.savez(f, **{k: np.asarray(v) for k, v in self.cols.items()})
-        meta = {"version": PACK_FORMAT_VERSION, "token": self.token, "visual_dim": dims[0], "audio_dim": dims[1]}
+        meta = {"version": PACK_FORMAT_VERSION, "token": self.token, "visual_dim": dims[0], "audio_dim": dims[1],
+                "total_steps": self.steps_written}
         with atomic_path(self.folder / POINTER) as tmp:
             tmp.write_text(json.dumps(meta))
         return _load_index(self.folder, meta)[0]
@@ -254,10 +346,17 @@ def _cache_rows(cache: FeatureCache, paths: list[str], sigs: dict, progress) -> 
 
 
 def _build(cache, folder: Path, paths: list[str], sigs: dict, current, progress) -> PackedFeatures:
-    """Write a new pack: the requested clips from the cache, plus the old pack's still-valid clips."""
+    """Write a new pack: the requested clips from the cache, plus the old pack's still-valid clips.
+
+    The old pack goes once the new one is in place, also when it could not
+    be opened (``pack.json`` still names it). A full disk stops the build
+    with the sentence naming this folder; the partial files are removed.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    old_token = current[0].token if current else None
+    old_token = current[0].token if current else _pointer_token(folder)
     _sweep_stale(folder, keep={old_token})
+    need = sum(max(0, sigs[p][0]) for p in paths)  # about an entry's size per clip
+    check_free(folder, need, "packed feature store", f" to pack {len(paths)} clip(s)")
     writer = _PackWriter(folder, f"{int(time.time())}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         for row in _cache_rows(cache, paths, sigs, progress):
@@ -265,11 +364,15 @@ def _build(cache, folder: Path, paths: list[str], sigs: dict, current, progress)
         if current is not None:
             _carry_valid_rows(writer, cache, current, set(paths))
         store = writer.finish()
-    except BaseException:
+    except BaseException as e:
         writer.abort()
+        problem = disk_error(e, folder, "packed feature store", need) if isinstance(e, OSError) else None
+        if problem is not None:
+            raise problem from None
         raise
-    if old_token:
+    if current is not None:
         current[0].close()
+    if old_token:
         _remove_token(folder, old_token)
     return store
 
@@ -281,7 +384,8 @@ def _carry_valid_rows(writer: _PackWriter, cache: FeatureCache, current, request
         if path in requested or row.status != OK or row.offset < 0:
             continue
         sig = signature(cache, path)
-        if sig == old_sigs[path] and (row.visual_dim, row.audio_dim) == (writer.dims or (row.visual_dim, row.audio_dim)):
+        same_dims = (row.visual_dim, row.audio_dim) == (writer.dims or (row.visual_dim, row.audio_dim))
+        if sig == old_sigs[path] and same_dims and old.intact(path):  # a damaged row is not carried
             visual, audio = old.read_rows(row.offset, row.num_steps)
             writer.add(path, sig, visual, audio)
 

@@ -47,6 +47,7 @@ from torch.utils.data import DataLoader
 from fiftyone_genre import genres as g
 from fiftyone_genre.config import ExperimentConfig, to_dict
 from fiftyone_genre.features.cache import cache_for
+from fiftyone_genre.features.spaces import EXTRACTOR, space_of
 from fiftyone_genre.modeling.dataset import (
     WindowData,
     class_weights,
@@ -66,12 +67,14 @@ from fiftyone_genre.modeling.model import (
     LAST_NAME,
     MODALITIES,
     build_model,
+    claim_model_folder,
     load_model,
     read_checkpoint,
     save_checkpoint,
 )
 from fiftyone_genre.report import Report
-from fiftyone_genre.utils import ProgressFn, resolve_device, shown, track
+from fiftyone_genre.storage import check_free, checkpoint_bytes, disk_error
+from fiftyone_genre.utils import ProgressFn, resolve_device, shown, track, write_text_atomic
 
 REPORT_JSON = "report.json"
 REPORT_TXT = "report.txt"
@@ -295,16 +298,20 @@ def train(
 
     Raises:
         split.LeakageError: a group has samples in more than one split.
-        ValueError: no labelled samples with features, a resume mismatch, or
-            (``strict``) a skipped sample.
+        ValueError: no labelled samples with features, a resume mismatch, (``strict``) a
+            skipped sample, a non-finite loss, or ``out_dir`` holding others' files.
+        storage.LockHeld / storage.StorageError: another run trains into ``out_dir``; it is
+            not writable, or its disk is (or gets) full.
     """
     config = _with_modality(config, modality)
     ctx = DistContext.from_env(config.train.device)
-    run = None
+    run = lock = None
     try:
+        lock = claim_model_folder(out_dir) if ctx.is_main else None  # the main rank owns the folder
         data = _load_data(collection, config, ctx, strict, progress)
         run = _setup(config, data, Path(out_dir), ctx, progress)
         _restore(run, resume)
+        _check_space(run)
         _open_outputs(run)
         for epoch in range(run.start_epoch, run.tc.epochs):
             if run.stopping.stopped_early:
@@ -315,9 +322,13 @@ def train(
         report = _final_report(run) if ctx.is_main else None
         ctx.barrier()
         return report  # type: ignore[return-value]  (None on ranks > 0)
+    except OSError as e:  # a full disk met while writing outputs: name the folder, not the file
+        raise disk_error(e, out_dir, "model folder") or e from None
     finally:
         if run is not None and run.writer is not None:
             run.writer.close()
+        if lock is not None:
+            lock.release()
         ctx.close()
 
 
@@ -340,12 +351,17 @@ def _load_data(
     its progress is passed on as "before epoch 1" (fraction 0) with its own label.
     """
     _check_leakage(collection)
-    cache = cache_for(collection)
-    config.features = copy.deepcopy(cache.config)
+    space = space_of(config.features)
+    cache = None
+    if space == EXTRACTOR:  # the features actually used are the dataset's extraction settings
+        cache = _extraction_cache(collection)
+        config.features = copy.deepcopy(cache.config)
     if not ctx.is_main:
         ctx.barrier()  # rank 0 is (re)building the packed store
     packing = partial(_packing_progress, progress) if progress is not None and ctx.is_main else None
-    data = load_window_data(collection, config.train, cache, record_errors=ctx.is_main, progress=packing)
+    data = load_window_data(
+        collection, config.train, cache, record_errors=ctx.is_main, progress=packing, space=space
+    )
     if ctx.is_main:
         ctx.barrier()
     if strict and data.skipped:
@@ -358,6 +374,19 @@ def _load_data(
     if len(data.splits["train"]) == 0:
         raise ValueError("no training windows: no sample in the 'train' split has cached features")
     return data
+
+
+def _extraction_cache(collection):
+    """The dataset's extracted features; a dataset of YouTube-8M records is pointed at the yt8m config."""
+    try:
+        return cache_for(collection)
+    except ValueError as e:
+        if collection.has_field(g.FEATURES_ONLY_FIELD) and collection.match_tags(g.FEATURES_ONLY_TAG).count():
+            raise ValueError(
+                f"{e}; its features-only YouTube-8M records have no video to extract from: "
+                "train them with `--config yt8m` (their stored YouTube-8M features)"
+            ) from None
+        raise
 
 
 def _packing_progress(progress: ProgressFn, fraction: float, label: str) -> None:
@@ -410,13 +439,23 @@ def _restore(run: _Run, resume: bool) -> None:
     run.start_epoch = run.resumed_from = int(raw["epoch"])
 
 
+def _check_space(run: _Run) -> None:
+    """Main rank: room for both checkpoints twice over (an atomic replace holds old and new at once)."""
+    if not run.ctx.is_main:
+        return
+    params = sum(p.numel() for p in run.net.parameters())
+    need = 2 * (checkpoint_bytes(params, False) + checkpoint_bytes(params, True))
+    need -= sum(f.stat().st_size for f in (run.out_dir / BEST_NAME, run.out_dir / LAST_NAME) if f.is_file())
+    check_free(run.out_dir, need, "model folder", f" for the checkpoints of {params:,} parameters")
+
+
 def _open_outputs(run: _Run) -> None:
     """Main rank: the model directory, the experiment and class list as used, TensorBoard."""
     if not run.ctx.is_main:
         return
     run.out_dir.mkdir(parents=True, exist_ok=True)
-    (run.out_dir / "experiment.yaml").write_text(yaml.safe_dump(run.config.to_dict(), sort_keys=False))
-    (run.out_dir / "genres.json").write_text(json.dumps(run.genres, indent=2))
+    write_text_atomic(run.out_dir / "experiment.yaml", yaml.safe_dump(run.config.to_dict(), sort_keys=False))
+    write_text_atomic(run.out_dir / "genres.json", json.dumps(run.genres, indent=2))
     from torch.utils.tensorboard import SummaryWriter
 
     run.writer = SummaryWriter(str(run.out_dir / "tb"), purge_step=run.start_epoch + 1)
@@ -435,6 +474,11 @@ def train_one_epoch(run: _Run, epoch: int) -> list[float]:
         label = batch["label"].to(device)
         out = run.model(batch["visual"].to(device), batch["audio"].to(device), batch["mask"].to(device))
         loss = run.criterion(out.logits, label)
+        if not torch.isfinite(loss.detach()):
+            raise ValueError(
+                f"training loss is {float(loss.detach())} at epoch {epoch + 1}: the features or the settings "
+                "(learning rate) are broken; stopped before a useless model was saved"
+            )
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if run.tc.grad_clip > 0:
@@ -497,7 +541,7 @@ def _after_epoch(run: _Run, record: dict[str, Any], improved: bool) -> None:
             run_state=run.stopping.as_dict(), history=run.history,
         )
         _log_epoch(run.writer, record)
-        (run.out_dir / HISTORY_JSON).write_text(json.dumps(run.history, indent=2))
+        write_text_atomic(run.out_dir / HISTORY_JSON, json.dumps(run.history, indent=2))
         plot_curves(run.history, run.out_dir / CURVES_PNG, run.config.model.modality)
         print(
             f"epoch {epoch}/{run.tc.epochs}: train loss {record['train_loss']:.4f} "
@@ -530,8 +574,8 @@ def _final_report(run: _Run) -> TrainReport:
         test=test,
         features=to_dict(run.config.features),
     )
-    (run.out_dir / REPORT_JSON).write_text(report.to_json())
-    (run.out_dir / REPORT_TXT).write_text(str(report) + "\n")
+    write_text_atomic(run.out_dir / REPORT_JSON, report.to_json())
+    write_text_atomic(run.out_dir / REPORT_TXT, str(report) + "\n")
     if run.writer is not None and test.get("macro_f1") is not None:
         run.writer.add_scalar("test/accuracy", test["accuracy"], stopping.best_epoch)
         run.writer.add_scalar("test/macro_f1", test["macro_f1"], stopping.best_epoch)

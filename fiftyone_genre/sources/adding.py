@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from fiftyone_genre import genres as g
+from fiftyone_genre.database import dataset_writer
 from fiftyone_genre.samples import record_error
 from fiftyone_genre.sources.common import (
     Entry,
@@ -38,6 +39,11 @@ from fiftyone_genre.sources.common import (
     label_names,
     norm_path,
     reencode_to_mp4,
+)
+from fiftyone_genre.sources.features_only import (
+    add_features_only,
+    attach_videos,
+    is_features_only,
 )
 from fiftyone_genre.sources.probe import iter_probes, probe_many
 from fiftyone_genre.utils import ProgressFn, track
@@ -85,6 +91,9 @@ class _Existing:
     by_key: dict[str, str] = field(default_factory=dict)
     path_of: dict[str, str] = field(default_factory=dict)  # id -> path the import saw
     source_of: dict[str, str | None] = field(default_factory=dict)
+    #: ``Entry.identity`` -> sample id (YouTube-8M records: ``yt8m:<id>``)
+    by_identity: dict[str, str] = field(default_factory=dict)
+    features_only: set[str] = field(default_factory=set)  # ids of samples without a video
 
 
 @dataclass
@@ -100,6 +109,8 @@ class _New:
 class _Plan:
     new: list[_New] = field(default_factory=list)
     updates: dict[str, Entry] = field(default_factory=dict)  # sample id -> entry
+    features_only: list[Entry] = field(default_factory=list)  # new samples without a video
+    attach: dict[str, str] = field(default_factory=dict)  # features-only sample id -> its video now
 
 
 # --------------------------------------------------------------------------
@@ -176,6 +187,9 @@ def _label_attrs_differ(value, attrs: dict[str, dict[str, Any]]) -> bool:
     """True when a stored label lacks (or has other values for) the entry's attributes."""
     if not attrs or value is None:
         return False
+    if isinstance(value, dict):  # the raw document (_refresh_existing reads those)
+        items = value.get("classifications") or [value]
+        return any(c.get(key) != want for c in items for key, want in attrs.get(c.get("label"), {}).items())
     items = value.classifications if hasattr(value, "classifications") else [value]
     for c in items:
         for key, want in attrs.get(c.label, {}).items():
@@ -218,9 +232,15 @@ def add_entries(dataset, result: ParseResult, options: ImportOptions | None = No
     Existing samples get their importer-owned fields (``source_split``,
     ``group``, ``source_label``) refreshed when they differ, e.g. after
     importing another fold; user fields (``genre``, ``split``, tags) are
-    never touched.
+    never touched. The whole read-plan-add holds the dataset's writer lease
+    (:func:`fiftyone_genre.database.dataset_writer`): a second import into
+    the same dataset waits, then finds every file already present.
     """
-    options = options or ImportOptions()
+    with dataset_writer(dataset, "importing into"):
+        return _add_entries(dataset, result, options or ImportOptions())
+
+
+def _add_entries(dataset, result: ParseResult, options: ImportOptions) -> ImportReport:
     report, entries = result.report, result.entries
     multi = result.multi_label
     if entries:
@@ -229,13 +249,17 @@ def add_entries(dataset, result: ParseResult, options: ImportOptions | None = No
     keys = PathKeys()
     existing = _index_existing(dataset, keys)
     plan = _plan(dataset, result, existing, keys, multi, options)
+    attach_videos(dataset, plan.attach, report, options.workers)
     if plan.updates:
         report.updated = _refresh_existing(dataset, plan.updates, multi)
-        if options.compute_metadata:
-            _refresh_changed_media(dataset, list(plan.updates), report, options)
+        with_video = [sid for sid in plan.updates if sid not in existing.features_only]
+        if options.compute_metadata and with_video:
+            _refresh_changed_media(dataset, with_video, report, options)
     _report_vanished(result, existing, set(plan.updates), keys)
     if plan.new:
         _add_new(dataset, plan.new, multi, report, options)
+    add_features_only(dataset, plan.features_only, report, ADD_BATCH, options.progress)
+    report.imported = len(report.sample_ids)
     if result.info and entries:
         dataset.info.update(result.info)
         dataset.save()
@@ -260,7 +284,27 @@ def _index_existing(dataset, keys: PathKeys) -> _Existing:
             if fp:
                 out.by_key[keys(fp)] = sid
                 out.path_of[sid] = fp
+    _index_identities(dataset, out)
     return out
+
+
+def _index_identities(dataset, out: _Existing) -> None:
+    """YouTube-8M samples by record (``yt8m:<id>``), and which of all samples have no video.
+
+    Features-only samples share one placeholder file, so the path cannot tell
+    them apart; their path is dropped from the path index (it would match
+    every one of them).
+    """
+    if dataset.has_field(g.YT8M_ID_FIELD):
+        for sid, src, vid in zip(*dataset.values(["id", g.SOURCE_FIELD, g.YT8M_ID_FIELD])):
+            if vid and src == "yt8m":
+                out.by_identity[f"yt8m:{vid}"] = sid
+    if dataset.has_field(g.FEATURES_ONLY_FIELD):
+        for sid, only in zip(*dataset.values(["id", g.FEATURES_ONLY_FIELD])):
+            if only:
+                out.features_only.add(sid)
+                out.path_of.pop(sid, None)
+        out.by_key = {k: sid for k, sid in out.by_key.items() if sid not in out.features_only}
 
 
 def _plan(dataset, result, existing: _Existing, keys: PathKeys, multi: bool, options) -> _Plan:
@@ -268,6 +312,9 @@ def _plan(dataset, result, existing: _Existing, keys: PathKeys, multi: bool, opt
     report = result.report
     plan, seen = _Plan(), set()
     for entry in track(result.entries, desc=f"import {report.source}", progress=options.progress):
+        if is_features_only(entry):
+            _plan_features_only(entry, existing, plan, seen, report)
+            continue
         fp = norm_path(entry.filepath)
         key = keys(fp)
         if key in seen:
@@ -280,12 +327,31 @@ def _plan(dataset, result, existing: _Existing, keys: PathKeys, multi: bool, opt
         if sid is None and options.reencode and Path(fp).suffix.lower() != ".mp4":
             media, original = _reencoded(dataset, fp, result, report, options)
             sid = existing.by_key.get(keys(media))
+        if sid is None and entry.identity in existing.by_identity:
+            sid = existing.by_identity[entry.identity]
+            if sid in existing.features_only:  # the record had no video when it was imported
+                plan.attach[sid] = media
         if sid is not None:
             report.existing += 1
             plan.updates[sid] = entry
             continue
         plan.new.append(_New(media, original, entry))
     return plan
+
+
+def _plan_features_only(entry: Entry, existing: _Existing, plan: _Plan, seen: set, report: ImportReport) -> None:
+    """A record without a video: matched on its identity (never on the shared placeholder path)."""
+    if entry.identity in seen:
+        return
+    seen.add(entry.identity)
+    report.by_split[entry.split or "none"] += 1
+    report.by_label.update(entry.labels)
+    sid = existing.by_identity.get(entry.identity)  # type: ignore[arg-type]
+    if sid is None:
+        plan.features_only.append(entry)
+        return
+    report.existing += 1
+    plan.updates[sid] = entry  # labels, split and group refreshed; a sample with a video keeps it
 
 
 def _reencoded(dataset, fp: str, result, report: ImportReport, options) -> tuple[str, str | None]:
@@ -335,9 +401,9 @@ def _refresh_existing(dataset, updates: dict[str, Entry], multi: bool) -> int:
     One bulk read and at most three bulk writes: an unchanged tree writes nothing.
     """
     view = dataset.select(list(updates))
-    ids, splits, groups, labels = view.values(
-        ["id", g.SOURCE_SPLIT_FIELD, g.GROUP_FIELD, g.SOURCE_LABEL_FIELD]
-    )
+    ids, splits, groups = view.values(["id", g.SOURCE_SPLIT_FIELD, g.GROUP_FIELD])
+    # raw label documents: building label objects was most of a 17,499-record re-import
+    labels = view.values(g.SOURCE_LABEL_FIELD, _raw=True)
     new_split, new_group, new_label = {}, {}, {}
     for sid, split, group, label in zip(ids, splits, groups, labels):
         entry = updates[sid]
@@ -414,7 +480,6 @@ def _add_new(
                 for sample in samples:
                     _apply_probe(sample, next(probes), report)
             report.sample_ids.extend(_write_samples(dataset, samples))
-    report.imported = len(report.sample_ids)
 
 
 def _write_samples(dataset, samples: list) -> list[str]:

@@ -37,7 +37,7 @@ from typing import Any
 from fiftyone_genre import genres as g
 from fiftyone_genre.report import Report
 from fiftyone_genre.sources.probe import probe_problem  # noqa: F401 - re-exported
-from fiftyone_genre.utils import atomic_path
+from fiftyone_genre.utils import atomic_path, not_a_file
 
 #: File extensions treated as videos when walking a tree.
 VIDEO_EXTENSIONS: frozenset[str] = frozenset(
@@ -86,6 +86,9 @@ class Entry:
     tags: list[str] = field(default_factory=list)
     #: class name -> extra attributes of its Classification (YouTube-8M verticals)
     label_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: what identifies the entry across imports when its file does not (``yt8m:<id>``:
+    #: features-only samples all share one placeholder file)
+    identity: str | None = None
 
 
 @dataclass
@@ -101,6 +104,7 @@ class ImportReport(Report):
     flagged: int = 0  # imported but unreadable (genre_errors set)
     reencoded: int = 0
     vanished: int = 0  # samples of this source under this root whose file is gone
+    features_only: int = 0  # new samples without a video (YouTube-8M records: features only)
     skipped: Counter = field(default_factory=Counter)  # reason -> count of skipped entries
     problems: list[ImportProblem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -137,6 +141,12 @@ class ImportReport(Report):
             + (f" ({self.updated} updated)" if self.updated else "")
             + (f", {self.reencoded} re-encoded to MP4" if self.reencoded else ""),
         ]
+        if self.features_only:
+            lines.append(
+                f"  of the new: {self.imported - self.features_only} with a local video, "
+                f"{self.features_only} features-only (no video; field {g.FEATURES_ONLY_FIELD}, "
+                f"tag {g.FEATURES_ONLY_TAG})"
+            )
         if self.flagged:
             lines.append(
                 f"  {self.flagged} unreadable video(s) imported and flagged ({g.ERROR_TAG})"
@@ -210,14 +220,25 @@ def escape(text: str) -> str:
 
 
 def get_dataset(dataset):
-    """A ``fo.Dataset`` from a dataset or a name (created persistent if missing)."""
+    """A ``fo.Dataset`` from a dataset or a name (created persistent if missing).
+
+    Two imports creating the same new dataset at once both get it: the one
+    that loses the race loads what the other created.
+    """
     import fiftyone as fo
 
+    from fiftyone_genre.database import connect
+
     if isinstance(dataset, str):
+        connect()
         if fo.dataset_exists(dataset):
             return fo.load_dataset(dataset)
-        ds = fo.Dataset(dataset)
-        ds.persistent = True
+        try:
+            ds = fo.Dataset(dataset, persistent=True)
+        except ValueError:
+            if not fo.dataset_exists(dataset):
+                raise
+            return fo.load_dataset(dataset)  # created by a concurrent import meanwhile
         return ds
     if hasattr(dataset, "_dataset") and not isinstance(dataset, fo.Dataset):
         raise ValueError("import into a dataset, not a view")
@@ -284,6 +305,9 @@ def check_listed_video(
         return False
     if video.is_dir():
         report.problem(path, lineno, f"is a directory, not a video: {video}", skip="not a file")
+        return False
+    if (why := not_a_file(video.stat())) is not None:
+        report.problem(path, lineno, f"{why}: {video}", skip="not a file")
         return False
     return True
 
@@ -353,9 +377,12 @@ def default_reencode_dir() -> Path:
 
 
 def label_names(value) -> list[str]:
-    """Class names of a stored ``source_label`` (either type)."""
+    """Class names of a stored ``source_label`` (either type, as objects or raw documents)."""
     if value is None:
         return []
+    if isinstance(value, dict):
+        items = value.get("classifications")
+        return [c.get("label") for c in items] if items is not None else [value.get("label")]
     if hasattr(value, "classifications"):
         return [c.label for c in value.classifications]
     return [value.label]

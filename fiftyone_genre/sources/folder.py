@@ -18,7 +18,7 @@ from fiftyone_genre.sources.common import (
     ParseResult,
     require_dir,
 )
-from fiftyone_genre.utils import ProgressFn, track
+from fiftyone_genre.utils import ProgressFn, not_a_file, track
 
 SOURCE = "folder"
 
@@ -57,15 +57,23 @@ def parse_folder(
                 )
                 continue
             if not path.is_file():
-                report.problem(
-                    path, None, "not a regular file (broken link?); skipped", skip="not a file"
-                )
+                report.problem(path, None, f"{_why_not_a_file(path)}; skipped", skip="not a file")
                 continue
             group = f"{SOURCE}:{root.name}/{rel.with_suffix('').as_posix()}"
             entries.append(Entry(str(path), [label], None, group))
     if ignored:
         report.notes.append(f"{ignored} non-video file(s) ignored")
     return ParseResult(entries, report, media_root=root)
+
+
+def _why_not_a_file(path: Path) -> str:
+    """A FIFO, a device, a broken or looping link: said as such (none of them is opened)."""
+    try:
+        return not_a_file(path.stat()) or "not a regular file"
+    except FileNotFoundError:
+        return "a broken link"
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
 
 
 def import_folder(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fiftyone_genre.utils import ProgressFn, not_a_video, track
+from fiftyone_genre.utils import ProgressFn, not_a_file, not_a_video, track
 
 
 @dataclass
@@ -73,12 +73,12 @@ def _ffprobe_metadata(path: Path):
 
 def _stat_problem(path: Path) -> tuple[str | None, int]:
     try:
-        if path.is_dir():
-            return "is a directory, not a video file", 0
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as e:
         return f"cannot stat file ({e.strerror or e})", 0
-    return ("zero-byte file" if size == 0 else None), size
+    if (why := not_a_file(st)) is not None:  # a FIFO, a device: never opened (a FIFO blocks)
+        return why, 0
+    return ("zero-byte file" if st.st_size == 0 else None), st.st_size
 
 
 def probe_video(path: str | Path, with_metadata: bool = True) -> Probe:

@@ -1,27 +1,38 @@
-"""YouTube-8M: ``vocabulary.csv`` + video- or frame-level TFRecords, paired with local videos.
+"""YouTube-8M: ``vocabulary.csv`` + video- or frame-level TFRecords, with or without local videos.
 
-YouTube-8M ships features, not videos; as in the paper, records are paired
-with videos a user downloaded and named ``<id>.<ext>`` in a media folder.
-Records without a video are counted and reported (``skipped["unpaired ..."]``).
+YouTube-8M ships features, not videos, and most of its videos are gone. Every
+labelled record becomes a sample:
+
+* a record with a local video named ``<id>.<ext>`` in the media folder is a
+  video sample like any other (as in the paper);
+* a record without one becomes a *features-only* sample
+  (:mod:`fiftyone_genre.sources.features_only`: a shared placeholder clip,
+  ``features_only = True``, tag ``features-only``), unless
+  ``require_video=True``, which skips it as "unpaired" (the old behaviour).
+
+Either way the record's features go once into the packed store training
+and prediction read (:mod:`fiftyone_genre.modeling.yt8m_store`), keyed
+``yt8m:<id>``: video-level records as one step (``mean_rgb`` 1,024 +
+``mean_audio`` 128), frame-level records as one step per second (``rgb`` /
+``audio`` uint8, dequantised with the starter code's formula). Nothing goes
+into MongoDB and no file is written per record. Records are streamed, so a
+frame-level shard is never held in memory whole.
+
 TFRecords are read here without TensorFlow: the framing (length, masked
 CRC32C, payload, masked CRC32C) is checked record by record, payloads parsed
-with the protobuf classes bundled in the ``tfrecord`` package.
-
-Features kept on the sample (so later stages can use them):
-
-* ``yt8m_mean_rgb`` (1024 floats) and ``yt8m_mean_audio`` (128 floats): vector
-  fields; from video-level records, or the mean of the dequantized
-  frame-level features;
-* ``yt8m_frame_features``: path of an ``.npz`` with ``rgb`` [T, 1024] and
-  ``audio`` [T, 128] uint8 (quantized as distributed; dequantize with
-  :func:`dequantize`), written under ``features_dir`` for frame-level records.
-  Per-second arrays stay out of MongoDB (300 x 1152 values per video).
+with the protobuf classes bundled in the ``tfrecord`` package. Bad input gets
+one line each, and nothing else is lost: a corrupt or truncated shard keeps
+the records before the damage; label indices the vocabulary lacks are
+dropped (the record is kept); a record without usable features is skipped
+(kept when it has a local video); a shard mixing video- and frame-level
+records is read whole, each record into its own feature space.
 
 Each ``source_label`` Classification carries its entity's verticals from
 ``vocabulary.csv`` as ``vertical1``..``vertical3`` (non-empty ones only), and
 ``dataset.info["yt8m_vocabulary"]`` records the vocabulary's path, so the
 mapping's vertical rules apply in :func:`fiftyone_genre.labels.remap.remap` without
-passing a vocabulary again.
+passing a vocabulary again; ``dataset.info["yt8m_features"]`` records where
+the packs are.
 
 Official split from the record file name: ``train*`` -> train, ``validate*``
 -> test (the labelled held-out set), ``test*`` -> unused (no labels).
@@ -30,15 +41,18 @@ Official split from the record file name: ``train*`` -> train, ``validate*``
 from __future__ import annotations
 
 import csv
+import os
 import struct
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fiftyone_genre import genres as g
+from fiftyone_genre.features.spaces import YT8M_SPACES, yt8m_key
 from fiftyone_genre.sources.adding import import_with
 from fiftyone_genre.sources.common import (
     VIDEO_EXTENSIONS,
@@ -48,14 +62,15 @@ from fiftyone_genre.sources.common import (
     is_printable_entry,
     require_dir,
 )
+from fiftyone_genre.sources.features_only import ensure_placeholder
 from fiftyone_genre.utils import ProgressFn, track
 
 SOURCE = "yt8m"
-MEAN_RGB_FIELD = "yt8m_mean_rgb"
-MEAN_AUDIO_FIELD = "yt8m_mean_audio"
-FRAME_FEATURES_FIELD = "yt8m_frame_features"
-VIDEO_ID_FIELD = "yt8m_id"
+VIDEO_ID_FIELD = g.YT8M_ID_FIELD
 UNPAIRED = "unpaired (no local video)"
+NO_FEATURES = "no features"
+#: Sizes of the official features (PCA'd Inception-v3 and VGGish).
+RGB_DIM, AUDIO_DIM = 1024, 128
 
 
 def _masked_crc(data: bytes) -> int:
@@ -118,13 +133,23 @@ def iter_tfrecord(path: str | Path, report: ImportReport) -> Iterator[tuple[int,
 
 
 def dequantize(q: np.ndarray, max_q: float = 2.0, min_q: float = -2.0) -> np.ndarray:
-    """YouTube-8M byte features -> floats in [min_q, max_q] (the starter code's formula)."""
+    """YouTube-8M byte features -> floats, as the starter code's ``utils.Dequantize`` does.
+
+    ``x = q * range / 255 + range / 512 + min``: byte 0 is -1.9921875 and 255
+    is 2.0078125, exactly the extremes of the published ``mean_rgb`` values.
+    """
     scalar = (max_q - min_q) / 255.0
-    return np.asarray(q, dtype=np.float32) * scalar + min_q + scalar / 2.0
+    bias = (max_q - min_q) / 512.0 + min_q
+    return (np.asarray(q, dtype=np.float32) * np.float32(scalar) + np.float32(bias)).astype(np.float32)
 
 
 def parse_record(payload: bytes) -> dict[str, Any]:
-    """One Example or SequenceExample -> {id, labels, mean_rgb?, mean_audio?, rgb?, audio?}."""
+    """One Example or SequenceExample -> {id, labels, level, mean_rgb?, mean_audio?, rgb?, audio?}.
+
+    Every video-level Example also parses as an empty SequenceExample (the
+    two messages share field 1), so a record is frame-level only when it has
+    feature lists.
+    """
     from tfrecord import example_pb2
 
     seq = example_pb2.SequenceExample.FromString(payload)
@@ -133,6 +158,7 @@ def parse_record(payload: bytes) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": ctx["id"].bytes_list.value[0].decode("utf-8", "replace"),
             "labels": list(ctx["labels"].int64_list.value) if "labels" in ctx else [],
+            "level": "frame",
         }
         for key, dim in (("rgb", 1024), ("audio", 128)):
             if key in seq.feature_lists.feature_list:
@@ -146,6 +172,7 @@ def parse_record(payload: bytes) -> dict[str, Any]:
     out = {
         "id": ex["id"].bytes_list.value[0].decode("utf-8", "replace"),
         "labels": list(ex["labels"].int64_list.value) if "labels" in ex else [],
+        "level": "video",
     }
     for key in ("mean_rgb", "mean_audio"):
         if key in ex:
@@ -231,84 +258,136 @@ def _split_of(path: Path) -> str:
     return "unused"
 
 
-def _find_media(media_dir: Path, vid: str) -> Path | None:
-    if "/" in vid or "\\" in vid or vid in ("", ".", ".."):
-        return None
-    for ext in (".mp4", ".mkv", ".webm", ".avi", ".mov"):
-        p = media_dir / f"{vid}{ext}"
-        if p.is_file():
-            return p
-    for p in media_dir.glob(f"{vid}.*"):
-        if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file():
-            return p
-    return None
+#: Local video extensions tried in this order when a record id has several files.
+_MEDIA_ORDER = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 
 
-def _merge(records: dict[str, dict[str, Any]], rec: dict[str, Any], path: Path, n: int) -> None:
-    """Fold one parsed record into ``records`` (an id may appear in several files)."""
-    merged = records.setdefault(rec["id"], {"split": _split_of(path), "file": path, "record": n})
-    for key, value in rec.items():
-        if key == "labels":
-            merged.setdefault("labels", [])
-            merged["labels"] += [x for x in value if x not in merged["labels"]]
-        else:
-            merged[key] = value
+def media_index(media_dir: Path) -> dict[str, Path]:
+    """``{record id: video}`` for the videos named ``<id>.<ext>`` in ``media_dir`` (one listing)."""
+    found: dict[str, Path] = {}
+    rank = {ext: i for i, ext in enumerate(_MEDIA_ORDER)}
+    with os.scandir(media_dir) as it:
+        entries = sorted(
+            (e for e in it if Path(e.name).suffix.lower() in VIDEO_EXTENSIONS),
+            key=lambda e: (rank.get(Path(e.name).suffix.lower(), len(rank)), e.name),
+        )
+    for e in entries:
+        stem = Path(e.name).stem
+        if stem not in found and e.is_file():
+            found[stem] = Path(media_dir) / e.name
+    return found
 
 
-def read_records(
-    files: list[Path], report: ImportReport, progress: ProgressFn | None = None
-) -> dict[str, dict[str, Any]]:
-    """Every intact record of every file, merged by video id; bad records reported."""
-    records: dict[str, dict[str, Any]] = {}
-    for path in track(files, desc="read yt8m records", progress=progress):
-        for n, payload in iter_tfrecord(path, report):
+def record_features(rec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | str:
+    """``(visual [T, 1024], audio [T, 128])`` float32 of a parsed record, or why it has none."""
+    if rec["level"] == "frame":
+        rgb, audio = rec.get("rgb"), rec.get("audio")
+        if rgb is None or audio is None:
+            return f"no {'rgb' if rgb is None else 'audio'} feature list"
+        steps = min(len(rgb), len(audio))
+        if steps == 0:
+            return "0 frames"
+        if rgb.shape[1] != RGB_DIM or audio.shape[1] != AUDIO_DIM:
+            return f"frames of {rgb.shape[1]}/{audio.shape[1]} bytes, not {RGB_DIM}/{AUDIO_DIM}"
+        return dequantize(rgb[:steps]), dequantize(audio[:steps])
+    for key, dim in (("mean_rgb", RGB_DIM), ("mean_audio", AUDIO_DIM)):
+        if key not in rec:
+            return f"no {key}"
+        if rec[key].shape != (dim,):
+            return f"{key} has {rec[key].size} values, not {dim}"
+    return rec["mean_rgb"][None, :], rec["mean_audio"][None, :]
+
+
+@dataclass
+class _Record:
+    """What an import keeps of one record id (its features are already in the store)."""
+
+    split: str
+    file: Path
+    number: int
+    labels: list[int] = field(default_factory=list)
+    levels: set[str] = field(default_factory=set)  # levels whose features were stored
+
+
+@dataclass
+class _FileTally:
+    """One shard's bad input, reported in one line per kind when the shard is read."""
+
+    levels: Counter = field(default_factory=Counter)
+    unknown: dict[int, int] = field(default_factory=dict)  # label index -> records carrying it
+    unknown_records: int = 0
+    no_features: list[tuple[int, str, str]] = field(default_factory=list)  # (record, id, reason)
+
+
+class _Reader:
+    """Streams records into the store; keeps a small :class:`_Record` per id."""
+
+    def __init__(self, vocab: dict[int, str], media: dict[str, Path], store, require_video: bool, report):
+        self.vocab, self.media, self.store = vocab, media, store
+        self.require_video, self.report = require_video, report
+        self.records: dict[str, _Record] = {}
+        self.no_features: list[tuple[Path, _FileTally]] = []
+
+    def read(self, path: Path) -> None:
+        tally = _FileTally()
+        for n, payload in iter_tfrecord(path, self.report):
             try:
                 rec = parse_record(payload)
             except Exception as e:  # noqa: BLE001 - protobuf DecodeError and missing keys
-                report.problem(
-                    path,
-                    None,
-                    f"record {n}: cannot parse ({type(e).__name__}: {e})",
-                    skip="corrupt record",
-                )
+                self.report.problem(path, None, f"record {n}: cannot parse ({type(e).__name__}: {e})", skip="corrupt record")
                 continue
-            _merge(records, rec, path, n)
-    return records
+            self._add(path, n, rec, tally)
+        self._report_file(path, tally)
 
+    def _add(self, path: Path, n: int, rec: dict[str, Any], tally: _FileTally) -> None:
+        vid = rec["id"]
+        kept = self.records.setdefault(vid, _Record(_split_of(path), path, n))
+        unknown = [i for i in rec["labels"] if i not in self.vocab]
+        if unknown:
+            tally.unknown_records += 1
+            for i in unknown:
+                tally.unknown[i] = tally.unknown.get(i, 0) + 1
+        kept.labels += [i for i in rec["labels"] if i in self.vocab and i not in kept.labels]
+        feats = record_features(rec)
+        if isinstance(feats, str):
+            tally.no_features.append((n, vid, feats))
+            return
+        tally.levels[rec["level"]] += 1
+        if self.require_video and vid not in self.media:
+            return  # skipped as unpaired: its features are not needed
+        self.store.add(YT8M_SPACES[rec["level"]], yt8m_key(vid), *feats)
+        kept.levels.add(rec["level"])
 
-def _label_names(vid: str, rec: dict[str, Any], vocab: dict[int, str], report) -> list[str]:
-    names = []
-    for idx in rec.get("labels", []):
-        if idx in vocab:
-            names.append(vocab[idx])
-        else:
-            report.problem(
-                rec["file"],
-                None,
-                f"record {rec['record']} ({vid}): unknown label index {idx}; label dropped",
+    def _report_file(self, path: Path, tally: _FileTally) -> None:
+        if len(tally.levels) > 1:
+            self.report.problem(
+                path, None, f"mixes {tally.levels['video']} video-level and {tally.levels['frame']} frame-level "
+                "records; all read, each into its own feature space",
+            )  # fmt: skip
+        if tally.unknown:
+            shown = ", ".join(str(i) for i in sorted(tally.unknown)[:10]) + (" ..." if len(tally.unknown) > 10 else "")
+            self.report.problem(
+                path, None, f"{tally.unknown_records} record(s) carry label indices the vocabulary lacks "
+                f"({shown}); those labels dropped, the records kept",
+            )  # fmt: skip
+        if tally.no_features:
+            self.no_features.append((path, tally))
+
+    def report_missing_features(self) -> None:
+        """One line per shard with records lacking features (known only once every shard is read)."""
+        for path, tally in self.no_features:
+            ids = [vid for _, vid, _ in tally.no_features]
+            dropped = sum(  # with require_video, records without a video count as unpaired instead
+                1 for vid in ids
+                if not self.records[vid].levels and vid not in self.media and not self.require_video
             )
-    return names
-
-
-def _feature_fields(vid: str, rec: dict[str, Any], fdir: Path) -> dict[str, Any]:
-    """Sample fields from the record's features (frame-level arrays go to an ``.npz``)."""
-    fields: dict[str, Any] = {VIDEO_ID_FIELD: vid}
-    if "rgb" in rec or "audio" in rec:
-        rgb = rec.get("rgb", np.zeros((0, 1024), np.uint8))
-        aud = rec.get("audio", np.zeros((0, 128), np.uint8))
-        fdir.mkdir(parents=True, exist_ok=True)
-        out = fdir / f"{vid}.npz"
-        np.savez_compressed(out, rgb=rgb, audio=aud)
-        fields[FRAME_FEATURES_FIELD] = str(out)
-        if len(rgb):
-            fields[MEAN_RGB_FIELD] = dequantize(rgb).mean(0)
-        if len(aud):
-            fields[MEAN_AUDIO_FIELD] = dequantize(aud).mean(0)
-    if "mean_rgb" in rec:
-        fields[MEAN_RGB_FIELD] = rec["mean_rgb"]
-    if "mean_audio" in rec:
-        fields[MEAN_AUDIO_FIELD] = rec["mean_audio"]
-    return fields
+            n, vid, reason = tally.no_features[0]
+            kept = len(ids) - dropped
+            self.report.problem(
+                path, None, f"{len(ids)} record(s) without usable features (e.g. record {n}, id {vid!r}: "
+                f"{reason}); {dropped} skipped" + (f", {kept} kept (a local video, or features in another shard)" if kept else ""),
+            )  # fmt: skip
+            self.report.skipped[NO_FEATURES] += dropped
 
 
 @dataclass
@@ -317,29 +396,34 @@ class _Vocabulary:
     verticals: dict[str, dict[str, str]]
 
 
-def _pair(
-    records: dict[str, dict[str, Any]], vocab: _Vocabulary, media: Path, fdir: Path, report
-) -> list[Entry]:
-    """Entries for the records that have a local video; the others are counted and noted."""
+def _entries(reader: _Reader, vocab: _Vocabulary, placeholder: Path | None, report: ImportReport) -> list[Entry]:
+    """One entry per record: its video, or the placeholder (features only), or skipped and counted."""
     entries: list[Entry] = []
     unpaired: list[str] = []
-    for vid, rec in records.items():
-        names = _label_names(vid, rec, vocab.names, report)
-        video = _find_media(media, vid)
-        if video is None:
+    for vid, rec in reader.records.items():
+        video = reader.media.get(vid)
+        names = [vocab.names[i] for i in rec.labels]
+        attrs = {name: vocab.verticals[name] for name in names if name in vocab.verticals}
+        common = dict(group=f"{SOURCE}:{vid}", label_attrs=attrs, identity=yt8m_key(vid))
+        if video is not None:
+            fields = {VIDEO_ID_FIELD: vid, g.FEATURES_ONLY_FIELD: False}
+            entries.append(Entry(str(video), names, rec.split, fields=fields, **common))
+        elif reader.require_video:
             unpaired.append(vid)
             report.skipped[UNPAIRED] += 1
-            continue
-        attrs = {name: vocab.verticals[name] for name in names if name in vocab.verticals}
-        fields = _feature_fields(vid, rec, fdir)
-        group = f"{SOURCE}:{vid}"
-        entries.append(Entry(str(video), names, rec["split"], group, fields, label_attrs=attrs))
+        elif rec.levels and placeholder is not None:
+            fields = {VIDEO_ID_FIELD: vid, g.FEATURES_ONLY_FIELD: True}
+            entries.append(Entry(str(placeholder), names, rec.split, fields=fields, tags=[g.FEATURES_ONLY_TAG], **common))
     if unpaired:
         shown = ", ".join(unpaired[:10]) + (" ..." if len(unpaired) > 10 else "")
-        report.notes.append(
-            f"{len(unpaired)} record(s) have no video named <id>.<ext> in {media}: {shown}"
-        )
+        report.notes.append(f"{len(unpaired)} record(s) have no video named <id>.<ext> (--require-video): {shown}")
     return entries
+
+
+def _media_folder(root: Path, media_dir: str | Path | None) -> Path:
+    if media_dir is None:
+        media_dir = next((root / d for d in ("videos", "media") if (root / d).is_dir()), root)
+    return require_dir(media_dir, "YouTube-8M media folder")
 
 
 def parse_yt8m(
@@ -347,11 +431,17 @@ def parse_yt8m(
     media_dir: str | Path | None = None,
     features_dir: str | Path | None = None,
     vocabulary: str | Path | None = None,
+    require_video: bool = False,
     report: ImportReport | None = None,
     progress: ProgressFn | None = None,
 ) -> ParseResult:
-    """Read vocabulary + every ``*.tfrecord`` under ``root`` and pair records with videos."""
-    import fiftyone as fo
+    """Read the vocabulary and every ``*.tfrecord`` under ``root``; store the features; one entry per record.
+
+    ``features_dir`` is the store root (default: the feature cache folder);
+    the features of records already stored there are not written again.
+    """
+    from fiftyone_genre.features.cache import default_cache_dir
+    from fiftyone_genre.modeling.yt8m_store import StoreWriter
 
     root = require_dir(root, "YouTube-8M root")
     report = report or ImportReport(SOURCE, "", str(root))
@@ -359,21 +449,27 @@ def parse_yt8m(
     if not vocab_path.is_file():
         raise FileNotFoundError(f"YouTube-8M vocabulary not found: {vocab_path}")
     vocab = _Vocabulary(*read_vocabulary(vocab_path, report))
-    if media_dir is None:
-        media_dir = next((root / d for d in ("videos", "media") if (root / d).is_dir()), root)
-    media = require_dir(media_dir, "YouTube-8M media folder")
-    fdir = (
-        Path(features_dir)
-        if features_dir
-        else Path(fo.config.default_dataset_dir) / "genre_yt8m_features"
-    )
+    media = _media_folder(root, media_dir)
     files = sorted(p for p in root.rglob("*.tfrecord") if p.is_file())
     if not files:
         raise FileNotFoundError(f"{root}: no *.tfrecord files found")
-    records = read_records(files, report, progress)
-    entries = _pair(records, vocab, media, fdir, report)
-    # remap's fallback for labels without vertical attributes
-    info = {g.YT8M_VOCABULARY_INFO_KEY: str(vocab_path.absolute())}
+    store_root = Path(features_dir).expanduser().absolute() if features_dir else default_cache_dir()
+    with StoreWriter(store_root) as store:
+        reader = _Reader(vocab.names, media_index(media), store, require_video, report)
+        for path in track(files, desc="read yt8m records", progress=progress):
+            reader.read(path)
+    reader.report_missing_features()
+    if store.added:
+        report.notes.append(
+            "features stored: " + ", ".join(f"{n} record(s) in {space}" for space, n in store.added.items())
+            + f" ({store_root})"
+        )
+    placeholder = ensure_placeholder(store_root) if not require_video else None
+    entries = _entries(reader, vocab, placeholder, report)
+    info = {  # remap's fallback for labels without vertical attributes; where train/predict find the features
+        g.YT8M_VOCABULARY_INFO_KEY: str(vocab_path.absolute()),
+        g.YT8M_FEATURES_INFO_KEY: str(store_root),
+    }
     return ParseResult(entries, report, media_root=media, multi_label=True, info=info)
 
 
@@ -383,17 +479,22 @@ def import_yt8m(
     media_dir: str | Path | None = None,
     features_dir: str | Path | None = None,
     vocabulary: str | Path | None = None,
+    require_video: bool = False,
     reencode: bool = False,
     reencode_dir: str | Path | None = None,
     compute_metadata: bool = True,
     progress: ProgressFn | None = None,
 ) -> ImportReport:
-    """Import YouTube-8M records paired with local videos ``<media_dir>/<id>.mp4``.
+    """Import every YouTube-8M record: with its local video ``<media_dir>/<id>.<ext>``, else features-only.
 
-    >>> print(import_yt8m("yt", "/data/yt8m", media_dir="/data/yt8m_videos"))
+    ``require_video=True`` keeps only records with a local video (the others
+    are counted as unpaired). ``features_dir``: where the feature packs go.
+
+    >>> print(import_yt8m("yt", "/data/yt8m"))                        # features only
+    >>> print(import_yt8m("yt", "/data/yt8m", media_dir="/data/yt8m_videos", require_video=True))
     """
     return import_with(
         parse_yt8m, dataset, root, media_dir=media_dir, features_dir=features_dir,
-        vocabulary=vocabulary, reencode=reencode, reencode_dir=reencode_dir,
+        vocabulary=vocabulary, require_video=require_video, reencode=reencode, reencode_dir=reencode_dir,
         compute_metadata=compute_metadata, progress=progress,
     )  # fmt: skip
