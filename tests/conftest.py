@@ -36,16 +36,16 @@ def _start_private_mongod() -> None:
     import atexit
     import tempfile
 
-    from fiftyone_genre import mongod  # standard library only: fiftyone is not imported yet
+    from fiftyone_genre import database  # does not import fiftyone (not configured yet)
 
     if os.environ.get("FIFTYONE_DATABASE_URI") or os.environ.get("FIFTYONE_GENRE_TEST_SHARED_DB"):
         return
     dbpath = tempfile.mkdtemp(prefix="fiftyone-genre-test-db-")
     try:
-        proc, uri = mongod.start(dbpath)
-    except mongod.MongodError:
+        proc, uri = database.start_private_mongod(dbpath)
+    except database.MongodError:
         return  # could not start: fall back to FiftyOne's own service
-    atexit.register(mongod.stop, proc, dbpath)
+    atexit.register(database.stop_private_mongod, proc, dbpath)
     os.environ["FIFTYONE_DATABASE_URI"] = uri
     os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
 

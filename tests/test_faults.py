@@ -620,12 +620,12 @@ T.train(ds, tiny_config(epochs=1), Path({root!r}) / "model")
 def test_database_lost_during_predict_is_one_sentence_within_seconds(work):
     import pymongo
 
-    from fiftyone_genre import mongod
+    from fiftyone_genre import database
 
     dbpath = work / "second_db"
     try:
-        proc, uri = mongod.start(dbpath)
-    except mongod.MongodError as e:
+        proc, uri = database.start_private_mongod(dbpath)
+    except database.MongodError as e:
         pytest.skip(f"cannot start a second mongod: {e}")
     try:
         env = {"FIFTYONE_DATABASE_URI": uri, "FIFTYONE_GENRE_DB_TIMEOUT_S": "3"}
@@ -645,7 +645,7 @@ def test_database_lost_during_predict_is_one_sentence_within_seconds(work):
         rc, out = finish(pred, log, timeout=120)
         elapsed = time.monotonic() - killed
     finally:
-        mongod.stop(proc, dbpath)
+        database.stop_private_mongod(proc, dbpath)
     assert rc == 2, out
     (line,) = error_lines(out)
     assert line.startswith("fiftyone-genre predict: error: the FiftyOne database is unreachable"), out
