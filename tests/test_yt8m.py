@@ -383,3 +383,30 @@ def test_the_import_form_offers_require_video(dataset, tree, tmp_path, monkeypat
     result = op(dataset, "yt8m", str(tree.root))
     assert result.result["features_only"] == result.result["imported"] == sum(not c.path for c in tree.clips)
     shutil.rmtree(tmp_path / "genre_features", ignore_errors=True)
+
+
+def test_a_damaged_pack_is_refused_for_training_and_repaired_by_a_reimport(dataset, tmp_path):
+    """Same-size garbage over the imported features: train refuses in one sentence, a re-import rewrites them."""
+    from fiftyone_genre.config import load_experiment
+    from fiftyone_genre.labels.remap import remap
+    from fiftyone_genre.labels.split import split_dataset
+    from fiftyone_genre.modeling.train import train
+
+    m = _features_only_tree(tmp_path / "y", "video", per_class=4)
+    import_yt8m(dataset, m.root, features_dir=_store(tmp_path))
+    remap(dataset)
+    split_dataset(dataset)
+    store = open_store(_store(tmp_path), "yt8m-video")
+    visual = store.file("visual.f32")
+    store.close()
+    visual.write_bytes(np.random.default_rng(0).bytes(visual.stat().st_size))
+    cfg = load_experiment("yt8m", train={"epochs": 1, "device": "cpu"})
+    with pytest.raises(ValueError, match=r"record\(s\) in .* failed their checksum .* import the same shards again"):
+        train(dataset, cfg, tmp_path / "model")
+    assert not (tmp_path / "model" / "best.pt").exists()
+    again = import_yt8m(dataset, m.root, features_dir=_store(tmp_path))
+    assert again.imported == 0  # no new samples: only the damaged rows are written again
+    repaired = open_store(_store(tmp_path), "yt8m-video")
+    assert not repaired.verify(list(repaired.rows)) and len(repaired.rows) == len(dataset)
+    repaired.close()
+    assert train(dataset, cfg, tmp_path / "model").epochs_run == 1

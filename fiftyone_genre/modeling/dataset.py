@@ -258,9 +258,11 @@ def sort_rows(
 def _store_for(collection, rows: LabelledRows, space: str, cache: FeatureCache | None, progress) -> PackedFeatures:
     """The pack a run in ``space`` reads: the import's (YouTube-8M) or one packed from the cache."""
     if is_yt8m(space):
-        from fiftyone_genre.modeling.yt8m_store import require_store
+        from fiftyone_genre.modeling.yt8m_store import check_store, require_store
 
-        return require_store(collection, space)
+        store = require_store(collection, space)
+        check_store(store, [k for k in rows.keys(space) if k is not None], space, progress)
+        return store
     cache = cache if cache is not None else cache_for(collection)
     keys = [k for k in rows.keys(space) if k is not None]
     return PackedFeatures.for_paths(cache, list(dict.fromkeys(keys)), progress=progress)

@@ -77,6 +77,17 @@ def require_store(collection, space: str) -> PackedFeatures:
     return store
 
 
+def check_store(store: PackedFeatures, keys: list[str], space: str, progress=None) -> None:
+    """Refuse, in one sentence, a pack whose rows for ``keys`` fail their checksum (never train on them)."""
+    bad = store.verify(keys, progress)
+    if bad:
+        raise ValueError(
+            f"{len(bad)} YouTube-8M {level_name(space)} record(s) in {store.folder} failed their checksum "
+            f"(e.g. {bad[0]}): the pack is damaged on disk; import the same shards again with "
+            "`fiftyone-genre import yt8m` to rewrite those records, then run again"
+        )
+
+
 def clip_features(store: PackedFeatures, key: str | None, space: str) -> ClipFeatures | None:
     """A stored record's steps as :class:`ClipFeatures` (step ``t`` = second ``t`` at frame level)."""
     clip = store.clip(key) if key else None
@@ -100,7 +111,10 @@ class _Appender:
         self.folder = folder
         self.current = _open_current(folder)
         rows = self.current[0].rows if self.current is not None else {}
-        self.stored = {k for k, r in rows.items() if r.status == OK and r.offset >= 0}
+        held = [k for k, r in rows.items() if r.status == OK and r.offset >= 0]
+        #: rows that fail their checksum: not kept, written again when their record is imported
+        self.damaged = set(self.current[0].verify(held)) if held else set()
+        self.stored = set(held) - self.damaged
         self.writer: _PackWriter | None = None
         self.added = 0
 
@@ -122,7 +136,7 @@ class _Appender:
         self.writer = _PackWriter(self.folder, f"{int(time.time())}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         if old is None:
             return
-        kept = [(k, r) for k, r in old.rows.items() if r.status == OK and r.offset >= 0]
+        kept = [(k, r) for k, r in old.rows.items() if k in self.stored]
         for key, row in track(kept, desc="copy stored YouTube-8M features"):
             self.writer.add(key, NO_SIGNATURE, *old.read_rows(row.offset, row.num_steps))
 
