@@ -214,10 +214,16 @@ def build_evaluate_form(form: Form) -> None:
 
 
 def _view_chips(outputs: types.Object, views: list[str]) -> None:
-    """One button per saved confusion view; a click loads that view in the grid."""
+    """One button per saved confusion view; a click loads that view in the grid.
+
+    The view is loaded on the server (``open_confusion_view`` with ``saved_view``):
+    FiftyOne's own ``set_view`` by name looks the name up in the browser, which
+    learns of views saved by a run only once its reload of the dataset is done,
+    so an early click failed with "Saved view ... does not exist".
+    """
     for i, name in enumerate(views):
         outputs.view(f"view_{i}", types.Button(
-            label=name, icon="filter_alt", operator="@voxel51/operators/set_view", params={"name": name},
+            label=name, icon="filter_alt", operator=f"{PLUGIN}/open_confusion_view", params={"saved_view": name},
         ))
 
 
@@ -288,6 +294,9 @@ class EvaluateGenres(FormOperator):
 
 def build_confusion_form(form: Form) -> None:
     ctx, inputs = form.ctx, form.inputs
+    if form.params.get("saved_view"):  # a chip of the evaluation's output: nothing to choose
+        inputs.str("saved_view", label="Saved view")
+        return
     preds = an.prediction_fields(ctx.dataset)
     if not preds:
         form.block("no_preds", "No predictions yet.", "Run 'Genre: predict genres' first.")
@@ -338,6 +347,8 @@ class OpenConfusionView(FormOperator):
     form_title = "Open confusion view"
 
     def execute(self, ctx):
+        if ctx.params.get("saved_view"):  # a chip of the evaluation's output
+            return _load_saved_view(ctx, ctx.params["saved_view"])
         self.checked_form(ctx)
         view = an.confusion_view(
             ctx.dataset, ctx.params["true_genre"], ctx.params["pred_genre"],
@@ -348,6 +359,15 @@ class OpenConfusionView(FormOperator):
 
     #: ``op(dataset, "Horror", "Action").result["count"]`` (a connected App shows the view)
     sdk_positional = ("true_genre", "pred_genre")
+
+
+def _load_saved_view(ctx, name: str) -> dict:
+    """Show a saved view of this dataset in the grid (one sentence when it is gone)."""
+    if not ctx.dataset.has_saved_view(name):
+        raise ValueError(f"the saved view '{name}' is no longer on dataset '{ctx.dataset.name}' (evaluate again)")
+    view = ctx.dataset.load_saved_view(name)
+    ctx.ops.set_view(view=view)
+    return {"count": len(view)}
 
 
 # --------------------------------------------------------------------------- maps
