@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
 
+from fiftyone_genre.features.decode import StepChunk
 from fiftyone_genre.features.pipeline import (
     Chunk,
     Extraction,
@@ -20,23 +20,6 @@ from fiftyone_genre.features.pipeline import (
 )
 
 from support.threads import ends_within
-
-
-@dataclass
-class Steps:
-    frames: torch.Tensor
-    frame_start: int
-    timestamps: np.ndarray
-    mels: torch.Tensor
-    mel_start: int
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.frames.shape[0])
-
-    @property
-    def num_mels(self) -> int:
-        return int(self.mels.shape[0])
 
 
 class Source:
@@ -57,7 +40,7 @@ class Source:
         for start in range(0, n, self.chunk):
             values = torch.arange(start, min(n, start + self.chunk), dtype=torch.float32) + 100 * video
             self.read.set()
-            yield Chunk(video, Steps(values[:, None], start, values.numpy(), values[:, None], start))
+            yield Chunk(video, StepChunk(values[:, None], start, values.numpy(), values[:, None], start))
         yield VideoEnd(video, n, True, n / 4)
 
 
