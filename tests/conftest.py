@@ -64,6 +64,27 @@ def dataset_name(request) -> str:
         fo.delete_dataset(name)
 
 
+@pytest.fixture(scope="module")
+def dataset_names(request):
+    """Unique persistent dataset names for a module (subprocesses must see them); all deleted after.
+
+    ``make(tag)`` -> ``test-<module>-<tag>-<8 hex>``.
+    """
+    import fiftyone as fo
+
+    prefix = request.module.__name__.rsplit(".", 1)[-1].replace("_", "-")
+    made: list[str] = []
+
+    def make(tag: str) -> str:
+        made.append(f"{prefix}-{tag}-{uuid.uuid4().hex[:8]}")
+        return made[-1]
+
+    yield make
+    for name in made:
+        if fo.dataset_exists(name):
+            fo.delete_dataset(name)
+
+
 @pytest.fixture
 def dataset(dataset_name):
     """An empty, non-persistent video dataset with a unique name."""

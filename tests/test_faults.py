@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -128,20 +127,9 @@ def work(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def names():
+def names(dataset_names):
     """Unique persistent dataset names (subprocesses must see them); all deleted after."""
-    import fiftyone as fo
-
-    made: list[str] = []
-
-    def make(tag: str) -> str:
-        made.append(f"test-faults-{tag}-{uuid.uuid4().hex[:8]}")
-        return made[-1]
-
-    yield make
-    for name in made:
-        if fo.dataset_exists(name):
-            fo.delete_dataset(name)
+    return dataset_names
 
 
 @pytest.fixture(scope="module")

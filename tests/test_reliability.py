@@ -23,7 +23,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -204,20 +203,9 @@ def configs(work) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def db_names():
+def db_names(dataset_names):
     """Unique persistent dataset names (subprocesses must see them); all deleted after."""
-    import fiftyone as fo
-
-    names: list[str] = []
-
-    def make(tag: str) -> str:
-        names.append(f"test-reliability-{tag}-{uuid.uuid4().hex[:8]}")
-        return names[-1]
-
-    yield make
-    for name in names:
-        if fo.dataset_exists(name):
-            fo.delete_dataset(name)
+    return dataset_names
 
 
 def clone(dataset, db_names, tag: str):
