@@ -23,7 +23,6 @@ screenshots in ``docs/screenshots/`` are refreshed only by
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -192,73 +191,44 @@ class AppServer:
     executor: Executor
 
 
-@contextlib.contextmanager
-def running_app(log_path: Path, env: dict | None = None) -> Iterator[str]:
-    """``python -m fiftyone.server.main`` with our plugin on a free loopback port; yields its URL once it answers."""
-    from fiftyone_genre.cli.app import stop_process
+@pytest.fixture(scope="module")
+def app_server(app_data) -> Iterator[AppServer]:
+    """The App server on a free loopback port plus a delegated executor, as ``make app`` runs them."""
+    from fiftyone_genre.cli.app import delegation_env, stop_process
 
     ensure_plugin_link()
-    env = {**(env if env is not None else os.environ), "FIFTYONE_PLUGINS_DIR": str(PLUGINS_DIR),
-           "FIFTYONE_DO_NOT_TRACK": "true"}  # fmt: skip
+    SHOTS_DIR.mkdir(parents=True, exist_ok=True)
+    for old in SHOTS_DIR.glob("*.png"):  # a previous run's failure shots would mislead
+        old.unlink()
     port = free_port()
-    log = open(log_path, "w")  # noqa: SIM115 - closed below
+    env = delegation_env(dict(os.environ))
+    env["FIFTYONE_PLUGINS_DIR"] = str(PLUGINS_DIR)
+    env["FIFTYONE_DO_NOT_TRACK"] = "true"
+    assert env["FIFTYONE_DATABASE_NAME"] not in ("", "fiftyone")  # set by conftest
+    log = open(SHOTS_DIR / "server.log", "w")  # noqa: SIM115 - closed in teardown
+    executor_log = open(SHOTS_DIR / "executor.log", "w")  # noqa: SIM115 - closed in teardown
     proc = subprocess.Popen(
         [sys.executable, "-m", "fiftyone.server.main", "--port", str(port), "--address", "127.0.0.1"],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    )
+    executor = Executor(env, executor_log)
+    executor.start()
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
         if proc.poll() is not None:
-            raise RuntimeError(f"App server exited with {proc.returncode}; see {log_path}")
+            raise RuntimeError(f"App server exited with {proc.returncode}; see {SHOTS_DIR / 'server.log'}")
         with urllib.request.urlopen(url + "/", timeout=5) as r:
             return r.status == 200
 
     try:
         wait_until(up, 120, "the App server to answer")
-        yield url
+        yield AppServer(url, executor)
     finally:
         stop_process(proc)
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def app_server(app_data) -> Iterator[AppServer]:
-    """The App server on a free loopback port plus a delegated executor, as ``make app`` runs them."""
-    from fiftyone_genre.cli.app import delegation_env
-
-    SHOTS_DIR.mkdir(parents=True, exist_ok=True)
-    for old in SHOTS_DIR.glob("*.png"):  # a previous run's failure shots would mislead
-        old.unlink()
-    env = {**delegation_env(dict(os.environ)), "FIFTYONE_PLUGINS_DIR": str(PLUGINS_DIR), "FIFTYONE_DO_NOT_TRACK": "true"}
-    assert env["FIFTYONE_DATABASE_NAME"] not in ("", "fiftyone")  # set by conftest
-    executor_log = open(SHOTS_DIR / "executor.log", "w")  # noqa: SIM115 - closed in teardown
-    executor = Executor(env, executor_log)
-    executor.start()
-    try:
-        with running_app(SHOTS_DIR / "server.log", env) as url:
-            yield AppServer(url, executor)
-    finally:
         executor.stop()
+        log.close()
         executor_log.close()
-
-
-def launch_chromium(playwright):
-    """Headless Chromium: Debian's when installed, else Playwright's own."""
-    kwargs = {"executable_path": CHROMIUM} if os.path.exists(CHROMIUM) else {}
-    return playwright.chromium.launch(headless=True, args=CHROMIUM_ARGS, **kwargs)
-
-
-def app_context(browser):
-    """A browser context as a returning user has it, talking to the loopback App only."""
-    context = browser.new_context(viewport=VIEWPORT)
-    # a returning user has dismissed the "Explore Enterprise" popover, which
-    # otherwise covers the grid's top-right corner and swallows clicks
-    context.add_init_script("window.localStorage.setItem('fiftyone-enterprise-tooltip-seen', 'true')")
-    # loopback only: the App asks Google for fonts, which is neither needed nor allowed
-    context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*"), lambda route: route.abort())
-    context.set_default_timeout(30_000)
-    return context
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +236,8 @@ def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = launch_chromium(p)
+        kwargs = {"executable_path": CHROMIUM} if os.path.exists(CHROMIUM) else {}
+        b = p.chromium.launch(headless=True, args=CHROMIUM_ARGS, **kwargs)
         try:
             yield b
         finally:
@@ -276,7 +247,13 @@ def browser() -> Iterator[object]:
 @pytest.fixture(scope="module")
 def page(browser, app_server, app_data):
     """One tab on the dataset, shared by the tests below (they continue each other's work)."""
-    context = app_context(browser)
+    context = browser.new_context(viewport=VIEWPORT)
+    # a returning user has dismissed the "Explore Enterprise" popover, which
+    # otherwise covers the grid's top-right corner and swallows clicks
+    context.add_init_script("window.localStorage.setItem('fiftyone-enterprise-tooltip-seen', 'true')")
+    # loopback only: the App asks Google for fonts, which is neither needed nor allowed
+    context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*"), lambda route: route.abort())
+    context.set_default_timeout(30_000)
     tab = context.new_page()
     tab.goto(f"{app_server.url}/datasets/{app_data.name}", wait_until="load")
 

@@ -21,7 +21,11 @@ copies the docs' ones).
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,11 +34,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_app import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PLUGINS_DIR,
     SHOTS_DIR,
     VIEWPORT,
-    app_context,
-    launch_chromium,
-    running_app,
+    ensure_plugin_link,
+    free_port,
     wait_until,
 )
 
@@ -124,11 +130,33 @@ def timeline_data(tmp_path_factory) -> Iterator[TimelineData]:
 @pytest.fixture(scope="module")
 def app_url(timeline_data) -> Iterator[str]:
     """The App server with our plugin on a free loopback port (no executor: nothing is scheduled here)."""
+    from fiftyone_genre.cli.app import stop_process
+
+    ensure_plugin_link()
     TIMELINE_SHOTS.mkdir(parents=True, exist_ok=True)
     for old in TIMELINE_SHOTS.glob("*.png"):
         old.unlink()
-    with running_app(TIMELINE_SHOTS / "server.log") as url:
+    env = {**os.environ, "FIFTYONE_PLUGINS_DIR": str(PLUGINS_DIR), "FIFTYONE_DO_NOT_TRACK": "true"}
+    port = free_port()
+    log = open(TIMELINE_SHOTS / "server.log", "w")  # noqa: SIM115 - closed in teardown
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fiftyone.server.main", "--port", str(port), "--address", "127.0.0.1"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"App server exited with {proc.returncode}; see {TIMELINE_SHOTS / 'server.log'}")
+        with urllib.request.urlopen(url + "/", timeout=5) as r:
+            return r.status == 200
+
+    try:
+        wait_until(up, 120, "the App server to answer")
         yield url
+    finally:
+        stop_process(proc)
+        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +165,12 @@ def page(app_url, timeline_data):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = launch_chromium(p)
-        context = app_context(browser)
+        kwargs = {"executable_path": CHROMIUM} if os.path.exists(CHROMIUM) else {}
+        browser = p.chromium.launch(headless=True, args=CHROMIUM_ARGS, **kwargs)
+        context = browser.new_context(viewport=VIEWPORT)
+        context.add_init_script("window.localStorage.setItem('fiftyone-enterprise-tooltip-seen', 'true')")
+        context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*"), lambda route: route.abort())
+        context.set_default_timeout(30_000)
         tab = context.new_page()
         tab.goto(f"{app_url}/datasets/{timeline_data.name}", wait_until="load")
         try:

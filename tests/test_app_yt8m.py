@@ -9,18 +9,25 @@ dialog or "failed to load" text. Screenshots go to ``test_output/app/``.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from test_app import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PLUGINS_DIR,
     SHOTS_DIR,
     STEP_TIMEOUT_MS,
-    app_context,
-    launch_chromium,
-    running_app,
+    VIEWPORT,
+    ensure_plugin_link,
+    free_port,
     shot,
+    wait_until,
 )
 
 pytestmark = [pytest.mark.app, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -67,9 +74,33 @@ def yt8m_dataset(tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
+    from fiftyone_genre.cli.app import stop_process
+
+    ensure_plugin_link()
     SHOTS_DIR.mkdir(parents=True, exist_ok=True)
-    with running_app(SHOTS_DIR / "server_yt8m.log") as url:
+    port = free_port()
+    env = dict(os.environ, FIFTYONE_PLUGINS_DIR=str(PLUGINS_DIR), FIFTYONE_DO_NOT_TRACK="true")
+    log = open(SHOTS_DIR / "server_yt8m.log", "w")  # noqa: SIM115 - closed in teardown
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fiftyone.server.main", "--port", str(port), "--address", "127.0.0.1"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        import urllib.request
+
+        if proc.poll() is not None:
+            raise RuntimeError(f"App server exited with {proc.returncode}; see {SHOTS_DIR / 'server_yt8m.log'}")
+        with urllib.request.urlopen(url + "/", timeout=5) as r:
+            return r.status == 200
+
+    try:
+        wait_until(up, 120, "the App server to answer")
         yield url
+    finally:
+        stop_process(proc)
+        log.close()
 
 
 class _Errors:
@@ -98,8 +129,12 @@ def test_a_features_only_dataset_opens_without_errors(server, yt8m_dataset):
     ds = fo.load_dataset(yt8m_dataset)
     record = ds.match_tags(g.FEATURES_ONLY_TAG).first()
     with sync_playwright() as p:
-        browser = launch_chromium(p)
-        context = app_context(browser)
+        kwargs = {"executable_path": CHROMIUM} if os.path.exists(CHROMIUM) else {}
+        browser = p.chromium.launch(headless=True, args=CHROMIUM_ARGS, **kwargs)
+        context = browser.new_context(viewport=VIEWPORT)
+        context.add_init_script("window.localStorage.setItem('fiftyone-enterprise-tooltip-seen', 'true')")
+        context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*"), lambda route: route.abort())
+        context.set_default_timeout(30_000)
         page = context.new_page()
         errors = _Errors(page)
         try:
