@@ -733,6 +733,21 @@ def panel_counts(page, row: str = "ground truth") -> dict[str, int]:
     return {k: int(v) for k, v in zip(header[1:], values[1:]) if k != "total"}
 
 
+def genre_counts(name: str) -> dict[str, int]:
+    """``{genre: count}`` of the dataset's ground truth, from the database."""
+    return {k: v for k, v in load(name).count_values("genre.label").items() if k is not None}
+
+
+def expect_panel_counts(page, expected: dict[str, int], what: str, shot_name: str, timeout: float = 60) -> dict[str, int]:
+    """Wait until the panel's ground-truth counts are ``expected``; on timeout say what it showed instead."""
+    try:
+        wait_until(lambda: panel_counts(page) == expected, timeout, f"the panel to show {what}")
+    except AssertionError as e:
+        shot(page, shot_name + "_failed")
+        raise AssertionError(f"{e}: expected {expected}, the panel shows {panel_counts(page)}") from None
+    return expected
+
+
 def panel_cell(page, true_genre: str, pred_genre: str) -> dict:
     """Where the heatmap draws the cell (true row, predicted column), in page pixels."""
     return page.locator(".js-plotly-plot").evaluate(
@@ -789,7 +804,8 @@ def test_genre_panel_stays_true_through_relabel_and_undo(page, labels, app_data)
         ((pair, count) for pair, count in pairs.items() if count < len(dataset)), key=lambda kv: kv[1]
     )
     new_genre = next(x for x in dataset.distinct("genre.label") if x != true_genre and not pairs[(x, pred_genre)])
-    before = panel_counts(page)
+    # the headline changes before the table does: read the counts once they are every split's
+    before = expect_panel_counts(page, genre_counts(app_data.name), "every split's counts", "24b_panel_all_splits")
     click_cell(page, true_genre, pred_genre, expected)
     shot(page, "25_panel_cell_clicked")
 
@@ -802,7 +818,8 @@ def test_genre_panel_stays_true_through_relabel_and_undo(page, labels, app_data)
     shot(page, "26_relabel_form")
     execute(page, dialog, "27_relabel_done", f"Relabeled {expected} samples")
     relabeled = {**before, true_genre: before[true_genre] - expected, new_genre: before.get(new_genre, 0) + expected}
-    wait_until(lambda: panel_counts(page) == relabeled, 30, "the panel to show the relabel by itself")
+    assert genre_counts(app_data.name) == {k: v for k, v in relabeled.items() if v}  # the database agrees
+    expect_panel_counts(page, relabeled, "the relabel, by itself", "27b_panel_after_relabel")
     shot(page, "27b_panel_after_relabel")
 
     # undo, on the clips the panel now shows in their new cell
@@ -811,7 +828,7 @@ def test_genre_panel_stays_true_through_relabel_and_undo(page, labels, app_data)
     dialog.get_by_text("Undo the latest relabel", exact=True).click()
     settle(dialog)
     execute(page, dialog, "27c_undo_done", f"Reverted the latest relabel of {expected} samples")
-    wait_until(lambda: panel_counts(page) == before, 30, "the panel to show the undo by itself")
+    expect_panel_counts(page, before, "the undo, by itself", "27d_panel_after_undo")
     shot(page, "27d_panel_after_undo")
     assert load(app_data.name).count_sample_tags().get("genre:relabeled") is None
 
