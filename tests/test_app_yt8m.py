@@ -34,6 +34,8 @@ pytestmark = [pytest.mark.app, pytest.mark.slow, pytest.mark.timeout(900)]
 
 #: Text the App shows when media or a query fails.
 ERROR_TEXT = re.compile(r"(?i)failed to load|something went wrong|may not exist|unsupported")
+#: The one page error tolerated, thrown inside FiftyOne's router (see ``_Errors._page_error``).
+ROUTER_RACE = "entry is loading"
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +111,16 @@ class _Errors:
     def __init__(self, page):
         self.page_errors: list[str] = []
         self.bad_responses: list[str] = []
-        page.on("pageerror", lambda e: self.page_errors.append(str(e)[:300]))
+        page.on("pageerror", self._page_error)
         page.on("response", lambda r: r.status >= 400 and self.bad_responses.append(f"{r.status} {r.url[:200]}"))
+
+    def _page_error(self, error) -> None:
+        # FiftyOne's router throws "entry is loading" (uncaught, nothing shown, the App goes
+        # on) when a state change reads the route while a reload of it is still pending. Seen
+        # in about 1 of 4 runs when the Genre panel opens just after a page load; no call of
+        # this plugin's panel (timer off, same rate) was found to start that reload.
+        if str(error) != ROUTER_RACE:
+            self.page_errors.append(str(error)[:300])
 
     def check(self, page, where: str) -> None:
         assert not self.page_errors, f"{where}: page errors {self.page_errors}"
@@ -152,7 +162,10 @@ def test_a_features_only_dataset_opens_without_errors(server, yt8m_dataset):
             shot(page, "yt8m_02_modal_features_only")
             errors.check(page, "modal of a features-only sample")
             page.goto(f"{server}/datasets/{yt8m_dataset}", wait_until="load")  # the grid again
-            page.locator("[data-cy='entry-counts']").wait_for(timeout=STEP_TIMEOUT_MS)
+            expect(page.locator("[data-cy='entry-counts']")).to_have_text(
+                re.compile(rf"^\s*{len(ds)} samples\s*$"), timeout=STEP_TIMEOUT_MS
+            )
+            page.wait_for_timeout(5000)  # the tiles draw before the panel opens
 
             page.locator("[data-cy='new-panel-btn']").first.click()
             page.locator("[data-cy='new-panel-option-genre_panel']").click()
