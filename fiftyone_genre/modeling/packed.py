@@ -217,7 +217,7 @@ def _reusable(cache: FeatureCache, folder: Path, paths: list[str], progress, say
     one). With ``say``, a damaged pack is reported in one line.
     """
     sigs = {p: signature(cache, p) for p in paths}
-    current = _open_current(folder, say=say)
+    current = open_pack(folder, say=say)
     if current is None:
         return None, None, sigs
     if any(current[1].get(p) != sigs[p] for p in paths):
@@ -244,7 +244,7 @@ def _pointer_token(folder: Path) -> str | None:
     return token if isinstance(token, str) and token and "/" not in token else None
 
 
-def _open_current(folder: Path, attempts: int = 3, say: bool = True) -> tuple[PackedFeatures, dict[str, tuple]] | None:
+def open_pack(folder: Path, attempts: int = 3, say: bool = True) -> tuple[PackedFeatures, dict[str, tuple]] | None:
     """The pack ``pack.json`` names and each row's signature; None if there is none (or it is unreadable)."""
     for _ in range(attempts):
         try:
@@ -285,7 +285,12 @@ def _load_index(folder: Path, meta: dict) -> tuple[PackedFeatures, dict[str, tup
     return store, sigs
 
 
-class _PackWriter:
+def new_pack_token() -> str:
+    """A pack name no other build (another process, an earlier second) can have."""
+    return f"{int(time.time())}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class PackWriter:
     """Appends clips to a new pack's two data files and collects its index columns."""
 
     def __init__(self, folder: Path, token: str):
@@ -332,7 +337,7 @@ class _PackWriter:
     def abort(self) -> None:
         for f in (self.visual, self.audio):
             f.close()
-        _remove_token(self.folder, self.token)
+        remove_pack(self.folder, self.token)
 
 
 def _cache_rows(cache: FeatureCache, paths: list[str], sigs: dict, progress) -> Iterator[tuple]:
@@ -354,10 +359,10 @@ def _build(cache, folder: Path, paths: list[str], sigs: dict, current, progress)
     """
     folder.mkdir(parents=True, exist_ok=True)
     old_token = current[0].token if current else _pointer_token(folder)
-    _sweep_stale(folder, keep={old_token})
+    sweep_stale_packs(folder, keep={old_token})
     need = sum(max(0, sigs[p][0]) for p in paths)  # about an entry's size per clip
     check_free(folder, need, "packed feature store", f" to pack {len(paths)} clip(s)")
-    writer = _PackWriter(folder, f"{int(time.time())}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    writer = PackWriter(folder, new_pack_token())
     try:
         for row in _cache_rows(cache, paths, sigs, progress):
             writer.add(*row)
@@ -373,11 +378,11 @@ def _build(cache, folder: Path, paths: list[str], sigs: dict, current, progress)
     if current is not None:
         current[0].close()
     if old_token:
-        _remove_token(folder, old_token)
+        remove_pack(folder, old_token)
     return store
 
 
-def _carry_valid_rows(writer: _PackWriter, cache: FeatureCache, current, requested: set[str]) -> None:
+def _carry_valid_rows(writer: PackWriter, cache: FeatureCache, current, requested: set[str]) -> None:
     """Keep the old pack's clips that are still valid, so training a subset does not shrink the pack."""
     old, old_sigs = current
     for path, row in old.rows.items():
@@ -390,7 +395,7 @@ def _carry_valid_rows(writer: _PackWriter, cache: FeatureCache, current, request
             writer.add(path, sig, visual, audio)
 
 
-def _remove_token(folder: Path, token: str) -> None:
+def remove_pack(folder: Path, token: str) -> None:
     for kind in ("visual.f32", "audio.f32", "index.npz"):
         try:
             (folder / f"{token}.{kind}").unlink()
@@ -398,13 +403,13 @@ def _remove_token(folder: Path, token: str) -> None:
             pass
 
 
-def _sweep_stale(folder: Path, keep: set, older_than_s: float = STALE_PACK_S) -> None:
+def sweep_stale_packs(folder: Path, keep: set, older_than_s: float = STALE_PACK_S) -> None:
     """Remove pack files a killed build left behind (never the current pack, never a fresh file)."""
     cutoff = time.time() - older_than_s
     for path in folder.glob("*.*.f32"):
         token = path.name.split(".")[0]
         try:
             if token not in keep and path.stat().st_mtime < cutoff:
-                _remove_token(folder, token)
+                remove_pack(folder, token)
         except FileNotFoundError:
             continue

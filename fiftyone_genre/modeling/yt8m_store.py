@@ -23,9 +23,6 @@ or the whole new one. These packs are never rebuilt from the per-clip cache
 
 from __future__ import annotations
 
-import os
-import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +33,11 @@ from fiftyone_genre.features.spaces import YT8M_FRAME, level_name
 from fiftyone_genre.modeling.packed import (
     OK,
     PackedFeatures,
-    _open_current,
-    _PackWriter,
-    _remove_token,
-    _sweep_stale,
+    PackWriter,
+    new_pack_token,
+    open_pack,
+    remove_pack,
+    sweep_stale_packs,
 )
 from fiftyone_genre.utils import track
 
@@ -59,7 +57,7 @@ def store_root(collection) -> Path:
 
 def open_store(root: str | Path, space: str) -> PackedFeatures | None:
     """The current pack of ``space`` under ``root``, or None when nothing was imported there."""
-    current = _open_current(pack_folder(root, space))
+    current = open_pack(pack_folder(root, space))
     return current[0] if current is not None else None
 
 
@@ -109,13 +107,13 @@ class _Appender:
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.current = _open_current(folder)
+        self.current = open_pack(folder)
         rows = self.current[0].rows if self.current is not None else {}
         held = [k for k, r in rows.items() if r.status == OK and r.offset >= 0]
         #: rows that fail their checksum: not kept, written again when their record is imported
         self.damaged = set(self.current[0].verify(held)) if held else set()
         self.stored = set(held) - self.damaged
-        self.writer: _PackWriter | None = None
+        self.writer: PackWriter | None = None
         self.added = 0
 
     def add(self, key: str, visual: np.ndarray, audio: np.ndarray) -> bool:
@@ -132,8 +130,8 @@ class _Appender:
         """A new pack that begins with every row already stored (so nothing stored is lost)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         old = self.current[0] if self.current is not None else None
-        _sweep_stale(self.folder, keep={old.token} if old else set())
-        self.writer = _PackWriter(self.folder, f"{int(time.time())}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        sweep_stale_packs(self.folder, keep={old.token} if old else set())
+        self.writer = PackWriter(self.folder, new_pack_token())
         if old is None:
             return
         kept = [(k, r) for k, r in old.rows.items() if k in self.stored]
@@ -146,7 +144,7 @@ class _Appender:
         self.writer.finish()
         if self.current is not None:
             self.current[0].close()
-            _remove_token(self.folder, self.current[0].token)
+            remove_pack(self.folder, self.current[0].token)
 
     def abort(self) -> None:
         if self.writer is not None:
