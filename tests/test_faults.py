@@ -127,12 +127,6 @@ def work(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def names(dataset_names):
-    """Unique persistent dataset names (subprocesses must see them); all deleted after."""
-    return dataset_names
-
-
-@pytest.fixture(scope="module")
 def configs(work) -> dict[str, Path]:
     out = {"features": work / "features.yaml", "train": work / "train.yaml", "train_b": work / "train_b.yaml"}
     out["features"].write_text(yaml.safe_dump(TINY_FEATURES))
@@ -143,7 +137,7 @@ def configs(work) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def clips(work, names) -> str:
+def clips(work, dataset_names) -> str:
     """Six 2-s clips (one per genre), imported once; tests clone the dataset."""
     import fiftyone as fo
 
@@ -152,22 +146,22 @@ def clips(work, names) -> str:
 
     root = work / "media"
     synth.generate(root, layout="folder", clips_per_class=1, duration=2, size=(64, 48))
-    name = names("clips")
+    name = dataset_names("clips")
     import_folder(fo.Dataset(name, persistent=True), root)
     return name
 
 
-def clone(name: str, names, tag: str):
+def clone(name: str, dataset_names, tag: str):
     import fiftyone as fo
 
-    return fo.load_dataset(name).clone(names(tag), persistent=True)
+    return fo.load_dataset(name).clone(dataset_names(tag), persistent=True)
 
 
-def featured(work: Path, names, tag: str, steps=(6, 14)):
+def featured(work: Path, dataset_names, tag: str, steps=(6, 14)):
     """A persistent dataset of synthetic cached features (no video), ready to train."""
     import fiftyone as fo
 
-    ds = fo.Dataset(names(tag), persistent=True)
+    ds = fo.Dataset(dataset_names(tag), persistent=True)
     cache = populate(ds, work / tag, balanced_videos(steps=steps))
     return ds, cache
 
@@ -179,8 +173,8 @@ def tagged_errors(dataset) -> int:
 
 # === 1. a full disk ========================================================================
 @pytest.mark.slow
-def test_features_on_a_small_disk_is_refused_before_extracting(clips, names, configs, work, unshare_prefix):
-    ds = clone(clips, names, "disk")
+def test_features_on_a_small_disk_is_refused_before_extracting(clips, dataset_names, configs, work, unshare_prefix):
+    ds = clone(clips, dataset_names, "disk")
     disk = work / "small_disk_1"
     cmd = cli_cmd(["features", "--dataset", ds.name, "--config", str(configs["features"]),
                    "--cache-dir", str(disk / "cache")])
@@ -195,9 +189,9 @@ def test_features_on_a_small_disk_is_refused_before_extracting(clips, names, con
 
 @pytest.mark.slow
 def test_disk_filling_up_during_extraction_stops_at_the_first_entry_that_does_not_fit(
-    clips, names, configs, work, unshare_prefix
+    clips, dataset_names, configs, work, unshare_prefix
 ):
-    ds = clone(clips, names, "diskfull")
+    ds = clone(clips, dataset_names, "diskfull")
     disk = work / "small_disk_2"
     # the up-front estimate is switched off, as if another program filled the disk meanwhile
     skip_estimate = "import fiftyone_genre.features.extract as E\nE.check_free = lambda *a, **k: None"
@@ -212,10 +206,10 @@ def test_disk_filling_up_during_extraction_stops_at_the_first_entry_that_does_no
     assert tagged_errors(ds) == 0
 
 
-def test_unwritable_cache_is_refused_before_any_video_is_opened(clips, names, configs, monkeypatch):
+def test_unwritable_cache_is_refused_before_any_video_is_opened(clips, dataset_names, configs, monkeypatch):
     from fiftyone_genre.features import decode
 
-    ds = clone(clips, names, "proc")
+    ds = clone(clips, dataset_names, "proc")
     opened: list[str] = []
     original = decode.ClipStream._open
 
@@ -233,8 +227,8 @@ def test_unwritable_cache_is_refused_before_any_video_is_opened(clips, names, co
 
 
 @pytest.mark.slow
-def test_train_on_a_small_disk_names_the_model_folder(work, names, configs, unshare_prefix):
-    ds, _ = featured(work, names, "tdisk")
+def test_train_on_a_small_disk_names_the_model_folder(work, dataset_names, configs, unshare_prefix):
+    ds, _ = featured(work, dataset_names, "tdisk")
     disk = work / "small_disk_3"
     out_dir = disk / "model"
     cmd = cli_cmd(["train", "--dataset", ds.name, "--config", str(configs["train"]), "--out", str(out_dir)])
@@ -293,10 +287,10 @@ T._after_epoch = held
 
 
 @pytest.mark.slow
-def test_second_train_into_one_folder_is_refused_naming_the_first(work, names, configs):
+def test_second_train_into_one_folder_is_refused_naming_the_first(work, dataset_names, configs):
     from fiftyone_genre.modeling import model as M
 
-    ds, _ = featured(work, names, "twotrain")
+    ds, _ = featured(work, dataset_names, "twotrain")
     out_dir, release = work / "m_two", work / "m_two.release"
     base = ["train", "--dataset", ds.name, "--out", str(out_dir)]
     log_a, log_b = work / "train_a.log", work / "train_b.log"
@@ -367,7 +361,7 @@ A._add_new = held
 
 
 @pytest.mark.slow
-def test_two_imports_into_one_dataset_add_each_file_once(work, names):
+def test_two_imports_into_one_dataset_add_each_file_once(work, dataset_names):
     import fiftyone as fo
 
     from fiftyone_genre.sources import import_folder
@@ -380,7 +374,7 @@ def test_two_imports_into_one_dataset_add_each_file_once(work, names):
     first = work / "import_first"
     (first / "Action").mkdir(parents=True)
     (first / "Action" / "old.mp4").write_bytes(b"old")
-    ds = fo.Dataset(names("twoimport"), persistent=True)
+    ds = fo.Dataset(dataset_names("twoimport"), persistent=True)
     import_folder(ds, first)  # an existing dataset, as in the issue
 
     planned, release = work / "import.planned", work / "import.release"
@@ -417,11 +411,11 @@ C.FeatureCache.put = slow
 
 
 @pytest.mark.slow
-def test_two_feature_runs_on_one_cache_split_the_work(clips, names, configs, work):
+def test_two_feature_runs_on_one_cache_split_the_work(clips, dataset_names, configs, work):
     from fiftyone_genre.config import load_experiment
     from fiftyone_genre.features.cache import FeatureCache
 
-    ds = clone(clips, names, "twofeat")
+    ds = clone(clips, dataset_names, "twofeat")
     cache_dir = work / "cache_two"
     args = ["features", "--dataset", ds.name, "--config", str(configs["features"]), "--cache-dir", str(cache_dir)]
     logs = [work / "feat_a.log", work / "feat_b.log"]
@@ -483,11 +477,11 @@ def test_dataset_writer_lease_waits_refuses_and_takes_over(dataset):
 
 # === 3. a damaged training store =============================================================
 @pytest.fixture(scope="module")
-def reference_run(work, names):
+def reference_run(work, dataset_names):
     """One training run on synthetic features, and its test metrics."""
     from fiftyone_genre.modeling import train as T
 
-    ds, cache = featured(work, names, "pack")
+    ds, cache = featured(work, dataset_names, "pack")
     report = T.train(ds, tiny_config(), work / "pack_ref")
     return {"dataset": ds, "cache": cache, "metrics": report.test}
 
@@ -527,11 +521,11 @@ def test_damaged_pack_is_rebuilt_and_training_matches_the_reference(reference_ru
     assert _pack_files(reference_run["cache"]) != files
 
 
-def test_non_finite_features_stop_training_before_a_model_is_saved(work, names):
+def test_non_finite_features_stop_training_before_a_model_is_saved(work, dataset_names):
     from fiftyone_genre.features.cache import ClipFeatures
     from fiftyone_genre.modeling import train as T
 
-    ds, cache = featured(work, names, "nan")
+    ds, cache = featured(work, dataset_names, "nan")
     path = next(p for p, split in zip(*ds.values(["filepath", "split"])) if split == "train")
     feats = cache.get(path)
     visual = feats.visual.copy()
@@ -714,10 +708,10 @@ def test_plain_pickle_checkpoint_gives_only_our_sentence(tmp_path):
     )
 
 
-def test_out_folder_of_someone_elses_files_is_refused(work, names, configs, tmp_path):
+def test_out_folder_of_someone_elses_files_is_refused(work, dataset_names, configs, tmp_path):
     from fiftyone_genre.storage import check_own_folder
 
-    ds, _ = featured(work, names, "userdir")
+    ds, _ = featured(work, dataset_names, "userdir")
     user = tmp_path / "my_documents"
     user.mkdir()
     (user / "thesis.docx").write_text("my thesis")
@@ -740,10 +734,10 @@ def group_umask():
     os.umask(before)
 
 
-def test_files_are_created_with_the_umask(work, names, group_umask):
+def test_files_are_created_with_the_umask(work, dataset_names, group_umask):
     from fiftyone_genre.modeling import train as T
 
-    ds, cache = featured(work, names, "umask")
+    ds, cache = featured(work, dataset_names, "umask")
     T.train(ds, tiny_config(epochs=1), work / "m_umask")
     written = [*(work / "m_umask").glob("*.pt"), *cache.dir.rglob("*.npz"), cache.dir / "config.json",
                *(cache.dir / "packed").glob("*")]

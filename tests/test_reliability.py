@@ -202,25 +202,19 @@ def configs(work) -> dict[str, Path]:
     return {"tiny": tiny, "slow": slow}
 
 
-@pytest.fixture(scope="module")
-def db_names(dataset_names):
-    """Unique persistent dataset names (subprocesses must see them); all deleted after."""
-    return dataset_names
-
-
-def clone(dataset, db_names, tag: str):
+def clone(dataset, dataset_names, tag: str):
     """A persistent copy (same media, fields and info) that a subprocess can load."""
-    return dataset.clone(db_names(tag), persistent=True)
+    return dataset.clone(dataset_names(tag), persistent=True)
 
 
 @pytest.fixture(scope="module")
-def pipeline(corpus, configs, work, db_names) -> dict:
+def pipeline(corpus, configs, work, dataset_names) -> dict:
     """import (CLI) -> remap -> split -> features (CLI) -> train -> predict (CLI), network blocked."""
     import fiftyone as fo
 
     from fiftyone_genre.modeling import train as T
 
-    name = db_names("e2e")
+    name = dataset_names("e2e")
     out: dict = {"name": name, "model": work / "model", "cache": work / "cache_e2e"}
     guard = NoNetwork()
     with pytest.MonkeyPatch.context() as mp:
@@ -313,7 +307,7 @@ def test_no_network_at_run_time_with_weights_none(pipeline):
 
 
 # --- CLI exit codes ---------------------------------------------------------------------
-def test_exit_codes_nonzero_only_when_nothing_processed_or_strict(pipeline, corpus, configs, db_names, work):
+def test_exit_codes_nonzero_only_when_nothing_processed_or_strict(pipeline, corpus, configs, dataset_names, work):
     name, tiny, model = pipeline["name"], str(configs["tiny"]), str(pipeline["model"])
     # some files failed, but not all: success, unless --strict
     rc, out = run_cli(["features", "--dataset", name, "--config", tiny, "--strict"])
@@ -327,7 +321,7 @@ def test_exit_codes_nonzero_only_when_nothing_processed_or_strict(pipeline, corp
     assert rc == 1 and "strict" in out, out
 
     # nothing usable at all: non-zero without --strict
-    bad_only = pipeline["dataset"].match_tags(g.ERROR_TAG).clone(db_names("badonly"), persistent=True)
+    bad_only = pipeline["dataset"].match_tags(g.ERROR_TAG).clone(dataset_names("badonly"), persistent=True)
     assert len(bad_only) == len(corpus["bad"])
     rc, out = run_cli(["features", "--dataset", bad_only.name, "--config", tiny])
     assert rc == 2 and "no video could be processed" in out, out
@@ -337,7 +331,7 @@ def test_exit_codes_nonzero_only_when_nothing_processed_or_strict(pipeline, corp
     assert rc == 2 and "none of the" in out, out
     empty = work / "empty_tree"
     (empty / "Action" / "dir_named_like.mp4").mkdir(parents=True)
-    rc, out = run_cli(["import", "folder", str(empty), "--dataset", db_names("empty")])
+    rc, out = run_cli(["import", "folder", str(empty), "--dataset", dataset_names("empty")])
     assert rc == 1 and "nothing could be imported" in out, out
 
     # the strict runs recorded, but changed nothing
@@ -349,9 +343,9 @@ def test_exit_codes_nonzero_only_when_nothing_processed_or_strict(pipeline, corp
 
 # --- 2. kill and resume ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def concurrent_features(pipeline, configs, work, db_names) -> dict:
+def concurrent_features(pipeline, configs, work, dataset_names) -> dict:
     """Two uninterrupted feature runs on one dataset and one cache, at the same time."""
-    ds = clone(pipeline["dataset"], db_names, "conc")
+    ds = clone(pipeline["dataset"], dataset_names, "conc")
     cache_dir = work / "cache_conc"
     args = ["features", "--dataset", ds.name, "--config", str(configs["slow"]), "--cache-dir", str(cache_dir)]
     logs = [work / "conc_a.log", work / "conc_b.log"]
@@ -385,8 +379,8 @@ def test_concurrent_feature_runs_do_not_corrupt_the_cache(concurrent_features, c
     assert ds.info[g.FEATURES_INFO_KEY]["cache_dir"] == str(run["cache"].root.resolve())
 
 
-def test_features_killed_then_resumed(pipeline, concurrent_features, corpus, configs, work, db_names):
-    ds = clone(pipeline["dataset"], db_names, "fkill")
+def test_features_killed_then_resumed(pipeline, concurrent_features, corpus, configs, work, dataset_names):
+    ds = clone(pipeline["dataset"], dataset_names, "fkill")
     paths = ds.values("filepath")
     cache_dir = work / "cache_kill"
     cfg = load_experiment(configs["slow"]).features
@@ -498,8 +492,8 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_predict_rerun_after_kill_leaves_consistent_fields(pipeline, corpus, work, db_names):
-    ds = clone(pipeline["dataset"], db_names, "pkill")
+def test_predict_rerun_after_kill_leaves_consistent_fields(pipeline, corpus, work, dataset_names):
+    ds = clone(pipeline["dataset"], dataset_names, "pkill")
     ds.delete_sample_fields([f for f in PRED_FIELDS if ds.has_sample_field(f)])
     ds.info.pop(g.RUN_INFO_KEY, None)
     ds.save()
