@@ -735,7 +735,10 @@ def panel_counts(page, row: str = "ground truth") -> dict[str, int]:
 
 def genre_counts(name: str) -> dict[str, int]:
     """``{genre: count}`` of the dataset's ground truth, from the database."""
-    return {k: v for k, v in load(name).count_values("genre.label").items() if k is not None}
+    from fiftyone_genre import genres as g
+    from fiftyone_genre.analysis.views import label_counts
+
+    return label_counts(load(name), g.GENRE_FIELD)
 
 
 def expect_panel_counts(page, expected: dict[str, int], what: str, shot_name: str, timeout: float = 60) -> dict[str, int]:
