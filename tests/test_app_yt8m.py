@@ -165,7 +165,6 @@ def test_a_features_only_dataset_opens_without_errors(server, yt8m_dataset):
             expect(page.locator("[data-cy='entry-counts']")).to_have_text(
                 re.compile(rf"^\s*{len(ds)} samples\s*$"), timeout=STEP_TIMEOUT_MS
             )
-            page.wait_for_timeout(5000)  # the tiles draw before the panel opens
 
             page.locator("[data-cy='new-panel-btn']").first.click()
             page.locator("[data-cy='new-panel-option-genre_panel']").click()
