@@ -1,6 +1,7 @@
 """Frame and spectrogram CNNs by name, their weights, and the paper's stage-1 fine-tuning.
 
-Visual backbones (torchvision) turn a ``uint8`` frame into either the
+Visual backbones (torchvision's classifiers; InceptionV3 in
+:mod:`fiftyone_genre.features.inception`, layer for layer the same) turn a ``uint8`` frame into either the
 global-pool vector (``mode="pool"``; 2048-d for InceptionV3, the paper's
 default) or the genre probabilities of a frame classifier fine-tuned on the
 training split (``mode="softmax"``, the paper's stage 1, see
@@ -156,20 +157,34 @@ def resolve_weights(name: str, weights: str | None) -> dict[str, torch.Tensor] |
 
 
 def _construct(name: str, pretrained_layout: bool, num_classes: int = 1000) -> nn.Module:
+    """The classifier ``name`` with torchvision's layer names; InceptionV3 without importing torchvision.
+
+    ``pretrained_layout``: weights will be loaded over it, so random init is skipped where it can be.
+    """
+    if name == "inception_v3":
+        # Our own copy of the network (see features/inception.py: the torchvision
+        # package import costs more than the network's build on a small run).
+        # It takes ImageNet-normalised input and maps it to the [-1, 1] scale the
+        # ported Google weights expect (torchvision's transform_input).
+        from fiftyone_genre.features.inception import Inception3
+
+        return Inception3(num_classes=num_classes, init_weights=not pretrained_layout)
     from torchvision.models import get_model
 
-    kwargs: dict[str, Any] = {"num_classes": num_classes}
-    if name == "inception_v3":
-        # transform_input maps ImageNet normalisation to the [-1, 1] input the
-        # ported Google weights expect; a fixed affine, harmless for random init.
-        kwargs.update(transform_input=True, aux_logits=pretrained_layout, init_weights=not pretrained_layout)
-    return get_model(name, weights=None, **kwargs)
+    return get_model(name, weights=None, num_classes=num_classes)
 
 
 def _load_body(model: nn.Module, state: dict[str, torch.Tensor], name: str, source: str) -> None:
-    """Load everything but the classifier head (the head is replaced anyway)."""
-    body = {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIXES)}
-    result = model.load_state_dict(body, strict=False)
+    """Load everything but the classifier head (the head is replaced anyway) into a model built on ``meta``.
+
+    The loaded tensors become the parameters (``assign``), as float32: no
+    random init is computed only to be overwritten (0.4 s for InceptionV3).
+    """
+    body = {k: v.float() if v.is_floating_point() else v for k, v in state.items() if not k.startswith(HEAD_PREFIXES)}
+    try:
+        result = model.load_state_dict(body, strict=False, assign=True)
+    except RuntimeError as e:  # size mismatches
+        raise WeightsError(f"{source}: does not fit {name}: {str(e).splitlines()[-1].strip()}") from None
     missing = [k for k in result.missing_keys if not k.startswith(HEAD_PREFIXES)]
     if missing or result.unexpected_keys:
         raise WeightsError(
@@ -182,13 +197,16 @@ def build_body(name: str, weights: str | None = "DEFAULT", init_seed: int = 0) -
     """The backbone with its classifier head replaced by ``Identity`` (outputs the pool vector)."""
     spec = spec_for(name)
     state = resolve_weights(name, weights)
-    model = _seeded(init_seed, lambda: _construct(name, pretrained_layout=state is not None))
-    if state is not None:
+    if state is None:
+        model = _seeded(init_seed, lambda: _construct(name, pretrained_layout=False))
+    else:
+        with torch.device("meta"):  # shapes only: every tensor of the body is loaded next
+            model = _construct(name, pretrained_layout=True)
         _load_body(model, state, name, str(weights))
-    if name == "inception_v3":
-        model.aux_logits = False
-        model.AuxLogits = None
     setattr(model, spec.head, nn.Identity())
+    unloaded = [k for k, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if unloaded:  # a buffer outside the state dict: the network needs its own init
+        raise WeightsError(f"{weights}: {name} has tensors no state dict holds: {unloaded[:5]}")
     return model
 
 
