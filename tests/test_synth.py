@@ -158,3 +158,21 @@ def test_cli_synth(tmp_path, capsys):
     assert (tmp_path / "manifest.json").exists()
     assert "hmdb51 tree" in capsys.readouterr().out
     assert main(["synth", str(tmp_path), "--size", "big"]) == 2
+
+
+def test_program_exits_with_the_commands_status_and_its_files_whole(tmp_path):
+    """``python -m fiftyone_genre.cli`` (the installed program's ``run``, which skips the final GC pass)."""
+    import json
+    import subprocess
+    import sys
+
+    def program(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "fiftyone_genre.cli", "synth", str(tmp_path), *args],
+                              capture_output=True, text=True, timeout=300)
+
+    ok = program("--layout", "hmdb51", "--clips-per-class", "1", "--duration", "1", "--size", "64x48")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())  # complete, parseable
+    assert manifest and "hmdb51 tree" in ok.stdout
+    bad = program("--size", "big")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "size" in bad.stderr

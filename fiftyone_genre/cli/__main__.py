@@ -1,5 +1,3 @@
-import sys
+from fiftyone_genre.cli import run
 
-from fiftyone_genre.cli import main
-
-sys.exit(main())
+run()
