@@ -165,3 +165,23 @@ def test_serial_worker_runs_jobs_in_order_and_raises_the_first_failure():
     with pytest.raises(MemoryError):
         worker.join()
     assert not any(t.name.startswith("test-worker") for t in threading.enumerate())
+
+
+def test_cnns_are_built_with_one_lanes_threads_beside_decoding(monkeypatch):
+    """The build shares the cores with decoding lanes: one lane's torch threads, the caller's count restored."""
+    from fiftyone_genre.config import FeaturesConfig
+    from fiftyone_genre.features import extractor
+
+    seen = []
+    build = extractor.build_visual_backbone
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(extractor, "build_visual_backbone", spy)
+    before = torch.get_num_threads()
+    cfg = FeaturesConfig(backbone="mobilenet_v3_small", weights="none", image_size=64, cnn_lanes=2)
+    ex = extractor.FeatureExtractor(cfg)
+    assert seen == [ex.cnn_lanes[1]] == [max(1, before // 2)]
+    assert torch.get_num_threads() == before

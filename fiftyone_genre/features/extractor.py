@@ -22,7 +22,7 @@ from fiftyone_genre.features.audio import MelWindows
 from fiftyone_genre.features.backbones import build_audio_cnn, build_visual_backbone, image_size_for
 from fiftyone_genre.features.cache import ClipFeatures
 from fiftyone_genre.features.decode import ClipStream, MediaError
-from fiftyone_genre.features.engine import resolve_engine
+from fiftyone_genre.features.engine import InferenceEngine, resolve_engine
 from fiftyone_genre.features.pipeline import (
     Chunk,
     DecodeMessage,
@@ -32,6 +32,7 @@ from fiftyone_genre.features.pipeline import (
     VideoFailed,
     VideoRecord,
     infer_in_batches,
+    torch_threads,
 )
 from fiftyone_genre.utils import shown
 
@@ -211,8 +212,15 @@ class FeatureExtractor:
         self.cnn_lanes = self.decoding.cnn_lanes
         #: layout/precision/compilation of both CNNs (``fiftyone_genre.features.engine``)
         self.engine = resolve_engine(config.engine, config.precision, self.device)
-        lane_threads = self.cnn_lanes[1]
-        self.visual = self.engine.wrap(build_visual_backbone(
+        # One lane's threads: the first videos may already decode on the other lanes' cores.
+        with torch_threads(self.cnn_lanes[1]):
+            self.visual, self.audio = self._build(config, self.cnn_lanes[1])
+        self.visual_dim = self.visual.dim
+        self.audio_dim = self.audio.dim
+
+    def _build(self, config: FeaturesConfig, lane_threads: int | None) -> tuple[InferenceEngine, InferenceEngine]:
+        """The visual and the audio CNN, each wrapped in the run's engine."""
+        visual = build_visual_backbone(
             config.backbone,
             weights=config.weights,
             mode=config.mode,
@@ -221,16 +229,16 @@ class FeatureExtractor:
             softmax_checkpoint=config.softmax_checkpoint,
             device=self.device,
             channels_last=self.engine.channels_last,
-        ), self.batch_size, lane_threads)
-        self.audio = self.engine.wrap(build_audio_cnn(
+        )
+        audio = build_audio_cnn(
             config.audio_backbone,
             weights=config.audio_weights,
             n_mels=config.n_mels,
             init_seed=config.init_seed,
             device=self.device,
-        ), self.batch_size, lane_threads)
-        self.visual_dim = self.visual.dim
-        self.audio_dim = self.audio.dim
+        )
+        return (self.engine.wrap(visual, self.batch_size, lane_threads),
+                self.engine.wrap(audio, self.batch_size, lane_threads))
 
     @property
     def decode_plan(self) -> DecodePlan:
