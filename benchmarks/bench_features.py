@@ -607,7 +607,7 @@ def _json_of(m: dict) -> dict:
     engines = [{k: v for k, v in r.items() if k != "choice"} for r in m["engines"]]
     return {**m["timings"], **row2, "decode_mpix_s": m["rates"], "paper_s": m["paper_s"], "rss_short": m["rss_short"],
             "rss_long": m["rss_long"], "peaks_gflops": m["peaks"], "flops_per_image": m["flops"], "engines": engines,
-            "small_run": {k: v for k, v in m["small"].items() if k != "best"}}
+            "small_run": {k: v for k, v in m["small"].items() if k not in ("best", "best_loaded")}}
 
 
 def main() -> int:
