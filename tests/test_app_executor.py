@@ -132,3 +132,12 @@ def test_app_stops_its_executor_and_fails_the_run_in_progress(plugins_dir, tmp_p
                 os.killpg(pid, signal.SIGKILL)
         if fo.dataset_exists(name):
             fo.delete_dataset(name)
+
+
+def test_only_batch_commands_exit_quickly():
+    """``app`` ends as usual (its session waits for the App server); the batch commands freeze and exit."""
+    from fiftyone_genre.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["app"]).quick_exit is False
+    assert getattr(parser.parse_args(["features", "--dataset", "d"]), "quick_exit", True) is True

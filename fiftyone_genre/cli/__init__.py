@@ -46,8 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    return _dispatch(build_parser().parse_args(argv))
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -58,8 +60,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """The ``fiftyone-genre`` program: :func:`main`, then a quick exit with its status."""
-    sys.exit(before_exit(main()))
+    """The ``fiftyone-genre`` program: the command, then a quick exit with its status.
+
+    A command that owns other processes until it ends (``app``: the App
+    server, its executor) sets ``quick_exit=False`` and ends as usual.
+    """
+    args = build_parser().parse_args()
+    status = _dispatch(args)
+    if getattr(args, "quick_exit", True):
+        before_exit(status)
+    sys.exit(status)
 
 
 def before_exit(status: int) -> int:

@@ -105,7 +105,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--no-executor", dest="executor", action="store_false",
         help="do not start an executor (one, e.g. `fiftyone delegated launch`, already runs elsewhere)",
     )
-    a.set_defaults(func=cmd_app)
+    # no quick exit: a collection at the end would finalise the App session, which waits for its server
+    a.set_defaults(func=cmd_app, quick_exit=False)
 
 
 def _exit_on(signum, frame) -> None:
