@@ -63,6 +63,47 @@ def plugins_dir(tmp_path) -> Path:
     return root
 
 
+#: A ``sitecustomize`` that holds FiftyOne's probe for a running App server (inside its
+#: bare ``except:``) for a while and says so, so a test can press Ctrl-C just then.
+SLOW_SERVER_PROBE = '''
+import importlib.abc
+import importlib.machinery
+import sys
+import time
+
+
+def _hold_the_probe(service):
+    real_get = service.requests.get
+
+    def get(url, *args, **kwargs):
+        if url.endswith("/fiftyone"):
+            print("probing for an App server", file=sys.stderr, flush=True)
+            time.sleep(8)
+        return real_get(url, *args, **kwargs)
+
+    service.requests.get = get
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "fiftyone.core.service":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        run_module = spec.loader.exec_module
+
+        def exec_module(module):
+            run_module(module)
+            _hold_the_probe(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+sys.meta_path.insert(0, _AfterImport())
+'''
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -76,6 +117,14 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return not re.search(r"^State:\s+Z", state, re.M)
+
+
+def _wait_exit(app: subprocess.Popen, log_path: Path, timeout: float) -> None:
+    """The App process ends within ``timeout`` s; else the failure shows what it printed."""
+    try:
+        app.wait(timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the App did not exit within {timeout:.0f}s; it printed:\n{log_path.read_text()[-3000:]}") from None
 
 
 def _wait(predicate, timeout: float, what: str):
@@ -119,13 +168,52 @@ def test_app_stops_its_executor_and_fails_the_run_in_progress(plugins_dir, tmp_p
             app.send_signal(signal.SIGKILL)
         else:  # what a terminal sends on Ctrl-C: SIGINT to its foreground process group
             os.killpg(app.pid, signal.SIGINT)
-        app.wait(30)
+        _wait_exit(app, log_path, 30)
         _wait(lambda: not _alive(executor_pid), 20, "the executor to stop with the App")
         run = _wait(lambda: (r := service.get(run_id)).run_state != "running" and r, 20, "the run to be closed")
         sig = "SIGTERM"  # the App stops its executor with SIGTERM, whatever stopped the App
         assert run.run_state == "failed"
         assert run.result.error == f"Stopped: the App closed while this ran ({sig}). Schedule it again."
         assert app.returncode == {"SIGTERM": 143, "Ctrl-C": 130, "SIGKILL": -9}[stop], app.returncode
+    finally:
+        for pid in (app.pid, executor_pid):
+            if pid and _alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+        if fo.dataset_exists(name):
+            fo.delete_dataset(name)
+
+
+def test_ctrl_c_while_the_app_starts_stops_it(plugins_dir, tmp_path, monkeypatch):
+    """FiftyOne swallows a KeyboardInterrupt while it probes for an App server; the command still ends.
+
+    Before ``StopSignals`` this Ctrl-C was lost and the App then ran for ever
+    (seen in the full suite, where the App starts slowly).
+    """
+    import fiftyone as fo
+
+    name = f"exec-{uuid.uuid4().hex[:8]}"
+    fo.Dataset(name, persistent=True)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SLOW_SERVER_PROBE)
+    pythonpath = f"{site}:{REPO}:{os.environ.get('PYTHONPATH', '')}"
+    env = {**os.environ, "FIFTYONE_PLUGINS_DIR": str(plugins_dir), "PYTHONPATH": pythonpath}
+    log_path = tmp_path / "app.log"
+    with open(log_path, "w") as log:
+        app = subprocess.Popen(
+            [sys.executable, "-m", "fiftyone_genre.cli", "app", "--dataset", name, "--port", str(_free_port())],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    executor_pid = None
+    try:
+        executor_pid = int(_wait(lambda: re.search(r"executor running \(pid (\d+)\)", log_path.read_text()), 120,
+                                 "the executor").group(1))
+        _wait(lambda: "probing for an App server" in log_path.read_text(), 120, "FiftyOne's server probe")
+        time.sleep(1)
+        os.killpg(app.pid, signal.SIGINT)
+        _wait_exit(app, log_path, 30)
+        assert app.returncode == 130, log_path.read_text()[-3000:]
+        _wait(lambda: not _alive(executor_pid), 20, "the executor to stop with the App")
     finally:
         for pid in (app.pid, executor_pid):
             if pid and _alive(pid):

@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from fiftyone_genre.cli import load_dataset
@@ -109,14 +110,47 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.set_defaults(func=cmd_app, quick_exit=False)
 
 
-def _exit_on(signum, frame) -> None:
-    """SIGTERM / SIGHUP: unwind like Ctrl-C, so that ``cmd_app``'s ``finally`` stops the executor."""
-    raise SystemExit(128 + signum)
+class StopSignals:
+    """Ctrl-C, SIGTERM and SIGHUP for ``cmd_app``: each unwinds the command, and none is lost.
+
+    Why not ``session.wait``: FiftyOne probes for a running App server
+    inside a bare ``except:`` (``fiftyone/core/service.py``, ``ServerService.start``),
+    so a Ctrl-C that lands while the App starts was swallowed there and the
+    command then served the App for ever. The handler records the signal
+    before it raises, and ``wait`` raises it again once ``launch_app`` is back.
+    SIGTERM's and SIGHUP's default actions would skip ``finally``, which
+    stops the executor; here they raise ``SystemExit(128 + signum)``.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self._received = threading.Event()
+        self.signum: int | None = None
+
+    def install(self) -> StopSignals:
+        for sig in self.SIGNALS:
+            signal.signal(sig, self._on_signal)
+        return self
+
+    def _on_signal(self, signum: int, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+        self._received.set()
+        raise self._exception()
+
+    def _exception(self) -> BaseException:
+        return KeyboardInterrupt() if self.signum == signal.SIGINT else SystemExit(128 + self.signum)
+
+    def wait(self) -> None:
+        """Blocks until a stop signal arrives (or returns at once if one already did), then raises it."""
+        while not self._received.wait(1.0):
+            pass
+        raise self._exception()
 
 
 def cmd_app(args: argparse.Namespace) -> int:
-    for sig in (signal.SIGTERM, signal.SIGHUP):  # their default action would skip `finally`
-        signal.signal(sig, _exit_on)
+    stop = StopSignals().install()
     os.environ.update(DELEGATION_ENV)  # the App server subprocess inherits it
     import fiftyone as fo
 
@@ -127,9 +161,10 @@ def cmd_app(args: argparse.Namespace) -> int:
     if executor is not None:
         print(f"delegated operations: executor running (pid {executor.pid}); scheduled runs start there")
     try:
-        session = fo.launch_app(dataset, port=args.port, address=args.address, remote=True)
+        # held until the command ends: the App server stops when its session is collected
+        _session = fo.launch_app(dataset, port=args.port, address=args.address, remote=True)
         print(f"App: http://{args.address}:{args.port}/datasets/{dataset.name}", flush=True)
-        session.wait(-1)  # Ctrl-C: KeyboardInterrupt, SIGTERM: SystemExit; both pass `finally`
+        stop.wait()  # Ctrl-C: KeyboardInterrupt, SIGTERM/SIGHUP: SystemExit; both pass `finally`
     finally:
         if executor is not None:
             stop_process(executor)
