@@ -143,9 +143,12 @@ class StopSignals:
         return KeyboardInterrupt() if self.signum == signal.SIGINT else SystemExit(128 + self.signum)
 
     def wait(self) -> None:
-        """Blocks until a stop signal arrives (or returns at once if one already did), then raises it."""
-        while not self._received.wait(1.0):
-            pass
+        """Blocks until a stop signal arrives, then raises it; raises at once if one already came.
+
+        The handler raises inside this wait (a lock wait is interruptible on
+        POSIX); the last line is for a signal that arrived, and was swallowed, earlier.
+        """
+        self._received.wait()
         raise self._exception()
 
 
