@@ -11,6 +11,7 @@ handler in the App: the kernel's parent-death signal stops the executor.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -19,6 +20,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -119,12 +122,50 @@ def _alive(pid: int) -> bool:
     return not re.search(r"^State:\s+Z", state, re.M)
 
 
-def _wait_exit(app: subprocess.Popen, log_path: Path, timeout: float) -> None:
-    """The App process ends within ``timeout`` s; else the failure shows what it printed."""
+@dataclass
+class _App:
+    """A ``fiftyone-genre app`` process started by ``_running_app``, its output file and its executor."""
+
+    proc: subprocess.Popen
+    log_path: Path
+    executor_pid: int | None = None
+
+    def printed(self) -> str:
+        return self.log_path.read_text()[-3000:]
+
+    def wait_exit(self, timeout: float) -> None:
+        """The App process ends within ``timeout`` s; else the failure shows what it printed."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the App did not exit within {timeout:.0f}s; it printed:\n{self.printed()}") from None
+
+
+@contextlib.contextmanager
+def _running_app(name: str, plugins_dir: Path, tmp_path: Path, pythonpath: tuple[Path, ...] = ()) -> Iterator[_App]:
+    """``fiftyone-genre app`` on dataset ``name`` until its executor runs; afterwards both are
+    killed if still alive and the dataset is deleted."""
+    import fiftyone as fo
+
+    path = ":".join([*map(str, pythonpath), str(REPO), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "FIFTYONE_PLUGINS_DIR": str(plugins_dir), "PYTHONPATH": path}
+    log_path = tmp_path / "app.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fiftyone_genre.cli", "app", "--dataset", name, "--port", str(_free_port())],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    app = _App(proc, log_path)
     try:
-        app.wait(timeout)
-    except subprocess.TimeoutExpired:
-        raise AssertionError(f"the App did not exit within {timeout:.0f}s; it printed:\n{log_path.read_text()[-3000:]}") from None
+        found = _wait(lambda: re.search(r"executor running \(pid (\d+)\)", log_path.read_text()), 120, "the executor")
+        app.executor_pid = int(found.group(1))
+        yield app
+    finally:
+        for pid in (proc.pid, app.executor_pid):
+            if pid and _alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+        if fo.dataset_exists(name):
+            fo.delete_dataset(name)
 
 
 def _wait(predicate, timeout: float, what: str):
@@ -146,44 +187,28 @@ def test_app_stops_its_executor_and_fails_the_run_in_progress(plugins_dir, tmp_p
     name = f"exec-{uuid.uuid4().hex[:8]}"
     dataset = fo.Dataset(name, persistent=True)
     monkeypatch.setattr(fo.config, "plugins_dir", str(plugins_dir))
-    env = {**os.environ, "FIFTYONE_PLUGINS_DIR": str(plugins_dir), "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}"}
-    log_path = tmp_path / "app.log"
-    with open(log_path, "w") as log:
-        app = subprocess.Popen(
-            [sys.executable, "-m", "fiftyone_genre.cli", "app", "--dataset", name, "--port", str(_free_port())],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    executor_pid = None
-    try:
-        found = _wait(lambda: re.search(r"executor running \(pid (\d+)\)", log_path.read_text()), 120, "the executor")
-        executor_pid = int(found.group(1))
+    with _running_app(name, plugins_dir, tmp_path) as app:
         run_id = foo.execute_operator("@test/slow/slow", dict(dataset=dataset), request_delegation=True).result["id"]
         service = DelegatedOperationService()
         _wait(lambda: service.get(run_id).run_state == "running", 120, "the executor to start the run")
         time.sleep(2)  # the App may still be starting (its server takes up to a minute on a busy machine)
 
         if stop == "SIGTERM":
-            app.send_signal(signal.SIGTERM)
+            app.proc.send_signal(signal.SIGTERM)
         elif stop == "SIGKILL":  # no handler runs: the kernel's parent-death signal stops the executor
-            app.send_signal(signal.SIGKILL)
+            app.proc.send_signal(signal.SIGKILL)
         else:  # what a terminal sends on Ctrl-C: SIGINT to its foreground process group
-            os.killpg(app.pid, signal.SIGINT)
-        _wait_exit(app, log_path, 30)
-        _wait(lambda: not _alive(executor_pid), 20, "the executor to stop with the App")
+            os.killpg(app.proc.pid, signal.SIGINT)
+        app.wait_exit(30)
+        _wait(lambda: not _alive(app.executor_pid), 20, "the executor to stop with the App")
         run = _wait(lambda: (r := service.get(run_id)).run_state != "running" and r, 20, "the run to be closed")
         sig = "SIGTERM"  # the App stops its executor with SIGTERM, whatever stopped the App
         assert run.run_state == "failed"
         assert run.result.error == f"Stopped: the App closed while this ran ({sig}). Schedule it again."
-        assert app.returncode == {"SIGTERM": 143, "Ctrl-C": 130, "SIGKILL": -9}[stop], app.returncode
-    finally:
-        for pid in (app.pid, executor_pid):
-            if pid and _alive(pid):
-                os.killpg(pid, signal.SIGKILL)
-        if fo.dataset_exists(name):
-            fo.delete_dataset(name)
+        assert app.proc.returncode == {"SIGTERM": 143, "Ctrl-C": 130, "SIGKILL": -9}[stop], app.proc.returncode
 
 
-def test_ctrl_c_while_the_app_starts_stops_it(plugins_dir, tmp_path, monkeypatch):
+def test_ctrl_c_while_the_app_starts_stops_it(plugins_dir, tmp_path):
     """FiftyOne swallows a KeyboardInterrupt while it probes for an App server; the command still ends.
 
     Before ``StopSignals`` this Ctrl-C was lost and the App then ran for ever
@@ -196,31 +221,14 @@ def test_ctrl_c_while_the_app_starts_stops_it(plugins_dir, tmp_path, monkeypatch
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(SLOW_SERVER_PROBE)
-    pythonpath = f"{site}:{REPO}:{os.environ.get('PYTHONPATH', '')}"
-    env = {**os.environ, "FIFTYONE_PLUGINS_DIR": str(plugins_dir), "PYTHONPATH": pythonpath}
-    log_path = tmp_path / "app.log"
-    with open(log_path, "w") as log:
-        app = subprocess.Popen(
-            [sys.executable, "-m", "fiftyone_genre.cli", "app", "--dataset", name, "--port", str(_free_port())],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    executor_pid = None
-    try:
-        executor_pid = int(_wait(lambda: re.search(r"executor running \(pid (\d+)\)", log_path.read_text()), 120,
-                                 "the executor").group(1))
-        _wait(lambda: "probing for an App server" in log_path.read_text(), 120, "FiftyOne's server probe")
+    with _running_app(name, plugins_dir, tmp_path, pythonpath=(site,)) as app:
+        _wait(lambda: "probing for an App server" in app.log_path.read_text(), 120, "FiftyOne's server probe")
         time.sleep(1)
-        os.killpg(app.pid, signal.SIGINT)
+        os.killpg(app.proc.pid, signal.SIGINT)
         # the swallowed Ctrl-C is raised again once FiftyOne's start returns: its server gets up to 60 s
-        _wait_exit(app, log_path, 90)
-        assert app.returncode == 130, log_path.read_text()[-3000:]
-        _wait(lambda: not _alive(executor_pid), 20, "the executor to stop with the App")
-    finally:
-        for pid in (app.pid, executor_pid):
-            if pid and _alive(pid):
-                os.killpg(pid, signal.SIGKILL)
-        if fo.dataset_exists(name):
-            fo.delete_dataset(name)
+        app.wait_exit(90)
+        assert app.proc.returncode == 130, app.printed()
+        _wait(lambda: not _alive(app.executor_pid), 20, "the executor to stop with the App")
 
 
 def test_only_batch_commands_exit_quickly():
