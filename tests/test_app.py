@@ -843,11 +843,27 @@ def test_genre_panel_stays_true_through_relabel_and_undo(page, labels, app_data)
 
 
 def _switch_split(page, current: str, label: str) -> None:
-    """Pick another scope in the panel and wait until the panel shows it (its headline says which)."""
+    """Pick another scope in the panel and wait until the panel shows it (its headline says which).
+
+    The panel re-renders whenever its state arrives (several updates after
+    it opens or the data changes), and a re-render can replace the dropdown
+    between Playwright finding it and clicking it; on a busy machine that
+    went on for 30 s. A person whose click missed clicks again: so does this,
+    a few times, with the menu closed in between.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
-    page.locator("[role='combobox']").filter(has_text=current).first.click()
-    page.get_by_role("option", name=label).click()
+    for attempt in range(6):
+        try:
+            page.locator("[role='combobox']").filter(has_text=current).first.click(timeout=10_000)
+            page.get_by_role("option", name=label).click(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 5:
+                shot(page, f"switch_split_{label.split()[0]}_failed")
+                raise
+            page.keyboard.press("Escape")
     headline = "every split:" if label == "all splits" else f"the {label.split()[0]} split:"
     expect(page.get_by_text(headline, exact=False).first).to_be_visible(timeout=STEP_TIMEOUT_MS)
     page.wait_for_timeout(1000)  # the matrix redraws after the headline
@@ -863,12 +879,12 @@ def expect_run(page, pattern: str, shot_name: str, toast: str | None = None) -> 
     from playwright.sync_api import expect
 
     try:
-        wait_until(lambda: re.search(pattern, panel_runs(page)), 60, f"a run line matching {pattern!r}")
+        wait_until(lambda: re.search(pattern, panel_runs(page)), STEP_TIMEOUT_MS / 1000, f"a run line matching {pattern!r}")
         if toast:
             expect(page.locator("[role=alert]").filter(has_text=toast).first).to_be_visible(timeout=30_000)
-    except AssertionError:
+    except AssertionError as e:
         shot(page, shot_name + "_failed")
-        raise
+        raise AssertionError(f"{e}\nthe panel's runs list shows:\n{panel_runs(page)}") from None
     shot(page, shot_name)
 
 
