@@ -854,13 +854,14 @@ def _switch_split(page, current: str, label: str) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
-    for attempt in range(6):
+    tries = 6
+    for attempt in range(tries):
         try:
             page.locator("[role='combobox']").filter(has_text=current).first.click(timeout=10_000)
             page.get_by_role("option", name=label).click(timeout=10_000)
             break
         except PlaywrightTimeout:
-            if attempt == 5:
+            if attempt == tries - 1:
                 shot(page, f"switch_split_{label.split()[0]}_failed")
                 raise
             page.keyboard.press("Escape")
