@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_features.py            # ~5-8 min on 2 cores
     .venv/bin/python benchmarks/bench_features.py --quick    # smaller clips, for a smoke run
+    .venv/bin/python benchmarks/bench_features.py --small-only --no-compile  # row 6 alone, a few minutes
 
 Rows (each ratio compares two measurements taken in this run, on the same file):
 
@@ -339,8 +340,9 @@ def flops_per_image(name: str, size: int) -> float:
     return float(counter.get_total_flops())
 
 
-def engine_rows(name: str, size: int, batch: int, rounds: int, with_compile: bool) -> list[dict]:
-    """The visual CNN alone per engine: interleaved rounds of 3 batches each, median img/s."""
+def engine_rows(name: str, size: int, batch: int, rounds: int, with_compile: bool,
+                engines: list[tuple[str, str]] | None = None) -> list[dict]:
+    """The visual CNN alone per engine (``engines``, default all of row 5): interleaved rounds of 3 batches, median img/s."""
     import torch
 
     from fiftyone_genre.features.backbones import build_visual_backbone
@@ -348,7 +350,7 @@ def engine_rows(name: str, size: int, batch: int, rounds: int, with_compile: boo
 
     x = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8)
     rows = []
-    for engine, precision in ENGINE_ROWS if with_compile else ENGINE_ROWS[:-1]:
+    for engine, precision in engines or (ENGINE_ROWS if with_compile else ENGINE_ROWS[:-1]):
         choice = resolve_engine(engine, precision, "cpu")
         run = choice.wrap(build_visual_backbone(name, "none", image_size=size), batch)
         t = time.perf_counter()
@@ -441,6 +443,8 @@ def _parse_args() -> argparse.Namespace:
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "fiftyone_genre_bench"))
     ap.add_argument("--quick", action="store_true", help="short clips, fewer rounds, no compile (smoke run; ratios less stable)")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--small-only", action="store_true",
+                    help="rows 5a (and the default engine's), 6 and 6b alone: the small runs against row 2's end-to-end runs")
     ap.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.quick:
@@ -449,14 +453,19 @@ def _parse_args() -> argparse.Namespace:
     return args
 
 
-def _clips(args) -> tuple[list[Path], Path, Path]:
+def _row2_clips(args) -> list[Path]:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     print(f"generating clips in {work} ...", file=sys.stderr)
     size = tuple(int(v) for v in args.size.lower().split("x"))
+    return [write_long_video(work / f"clip{i}_{args.clip_s:g}s_{args.size}.mp4", args.clip_s, size=size, seed=i)
+            for i in range(max(1, args.row2_clips))]
+
+
+def _clips(args) -> tuple[list[Path], Path, Path]:
+    work = Path(args.workdir)
+    clips = _row2_clips(args)
     rss_size = tuple(int(v) for v in args.rss_size.lower().split("x"))
-    clips = [write_long_video(work / f"clip{i}_{args.clip_s:g}s_{args.size}.mp4", args.clip_s, size=size, seed=i)
-             for i in range(max(1, args.row2_clips))]
     return (
         clips,
         write_long_video(work / f"clip_{args.short_s:g}s_{args.rss_size}.mp4", args.short_s, size=rss_size),
@@ -500,6 +509,45 @@ def measure(args) -> dict:
     m["rss_long"] = measure_rss(long_, args.rss_backbone, args.rss_image_size)
     m["cfg"], m["ex"], m["clips"] = cfg, ex, clips
     return m
+
+
+def measure_small_only(args) -> dict:
+    """Row 6 (and 5a, its first reference) without the other rows: the small runs against row 2's clips."""
+    from fiftyone_genre.config import FeaturesConfig
+    from fiftyone_genre.features.backbones import image_size_for
+    from fiftyone_genre.features.cache import FeatureCache
+    from fiftyone_genre.features.decode import decode_all
+    from fiftyone_genre.features.extractor import FeatureExtractor
+
+    work = Path(args.workdir)
+    clips = _row2_clips(args)
+    args.image_size = image_size_for(args.backbone, args.image_size)
+    m = {"flops": flops_per_image(args.backbone, args.image_size),
+         "engines": engine_rows(args.backbone, args.image_size, args.batch_size, args.rounds, False,
+                                [ENGINE_ROWS[0], ("auto", "auto")])}
+    cfg = FeaturesConfig(backbone=args.backbone, weights="none", image_size=args.image_size, batch_size=args.batch_size)
+    ex = FeatureExtractor(cfg)
+    steps = [int(decode_all(c, fps=cfg.fps, image_size=ex.image_size).frames.shape[0]) for c in clips]
+    m["steps"], m["large_steps"] = steps[0], sum(steps)
+    cache_dir = work / "cache"
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    cache = FeatureCache(cache_dir, cfg)
+    end_to_end(ex, cache, clips)  # warm-up, as row 2 has
+    print("row 6: small runs through the CLI ...", file=sys.stderr)
+    m["small"] = small_run(args, ex, cfg, clips, cache)
+    m["cfg"], m["ex"], m["clips"] = cfg, ex, clips
+    return m
+
+
+def small_only_rows(m: dict) -> list[tuple]:
+    """Row 5a, the default engine's CNN alone, and rows 6/6b (row 2's end-to-end runs are row 6's reference)."""
+    from bench_small_run import small_rows
+
+    eager = m["engines"][0]
+    rows = [(f"5{'a' if i == 0 else ' default engine'} CNN alone, {r['engine']}",
+             f"{r['img_s']:.1f} img/s, {r['img_s'] * m['flops'] / 1e9:.0f} GFLOP/s", f"{r['img_s'] / eager['img_s']:.2f}x",
+             "(report)", None) for i, r in enumerate(m["engines"])]
+    return rows + small_rows(m["small"], m["large_steps"], eager["img_s"], m["small"]["engine"])
 
 
 def small_run(args, ex, cfg, clips: list[Path], cache) -> dict:
@@ -593,7 +641,7 @@ def print_table(m: dict, args, rows: list[tuple]) -> None:
         f"feature extraction benchmark: {args.backbone}@{args.image_size}px weights=none "
         f"({m['flops'] / 1e9:.1f} GFLOP/img), {cfg.fps:g} fps, mel {cfg.n_mels}x{cfg.audio_window_s:g}s, "
         f"batch {cfg.batch_size}, torch {torch.__version__} threads {torch.get_num_threads()}, "
-        f"{os.cpu_count()} cpu(s), load avg {os.getloadavg()[0]:.1f}; rows 0/5 median of {args.rounds} "
+        f"{len(os.sched_getaffinity(0))} cpu(s), load avg {os.getloadavg()[0]:.1f}; rows 0/5 median of {args.rounds} "
         f"interleaved rounds; extraction on {ex.device.type}: {_plan_text(ex.decode_plan, ex.cnn_lanes[0])}, engine {ex.engine}; "
         f"H.264 25 fps + AAC 44.1k stereo; rows 1/2/4: {args.size} {args.clip_s:g}s clip ({m['steps']} steps); "
         f"row 3: {args.rss_size}, CNN {args.rss_backbone}@{args.rss_image_size}px"
@@ -621,14 +669,19 @@ def main() -> int:
     if args.rss_child:
         rss_child(args.rss_child, args.backbone, args.image_size)
         return 0
-    m = measure(args)
-    rows = _machine_rows(m) + _pipeline_rows(m, args)
+    if args.small_only:
+        m = measure_small_only(args)
+        rows = small_only_rows(m)
+    else:
+        m = measure(args)
+        rows = _machine_rows(m) + _pipeline_rows(m, args)
     print_table(m, args, rows)
     from bench_small_run import breakdown_text
 
     print("\n" + breakdown_text(m["small"]))
     if args.json:
-        Path(args.json).write_text(json.dumps(_json_of(m), indent=2, default=str))
+        data = {"small_run": m["small"]} if args.small_only else _json_of(m)
+        Path(args.json).write_text(json.dumps(data, indent=2, default=str))
     return 0 if all(r[4] is not False for r in rows) else 1
 
 
