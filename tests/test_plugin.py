@@ -167,3 +167,61 @@ def test_tests_never_write_into_the_checkout():
     makefile = (REPO / "Makefile").read_text()
     test_target = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
     assert "screenshots" not in test_target
+
+
+class _PanelCtx:
+    """What the Genre panel reads of an execution context: the dataset, its panel state, the stores."""
+
+    class _Panel:
+        def __init__(self, state: dict):
+            self.id, self.state = "panel-1", state
+
+        def get_state(self, key):
+            return self.state.get(key)
+
+        def set_state(self, key, value):
+            self.state[key] = value
+
+        def set_data(self, key, value):
+            self.state[f"data:{key}"] = value
+
+    class _Store(dict):
+        def set(self, key, value):
+            self[key] = value
+
+        def set_cache(self, key, value, ttl=None):
+            self[key] = value
+
+    def __init__(self, dataset, state: dict, stores: dict):
+        self.dataset, self.panel, self._stores = dataset, self._Panel(state), stores
+
+    def store(self, name: str):
+        return self._stores.setdefault(name, self._Store())
+
+
+def test_the_panel_recomputes_once_for_a_burst_of_stale_events(dataset, monkeypatch):
+    import fiftyone as fo
+
+    import operators.panel as panel_mod
+    from fiftyone_genre import genres as g
+
+    dataset.add_samples([fo.Sample(filepath=f"/tmp/clip{i}.mp4", **{g.GENRE_FIELD: fo.Classification(label="Action")})
+                         for i in range(3)])
+    stores: dict = {}
+    stale = {"split": "all", "stamp": "before the data changed"}  # what every event of the burst carries
+    computed = []
+    real = panel_mod.GenrePanel._refresh
+    monkeypatch.setattr(panel_mod.GenrePanel, "_refresh", lambda self, ctx: (computed.append(1), real(self, ctx)))
+    panel = panel_mod.GenrePanel()
+    first = _PanelCtx(dataset, dict(stale), stores)
+    panel.on_change_view(first)
+    assert len(computed) == 1 and "3" in first.panel.state["summary"]
+    panel.on_change_view(_PanelCtx(dataset, dict(stale), stores))
+    panel.tick(_PanelCtx(dataset, dict(stale), stores))
+    assert len(computed) == 1  # the rest of the burst: the same data was just computed
+    other_scope = _PanelCtx(dataset, {**stale, "split": "test"}, stores)
+    panel.on_change_view(other_scope)
+    assert len(computed) == 2  # another scope is not the same computation
+    monkeypatch.setattr(panel_mod, "BURST_S", 0.0)
+    panel.on_change_view(_PanelCtx(dataset, dict(stale), stores))
+    assert len(computed) == 3  # after the burst a stale stamp recomputes, as before
