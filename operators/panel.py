@@ -23,7 +23,6 @@ panel keeps no state of its own beyond what to display.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import fiftyone.operators as foo
@@ -50,12 +49,6 @@ ACTIVE_INTERVAL_MS = 1500
 IDLE_INTERVAL_MS = 4000
 #: The line under the matrix before any cell is clicked.
 CLICK_HINT = "Click a cell to show those clips in the grid."
-#: ``ctx.store`` where each open panel notes the data it last computed, and when.
-REFRESH_STORE = "genre_panel_refresh"
-#: After a data change the App sends the timer tick and several ``on_change_view``
-#: events within a fraction of a second, each carrying the panel state from before
-#: the first recompute landed: all but the first are skipped within this window.
-BURST_S = 2.0
 
 __all__ = [
     "GenrePanel", "accuracy", "accuracy_by_split", "confusion_counts", "label_counts", "ordered_labels",
@@ -145,29 +138,6 @@ def data_stamp(dataset) -> str:
     n = len(dataset)
     newest = dataset.max("last_modified_at") if n else None
     return f"{n}|{newest}|{dataset.last_modified_at}"
-
-
-def _refresh_key(ctx) -> str:
-    return f"{ctx.panel.id}:{ctx.dataset.name}"
-
-
-def note_computed(ctx, stamp: str, split: str) -> None:
-    """Remember on the server that this panel computed ``stamp`` for ``split``, and when."""
-    # a cache entry: FiftyOne removes it after a minute, so closed panels leave nothing behind
-    ctx.store(REFRESH_STORE).set_cache(_refresh_key(ctx), {"stamp": stamp, "split": split, "at": time.time()}, ttl=60)
-
-
-def just_computed(ctx, stamp: str) -> bool:
-    """Whether this panel computed ``stamp`` for its scope less than :data:`BURST_S` ago.
-
-    Kept in the execution store, not in panel state, because the events of a
-    burst carry a copy of the state taken before the first recompute. Only a
-    burst is skipped: a later event recomputes as before, so a panel whose
-    update was lost on the way to the browser heals at the next tick.
-    """
-    seen = ctx.store(REFRESH_STORE).get(_refresh_key(ctx)) or {}
-    same = seen.get("stamp") == stamp and seen.get("split") == (ctx.panel.get_state("split") or "all")
-    return same and 0 <= time.time() - float(seen.get("at", 0)) < BURST_S
 
 
 def counts_markdown(truth: dict[str, int], pred: dict[str, int]) -> str:
@@ -300,10 +270,7 @@ class GenrePanel(foo.Panel):
     # computing ----------------------------------------------------------------
 
     def _refresh_if_changed(self, ctx) -> None:
-        if ctx.dataset is None:
-            return
-        stamp = data_stamp(ctx.dataset)
-        if stamp != ctx.panel.get_state("stamp") and not just_computed(ctx, stamp):
+        if ctx.dataset is not None and data_stamp(ctx.dataset) != ctx.panel.get_state("stamp"):
             self._refresh(ctx)
 
     def _refresh(self, ctx) -> None:
@@ -313,9 +280,8 @@ class GenrePanel(foo.Panel):
             ctx.panel.set_state("summary", "_Open a dataset to see its genres._")
             ctx.panel.set_state("has_matrix", False)
             return
-        stamp, split = data_stamp(dataset), ctx.panel.get_state("split") or "all"
-        ctx.panel.set_state("stamp", stamp)
-        note_computed(ctx, stamp, split)
+        ctx.panel.set_state("stamp", data_stamp(dataset))
+        split = ctx.panel.get_state("split") or "all"
         scope = restrict_split(dataset, split)
         labels, matrix = confusion_counts(scope)
         ctx.panel.set_state("summary", scope_markdown(dataset.name, split, len(scope), matrix))
