@@ -32,7 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-SECONDS, FPS, SIZE = 7.0, 25.0, (320, 240)
+from gpu_check import Plan, write_clips  # noqa: E402 - after the path set-up above
+
+#: Clips as gpu_check writes them (its Plan's clip settings).
+SECONDS, FPS, SIZE = Plan.seconds, Plan.fps, Plan().size
 
 
 def _sample(path: str) -> int:
@@ -82,16 +85,6 @@ def extraction_rate(paths: list[str], device: str, workers: int, switch_s: float
     return len(paths) * SECONDS * FPS / dt, clock.seconds / dt
 
 
-def write_clips(root: Path, n: int) -> list[str]:
-    from gpu_check import _write_one
-
-    from fiftyone_genre.genres import GENRES
-
-    jobs = [(str(root / f"clip_{i:04d}.mp4"), GENRES[i % len(GENRES)], SECONDS, FPS, SIZE, i) for i in range(n)]
-    with ProcessPoolExecutor(os.cpu_count()) as pool:
-        return list(pool.map(_write_one, jobs, chunksize=4))
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="CPU, 4 clips, 1-2 workers: checks the script, measures nothing")
@@ -107,7 +100,8 @@ def main() -> int:
     cores = len(os.sched_getaffinity(0))
     counts = [1, 2] if args.smoke else sorted({1, 4, 8, max(1, cores - 2)})
     with tempfile.TemporaryDirectory(prefix="genre_gpu_decode_") as work:
-        paths = write_clips(Path(work), 4 if args.smoke else args.clips)
+        plan = Plan(clips=4 if args.smoke else args.clips, seconds=SECONDS, fps=FPS, size=SIZE)
+        paths = [path for path, _ in write_clips(plan, Path(work))]
         rows = [] if args.no_sampler else [
             (f"sampler, {n} {kind if n == 1 else kind + 'es' if kind == 'process' else kind + 's'}",
              f"{sampler_rate(paths, n, kind == 'process'):,.0f} frames/s")

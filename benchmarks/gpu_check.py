@@ -64,10 +64,8 @@ def _write_one(job: tuple[str, str, float, float, tuple[int, int], int]) -> str:
     return path
 
 
-def build_dataset(plan: Plan, root: Path, name: str):
-    """Synthetic clips (written over all cores) in a dataset with genre labels and an 80/10/10 split."""
-    import fiftyone as fo
-
+def write_clips(plan: Plan, root: Path) -> list[tuple[str, str]]:
+    """``plan.clips`` synthetic clips of the six genres in turn, written over all cores: ``(path, genre)``."""
     from fiftyone_genre import genres as g
 
     jobs = [(str(root / f"clip_{i:05d}.mp4"), g.GENRES[i % len(g.GENRES)], plan.seconds, plan.fps, plan.size, i)
@@ -77,11 +75,20 @@ def build_dataset(plan: Plan, root: Path, name: str):
     else:
         with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
             paths = list(pool.map(_write_one, jobs, chunksize=8))
+    return [(path, job[1]) for path, job in zip(paths, jobs)]
+
+
+def build_dataset(plan: Plan, root: Path, name: str):
+    """Synthetic clips (:func:`write_clips`) in a dataset with genre labels and an 80/10/10 split."""
+    import fiftyone as fo
+
+    from fiftyone_genre import genres as g
+
     ds = fo.Dataset(name, overwrite=True)
     splits = ["train"] * 8 + ["val", "test"]
     ds.add_samples([
         fo.Sample(filepath=p, **{g.GENRE_FIELD: fo.Classification(label=genre), g.SPLIT_FIELD: splits[i % 10]})
-        for i, (p, (_, genre, *_)) in enumerate(zip(paths, jobs))
+        for i, (p, genre) in enumerate(write_clips(plan, root))
     ])
     return ds
 
